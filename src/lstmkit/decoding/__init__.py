@@ -1,0 +1,1 @@
+"""decoding (see DESIGN.md section 1)."""

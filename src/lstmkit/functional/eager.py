@@ -1,0 +1,63 @@
+"""Eager autograd implementations of the same equations, written as plainly as possible.
+
+They are the oracle for the hand-derived backward passes (hand BPTT == autograd of this
+forward) and the "eager-autograd implementation of the same variant" that benchmarks compare
+against. Same arguments and returns as the reference sequence functions.
+
+Symbols: T time, B batch, I input, H hidden, P output width.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ._common import LN_EPS
+from .lstm import LSTMParams, Masks, is_coupled
+
+
+def _ln(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    return F.layer_norm(x, x.shape[-1:], w, b, LN_EPS)
+
+
+def _blend(new: Tensor, prev: Tensor, keep: Tensor | None) -> Tensor:
+    return new if keep is None else keep * prev + (1 - keep) * new
+
+
+def lstm_eager(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, masks: Masks = Masks()):
+    """x: (T, B, I) -> (y (T, B, P), h_n, c_n), differentiated by autograd."""
+    H = c0.shape[-1]
+    coupled = is_coupled(p)
+    h, c, ys = h0, c0, []
+    for t in range(x.shape[0]):
+        xp = x[t] @ p.w_ih.t()
+        hp = (h if masks.rec is None else h * masks.rec) @ p.w_hh.t()
+        if p.ln_ih_w is not None:
+            xp, hp = _ln(xp, p.ln_ih_w, p.ln_ih_b), _ln(hp, p.ln_hh_w, p.ln_hh_b)
+        a = xp + hp
+        if p.b_ih is not None:
+            a = a + p.b_ih + p.b_hh
+        if coupled:
+            a_i, a_g, a_o = a.split(H, dim=1)
+        else:
+            a_i, a_f, a_g, a_o = a.split(H, dim=1)
+        if p.w_ci is not None:
+            a_i = a_i + p.w_ci * c
+            if not coupled:
+                a_f = a_f + p.w_cf * c
+        i = torch.sigmoid(a_i)
+        f = 1 - i if coupled else torch.sigmoid(a_f)
+        g = torch.tanh(a_g)
+        c_new = f * c + i * g
+        if p.w_co is not None:
+            a_o = a_o + p.w_co * c_new
+        o = torch.sigmoid(a_o)
+        cn = c_new if p.ln_c_w is None else _ln(c_new, p.ln_c_w, p.ln_c_b)
+        h_new = o * torch.tanh(cn)
+        if p.w_hr is not None:
+            h_new = h_new @ p.w_hr.t()
+        c = _blend(c_new, c, None if masks.keep_c is None else masks.keep_c[t])
+        h = _blend(h_new, h, None if masks.keep_h is None else masks.keep_h[t])
+        ys.append(h if masks.out is None else h * masks.out[t])
+    return torch.stack(ys), h, c

@@ -1,0 +1,316 @@
+"""The LSTM family from its equations: step forward, hand-derived step backward, BPTT.
+
+Symbols: T time, B batch, I input, H hidden (cell), P output width (proj_size, or H),
+G gate rows (4H: i, f, g, o; 3H when coupled: i, g, o).
+
+Step forward (all options; a flag that is off drops its term)::
+
+    a   = LN_ih(x W_ih^T) + LN_hh((h_prev * r) W_hh^T) + b_ih + b_hh     (B, G)
+    i   = sigmoid(a_i + w_ci * c_prev)
+    f   = sigmoid(a_f + w_cf * c_prev)          or  1 - i  when coupled (CIFG)
+    g   = tanh(a_g)
+    c   = f * c_prev + i * g
+    o   = sigmoid(a_o + w_co * c)
+    m   = o * tanh(LN_c(c))
+    h   = m W_hr^T                              (projection; h = m without it)
+
+``r`` is the recurrent-dropout mask (one per sequence). The sequence loop then blends the new
+state with the old one, ``state = keep * state_prev + (1 - keep) * state_new``, which is
+zoneout in training (keep ~ Bernoulli(p)), its expectation at eval (keep = p), and a padded
+step of a shorter sequence (keep = 1). Outputs at padded steps are zero (``out_mask``).
+
+The forward precomputes ``x W_ih^T`` for all steps in one GEMM and stores only what the
+backward needs (gate activations, cell states, tanh of the cell, layer-norm statistics).
+The backward walks time in reverse and takes every weight gradient with one GEMM (or one
+reduction) over all steps after the loop.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from ._common import keep_blend, layer_norm, layer_norm_backward, sum_bt
+
+
+class LSTMParams(NamedTuple):
+    """One layer-direction's parameters. Optional entries are None when their flag is off."""
+
+    w_ih: Tensor  # (G, I)
+    w_hh: Tensor  # (G, P)
+    b_ih: Tensor | None = None  # (G,)
+    b_hh: Tensor | None = None  # (G,)
+    w_hr: Tensor | None = None  # (P, H)       proj_size
+    w_ci: Tensor | None = None  # (H,)         peephole
+    w_cf: Tensor | None = None  # (H,)         peephole (absent when coupled)
+    w_co: Tensor | None = None  # (H,)         peephole
+    ln_ih_w: Tensor | None = None  # (G,)      layer_norm
+    ln_ih_b: Tensor | None = None
+    ln_hh_w: Tensor | None = None
+    ln_hh_b: Tensor | None = None
+    ln_c_w: Tensor | None = None  # (H,)
+    ln_c_b: Tensor | None = None
+
+
+class LSTMStepCache(NamedTuple):
+    """What one step's backward needs."""
+
+    act: Tensor  # (B, G) gate activations i, f, g, o (coupled: i, g, o)
+    c_new: Tensor  # (B, H) cell before the keep blend
+    tc: Tensor  # (B, H) tanh(LN_c(c_new))
+    hh_hat: Tensor | None  # (B, G) normalised recurrent projection (layer_norm)
+    hh_rstd: Tensor | None  # (B, 1)
+    c_hat: Tensor | None  # (B, H) normalised cell (layer_norm)
+    c_rstd: Tensor | None  # (B, 1)
+
+
+def is_coupled(p: LSTMParams) -> bool:
+    """CIFG has three gate blocks (i, g, o) instead of four: read it off the shapes."""
+    H = p.w_hh.shape[1] if p.w_hr is None else p.w_hr.shape[1]
+    return p.w_hh.shape[0] == 3 * H
+
+
+def input_projection(x: Tensor, p: LSTMParams) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """``LN_ih(x W_ih^T) + b_ih + b_hh`` for every step at once: one GEMM. x: (..., I) -> (..., G)."""
+    xp = x @ p.w_ih.t()
+    x_hat = x_rstd = None
+    if p.ln_ih_w is not None:
+        xp, x_hat, x_rstd = layer_norm(xp, p.ln_ih_w, p.ln_ih_b)
+    if p.b_ih is not None:
+        xp = xp + (p.b_ih + p.b_hh)
+    return xp, x_hat, x_rstd
+
+
+def lstm_step_forward(
+    xg: Tensor, h_prev: Tensor, c_prev: Tensor, p: LSTMParams, rec_mask: Tensor | None = None
+) -> tuple[Tensor, Tensor, LSTMStepCache]:
+    """One step. xg: (B, G) from ``input_projection``; h_prev: (B, P); c_prev: (B, H)."""
+    H = c_prev.shape[-1]
+    coupled = is_coupled(p)
+    hr = h_prev if rec_mask is None else h_prev * rec_mask  # recurrent dropout
+    hh = hr @ p.w_hh.t()  # (B, G)
+    hh_hat = hh_rstd = None
+    if p.ln_hh_w is not None:
+        hh, hh_hat, hh_rstd = layer_norm(hh, p.ln_hh_w, p.ln_hh_b)
+    a = xg + hh  # (B, G) gate pre-activations
+    if p.w_ci is not None:  # peepholes into i and f look at c_prev
+        a[:, :H] += p.w_ci * c_prev
+        if not coupled:
+            a[:, H : 2 * H] += p.w_cf * c_prev
+    act = torch.sigmoid(a)  # i, f, o (g is overwritten below)
+    gs = slice(H, 2 * H) if coupled else slice(2 * H, 3 * H)
+    act[:, gs] = torch.tanh(a[:, gs])
+    i, g = act[:, :H], act[:, gs]
+    f = 1.0 - i if coupled else act[:, H : 2 * H]
+    c_new = torch.addcmul(f * c_prev, i, g)  # c = f * c_prev + i * g
+    if p.w_co is not None:  # the output peephole looks at the new cell
+        act[:, -H:] = torch.sigmoid(a[:, -H:] + p.w_co * c_new)
+    o = act[:, -H:]
+    c_hat = c_rstd = None
+    cn = c_new
+    if p.ln_c_w is not None:
+        cn, c_hat, c_rstd = layer_norm(c_new, p.ln_c_w, p.ln_c_b)
+    tc = torch.tanh(cn)
+    h_new = o * tc  # (B, H)
+    if p.w_hr is not None:
+        h_new = h_new @ p.w_hr.t()  # (B, P)
+    return h_new, c_new, LSTMStepCache(act, c_new, tc, hh_hat, hh_rstd, c_hat, c_rstd)
+
+
+class LSTMStepGrads(NamedTuple):
+    da: Tensor  # (B, G) d loss / d gate pre-activations (= d xg)
+    dhh: Tensor  # (B, G) d loss / d (hr W_hh^T), before layer norm
+    dh_prev: Tensor  # (B, P)
+    dc_prev: Tensor  # (B, H)
+    dcn: Tensor | None  # (B, H) d loss / d LN_c output (for the LN_c parameters)
+
+
+def lstm_step_backward(
+    dh: Tensor,
+    dc: Tensor,
+    c_prev: Tensor,
+    cache: LSTMStepCache,
+    p: LSTMParams,
+    rec_mask: Tensor | None = None,
+) -> LSTMStepGrads:
+    """Backward of ``lstm_step_forward``. dh: d loss/d h_new (B, P); dc: d loss/d c_new (B, H)."""
+    H = c_prev.shape[-1]
+    coupled = is_coupled(p)
+    act, c_new, tc = cache.act, cache.c_new, cache.tc
+    gs = slice(H, 2 * H) if coupled else slice(2 * H, 3 * H)
+    i, g, o = act[:, :H], act[:, gs], act[:, -H:]
+    dm = dh if p.w_hr is None else dh @ p.w_hr  # backprop through the projection
+    do = dm * tc  # h = o * tanh(cn)
+    dcn = dm * o * (1.0 - tc * tc)  # backprop through tanh
+    if p.ln_c_w is not None:
+        dc = dc + layer_norm_backward(dcn, cache.c_hat, cache.c_rstd, p.ln_c_w)
+    else:
+        dc = dc + dcn
+    da = torch.empty_like(act)
+    da_o = da[:, -H:]
+    torch.mul(do, o * (1.0 - o), out=da_o)  # backprop through sigmoid
+    if p.w_co is not None:
+        dc = dc + da_o * p.w_co  # o saw c_new through its peephole
+    # c = f * c_prev + i * g
+    di = dc * g
+    torch.mul(dc * i, 1.0 - g * g, out=da[:, gs])  # dg, through tanh
+    if coupled:
+        f = 1.0 - i
+        di = di - dc * c_prev  # f = 1 - i
+    else:
+        f = act[:, H : 2 * H]
+        torch.mul(dc * c_prev, f * (1.0 - f), out=da[:, H : 2 * H])  # df, through sigmoid
+    dc_prev = dc * f
+    da_i = da[:, :H]
+    torch.mul(di, i * (1.0 - i), out=da_i)  # through sigmoid
+    if p.w_ci is not None:  # i and f saw c_prev through their peepholes
+        dc_prev = dc_prev + da_i * p.w_ci
+        if not coupled:
+            dc_prev = dc_prev + da[:, H : 2 * H] * p.w_cf
+    dhh = da
+    if p.ln_hh_w is not None:
+        dhh = layer_norm_backward(da, cache.hh_hat, cache.hh_rstd, p.ln_hh_w)
+    dh_prev = dhh @ p.w_hh  # (B, P)
+    if rec_mask is not None:
+        dh_prev = dh_prev * rec_mask
+    return LSTMStepGrads(da, dhh, dh_prev, dc_prev, dcn if p.ln_c_w is not None else None)
+
+
+class Masks(NamedTuple):
+    """Per-call masks, all optional. Built by the runner (nn/), never by convention here."""
+
+    rec: Tensor | None = None  # (B, P)      recurrent dropout, scaled, one per sequence
+    keep_c: Tensor | None = None  # (T, B, H|1) keep-previous weights for c (zoneout, lengths)
+    keep_h: Tensor | None = None  # (T, B, P|1) keep-previous weights for h
+    out: Tensor | None = None  # (T, B, 1)   1 at valid steps, 0 at padding
+
+
+def lstm_sequence_forward(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, masks: Masks):
+    """Run T steps. x: (T, B, I); h0: (B, P); c0: (B, H). Returns (y, h_n, c_n, saved)."""
+    T, B = x.shape[0], x.shape[1]
+    H, P = c0.shape[-1], h0.shape[-1]
+    xg, x_hat, x_rstd = input_projection(x, p)  # (T, B, G), one GEMM
+    G = xg.shape[-1]
+    h_all = x.new_empty(T + 1, B, P)  # carried h, h_all[0] = h0
+    c_all = x.new_empty(T + 1, B, H)  # carried c
+    h_all[0], c_all[0] = h0, c0
+    act = x.new_empty(T, B, G)
+    tc = x.new_empty(T, B, H)
+    blended = masks.keep_c is not None
+    c_new = x.new_empty(T, B, H) if blended else c_all[1:]
+    ln = p.ln_hh_w is not None
+    hh_hat = x.new_empty(T, B, G) if ln else None
+    hh_rstd = x.new_empty(T, B, 1) if ln else None
+    c_hat = x.new_empty(T, B, H) if ln else None
+    c_rstd = x.new_empty(T, B, 1) if ln else None
+    for t in range(T):
+        h, c, cache = lstm_step_forward(xg[t], h_all[t], c_all[t], p, masks.rec)
+        act[t], tc[t] = cache.act, cache.tc
+        if blended:
+            c_new[t] = c
+            c = keep_blend(c, c_all[t], masks.keep_c[t])
+        if masks.keep_h is not None:
+            h = keep_blend(h, h_all[t], masks.keep_h[t])
+        h_all[t + 1], c_all[t + 1] = h, c
+        if ln:
+            hh_hat[t], hh_rstd[t], c_hat[t], c_rstd[t] = (
+                cache.hh_hat, cache.hh_rstd, cache.c_hat, cache.c_rstd
+            )
+    y = h_all[1:] * masks.out if masks.out is not None else h_all[1:].clone()
+    saved = (x, h_all, c_all, act, tc, c_new, x_hat, x_rstd, hh_hat, hh_rstd, c_hat, c_rstd)
+    return y, h_all[T].clone(), c_all[T].clone(), saved
+
+
+def lstm_sequence_backward(dy, dh_n, dc_n, saved, p: LSTMParams, masks: Masks):
+    """BPTT. Returns (dx, dh0, dc0, LSTMParams of gradients)."""
+    x, h_all, c_all, act, tc, c_new, x_hat, x_rstd, hh_hat, hh_rstd, c_hat, c_rstd = saved
+    T, B = x.shape[0], x.shape[1]
+    H, P = c_all.shape[-1], h_all.shape[-1]
+    ln = p.ln_hh_w is not None
+    dh = dh_n.clone() if dh_n is not None else x.new_zeros(B, P)
+    dc = dc_n.clone() if dc_n is not None else x.new_zeros(B, H)
+    da_all = torch.empty_like(act)  # (T, B, G)
+    dhh_all = torch.empty_like(act) if ln else da_all
+    dh_new_all = x.new_empty(T, B, P) if p.w_hr is not None else None
+    dcn_all = x.new_empty(T, B, H) if ln else None
+    kc, kh = masks.keep_c, masks.keep_h
+    for t in reversed(range(T)):
+        if dy is not None:
+            dh = dh + (dy[t] * masks.out[t] if masks.out is not None else dy[t])
+        # state = keep * prev + (1 - keep) * new
+        dh_new = dh if kh is None else dh * (1.0 - kh[t])
+        dc_new = dc if kc is None else dc * (1.0 - kc[t])
+        cache = LSTMStepCache(
+            act[t], c_new[t], tc[t],
+            hh_hat[t] if ln else None, hh_rstd[t] if ln else None,
+            c_hat[t] if ln else None, c_rstd[t] if ln else None,
+        )
+        g = lstm_step_backward(dh_new, dc_new, c_all[t], cache, p, masks.rec)
+        da_all[t] = g.da
+        if ln:
+            dhh_all[t], dcn_all[t] = g.dhh, g.dcn
+        if dh_new_all is not None:
+            dh_new_all[t] = dh_new
+        dh = g.dh_prev if kh is None else g.dh_prev + dh * kh[t]
+        dc = g.dc_prev if kc is None else g.dc_prev + dc * kc[t]
+
+    # weight gradients: one GEMM / reduction over all T*B rows
+    G, I = act.shape[-1], x.shape[-1]
+    hr_all = h_all[:-1] if masks.rec is None else h_all[:-1] * masks.rec
+    dw_hh = dhh_all.reshape(-1, G).t() @ hr_all.reshape(-1, P)
+    dxp = da_all if p.ln_ih_w is None else layer_norm_backward(da_all, x_hat, x_rstd, p.ln_ih_w)
+    dw_ih = dxp.reshape(-1, G).t() @ x.reshape(-1, I)
+    dx = dxp @ p.w_ih  # (T, B, I)
+    db = sum_bt(da_all) if p.b_ih is not None else None
+    grads = dict(w_ih=dw_ih, w_hh=dw_hh, b_ih=db, b_hh=db)
+    if p.w_hr is not None:
+        m_all = act[..., -H:] * tc  # (T, B, H) pre-projection output
+        grads["w_hr"] = dh_new_all.reshape(-1, P).t() @ m_all.reshape(-1, H)
+    if p.w_ci is not None:
+        grads["w_ci"] = sum_bt(da_all[..., :H] * c_all[:-1])
+        if p.w_cf is not None:
+            grads["w_cf"] = sum_bt(da_all[..., H : 2 * H] * c_all[:-1])
+        grads["w_co"] = sum_bt(da_all[..., -H:] * c_new)
+    if ln:
+        grads.update(
+            ln_ih_w=sum_bt(da_all * x_hat), ln_ih_b=sum_bt(da_all),
+            ln_hh_w=sum_bt(da_all * hh_hat), ln_hh_b=sum_bt(da_all),
+            ln_c_w=sum_bt(dcn_all * c_hat), ln_c_b=sum_bt(dcn_all),
+        )
+    return dx, dh, dc, LSTMParams(**grads)
+
+
+class LSTMFunction(torch.autograd.Function):
+    """autograd.Function joining the sequence forward and the hand BPTT.
+
+    ``apply(x, h0, c0, rec, keep_c, keep_h, out, *params)`` with params in ``LSTMParams`` order.
+    """
+
+    @staticmethod
+    def forward(ctx, x, h0, c0, rec, keep_c, keep_h, out, *params):
+        p, masks = LSTMParams(*params), Masks(rec, keep_c, keep_h, out)
+        y, h_n, c_n, saved = lstm_sequence_forward(x, h0, c0, p, masks)
+        ctx.save_for_backward(*saved, *masks, *params)
+        ctx.n_saved = len(saved)
+        return y, h_n, c_n
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy, dh_n, dc_n):
+        tensors = ctx.saved_tensors
+        n = ctx.n_saved
+        saved, masks, params = tensors[:n], Masks(*tensors[n : n + 4]), tensors[n + 4 :]
+        p = LSTMParams(*params)
+        dx, dh0, dc0, gp = lstm_sequence_backward(dy, dh_n, dc_n, saved, p, masks)
+        needs = ctx.needs_input_grad
+        dparams = [gp[k] if needs[7 + k] else None for k in range(len(params))]
+        return (dx if needs[0] else None, dh0 if needs[1] else None, dc0 if needs[2] else None,
+                None, None, None, None, *dparams)
+
+
+def lstm(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, masks: Masks = Masks()):
+    """One layer, one direction, reference engine. x: (T, B, I) -> y (T, B, P), h_n, c_n."""
+    return LSTMFunction.apply(x, h0, c0, *masks, *p)
