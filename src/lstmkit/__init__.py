@@ -5,9 +5,33 @@
 >>> y, (h_n, c_n) = lstm(torch.randn(4, 10, 8))
 >>> tuple(y.shape), tuple(h_n.shape)
 ((4, 10, 16), (2, 4, 16))
+
+The public names are imported lazily so that ``lstmkit.numpy`` works without torch.
 """
 
-from .nn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
-__all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell"]
+
+# public name -> submodule that defines it
+_EXPORTS = {
+    "LSTM": "lstmkit.nn",
+    "GRU": "lstmkit.nn",
+    "RNN": "lstmkit.nn",
+    "LSTMCell": "lstmkit.nn",
+    "GRUCell": "lstmkit.nn",
+    "RNNCell": "lstmkit.nn",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'lstmkit' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_EXPORTS))

@@ -6,6 +6,8 @@ Symbols: T time, B batch, N normalised width.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import Tensor
 
@@ -43,3 +45,12 @@ def keep_blend(new: Tensor, prev: Tensor, keep: Tensor | None) -> Tensor:
 def sum_bt(x: Tensor) -> Tensor:
     """Sum a (T, B, N) gradient over time and batch: (N,)."""
     return x.reshape(-1, x.shape[-1]).sum(0)
+
+
+class Masks(NamedTuple):
+    """Per-call masks, all optional. Built by the runner (nn/), never by convention here."""
+
+    rec: Tensor | None = None  # (B, P)      recurrent dropout, scaled, one per sequence
+    keep_c: Tensor | None = None  # (T, B, H|1) keep-previous weights for c (LSTM only)
+    keep_h: Tensor | None = None  # (T, B, P|1) keep-previous weights for h
+    out: Tensor | None = None  # (T, B, 1)   1 at valid steps, 0 at padding

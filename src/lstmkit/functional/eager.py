@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._common import LN_EPS
-from .lstm import LSTMParams, Masks, is_coupled
+from ._common import LN_EPS, Masks
+from .lstm import LSTMParams, is_coupled
 
 
 def _ln(x: Tensor, w: Tensor, b: Tensor) -> Tensor:

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from ._common import keep_blend, layer_norm, layer_norm_backward, sum_bt
+from ._common import Masks, keep_blend, layer_norm, layer_norm_backward, sum_bt
 
 
 class LSTMParams(NamedTuple):
@@ -177,15 +177,6 @@ def lstm_step_backward(
     if rec_mask is not None:
         dh_prev = dh_prev * rec_mask
     return LSTMStepGrads(da, dhh, dh_prev, dc_prev, dcn if p.ln_c_w is not None else None)
-
-
-class Masks(NamedTuple):
-    """Per-call masks, all optional. Built by the runner (nn/), never by convention here."""
-
-    rec: Tensor | None = None  # (B, P)      recurrent dropout, scaled, one per sequence
-    keep_c: Tensor | None = None  # (T, B, H|1) keep-previous weights for c (zoneout, lengths)
-    keep_h: Tensor | None = None  # (T, B, P|1) keep-previous weights for h
-    out: Tensor | None = None  # (T, B, 1)   1 at valid steps, 0 at padding
 
 
 def lstm_sequence_forward(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, masks: Masks):
