@@ -1,6 +1,11 @@
-"""The equations: one file per cell family (step forward, hand backward, BPTT, autograd.Function)."""
+"""The equations: one file per cell family (step forward, hand backward, BPTT, autograd.Function).
+
+Each family module (``lstm``, ``gru``, ``rnn``) exposes a sequence function of the same name,
+e.g. ``lstmkit.functional.lstm.lstm(x, h0, c0, params, masks)``; the package itself exports
+only the parameter and mask tuples so module names are never shadowed by functions.
+"""
 
 from ._common import Masks
-from .lstm import LSTMFunction, LSTMParams, lstm, lstm_step_backward, lstm_step_forward
+from .lstm import LSTMParams
 
-__all__ = ["LSTMFunction", "LSTMParams", "Masks", "lstm", "lstm_step_backward", "lstm_step_forward"]
+__all__ = ["LSTMParams", "Masks"]

@@ -1,0 +1,6 @@
+"""nn.Module API: cells (one step) and layers (sequences)."""
+
+from .cells import GRUCell, LSTMCell, RNNCell
+from .recurrent import GRU, LSTM, RNN, reverse_padded
+
+__all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell", "reverse_padded"]

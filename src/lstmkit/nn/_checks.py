@@ -1,0 +1,74 @@
+"""Input validation shared by the cells and layers: every error names the argument and says
+expected vs got."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+
+def check_prob(name: str, p: float) -> float:
+    if isinstance(p, bool) or not isinstance(p, (int, float)):
+        raise TypeError(f"{name}: expected a float in [0, 1), got {type(p).__name__}")
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"{name}: expected a probability in [0, 1), got {p}")
+    return float(p)
+
+
+def check_input(x: Tensor, name: str, input_size: int, ref: Tensor, ndims: tuple[int, ...]) -> None:
+    """x must be a floating tensor of the module's dtype/device with ndim in ndims, last dim
+    input_size."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+    if x.dim() not in ndims:
+        want = " or ".join(f"{n}-D" for n in ndims)
+        raise ValueError(f"{name}: expected a {want} tensor, got {x.dim()}-D of shape {tuple(x.shape)}")
+    if x.shape[-1] != input_size:
+        raise ValueError(
+            f"{name}: expected last dimension input_size={input_size}, got shape {tuple(x.shape)}"
+        )
+    if x.dtype != ref.dtype:
+        raise TypeError(f"{name}: expected dtype {ref.dtype} (the module's), got {x.dtype}")
+    if x.device != ref.device:
+        raise ValueError(f"{name}: expected device {ref.device} (the module's), got {x.device}")
+
+
+def check_state(h: Tensor, name: str, shape: tuple[int, ...], ref: Tensor) -> None:
+    if not isinstance(h, Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(h).__name__}")
+    if tuple(h.shape) != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {tuple(h.shape)}")
+    if h.dtype != ref.dtype:
+        raise TypeError(f"{name}: expected dtype {ref.dtype}, got {h.dtype}")
+    if h.device != ref.device:
+        raise ValueError(f"{name}: expected device {ref.device}, got {h.device}")
+
+
+def check_lengths(lengths: Tensor | Sequence[int], batch: int, steps: int) -> Tensor:
+    """Lengths as an int64 CPU tensor of shape (B,) with 0 <= length <= T."""
+    if isinstance(lengths, Tensor):
+        if lengths.dtype.is_floating_point or lengths.dtype.is_complex or lengths.dtype == torch.bool:
+            raise TypeError(f"lengths: expected an integer tensor, got dtype {lengths.dtype}")
+        lens = lengths.detach().to("cpu", torch.int64)
+    else:
+        try:
+            items = list(lengths)
+        except TypeError:
+            raise TypeError(
+                f"lengths: expected a list or integer tensor of shape ({batch},), "
+                f"got {type(lengths).__name__}"
+            ) from None
+        for v in items:
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TypeError(f"lengths: expected integers, got {v!r} ({type(v).__name__})")
+        lens = torch.tensor(items, dtype=torch.int64)
+    if lens.shape != (batch,):
+        raise ValueError(f"lengths: expected shape ({batch},) (one per sequence), got {tuple(lens.shape)}")
+    if batch and (lens.min() < 0 or lens.max() > steps):
+        raise ValueError(
+            f"lengths: expected values in [0, {steps}] (the time dimension), "
+            f"got min {int(lens.min())}, max {int(lens.max())}"
+        )
+    return lens
