@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 import lstmkit as lk
+import lstmkit.nn  # noqa: F401  (lk.nn.Bidirectional)
 
 DT = torch.float64
 LENGTHS = [6, 3, 0, 5]
@@ -267,3 +268,38 @@ BAD = [
 def test_bad_input_names_the_argument(make, exc, match):
     with pytest.raises(exc, match=match):
         make()
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_bidirectional_wrapper_concat_matches_a_bidirectional_layer(batch_first):
+    torch.manual_seed(0)
+    bi = lk.LSTM(3, 4, bidirectional=True, batch_first=batch_first, engine="reference").to(DT)
+    sd = bi.state_dict()
+    f = lk.LSTM(3, 4, batch_first=batch_first, engine="reference").to(DT)
+    b = lk.LSTM(3, 4, batch_first=batch_first, engine="reference").to(DT)
+    f.load_state_dict({k: v for k, v in sd.items() if not k.endswith("_reverse")})
+    b.load_state_dict({k[: -len("_reverse")]: v for k, v in sd.items() if k.endswith("_reverse")})
+    wrapped = lk.nn.Bidirectional(f, b)
+    x = torch.randn(4, 6, 3, dtype=DT) if batch_first else torch.randn(6, 4, 3, dtype=DT)
+    y1, (h1, c1) = bi(x, lengths=LENGTHS)
+    y2, (h2, c2) = wrapped(x, lengths=LENGTHS)
+    torch.testing.assert_close(y2, y1)
+    torch.testing.assert_close(h2, h1)
+    torch.testing.assert_close(c2, c1)
+
+
+@pytest.mark.parametrize("mode,op", [("sum", torch.add), ("mean", lambda a, b: (a + b) / 2),
+                                     ("mul", torch.mul)])
+def test_bidirectional_wrapper_merge_modes(mode, op):
+    torch.manual_seed(0)
+    f, b = lk.GRU(3, 4, engine="reference"), lk.GRU(3, 4, engine="reference")
+    concat = lk.nn.Bidirectional(f, b)(torch.ones(5, 2, 3))[0]
+    merged = lk.nn.Bidirectional(f, b, merge_mode=mode)(torch.ones(5, 2, 3))[0]
+    torch.testing.assert_close(merged, op(concat[..., :4], concat[..., 4:]))
+
+
+def test_bidirectional_wrapper_rejects_bad_merge_and_bidirectional_parts():
+    with pytest.raises(ValueError, match="merge_mode"):
+        lk.nn.Bidirectional(lk.GRU(3, 4), merge_mode="max")
+    with pytest.raises(ValueError, match="forward_layer"):
+        lk.nn.Bidirectional(lk.GRU(3, 4, bidirectional=True))

@@ -32,12 +32,16 @@ class CellBase(nn.Module):
         self.mode = mode
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         self.engine = _params.check_engine(engine)
-        init = _params.check_init(init)
-        forget_bias = _params.check_forget_bias(self.v, forget_bias, bias)
+        self.init = _params.check_init(init)
+        self.forget_bias = _params.check_forget_bias(self.v, forget_bias, bias)
         factory = {"device": device, "dtype": dtype}
         _params.register(self, self.v, input_size, hidden_size, hidden_size, bias, "", factory)
         _params.register_extras(self, self.v, hidden_size, "", factory)
-        _params.init_params(self, self.v, hidden_size, init, forget_bias, [""])
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Initialise every parameter as ``init`` and ``forget_bias`` say."""
+        _params.init_params(self, self.v, self.hidden_size, self.init, self.forget_bias, [""])
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"

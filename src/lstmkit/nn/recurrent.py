@@ -126,8 +126,13 @@ class RecurrentBase(nn.Module):
                     self, self.v, in_size, H, P, bias, self._suffixes[k * D + d], factory)
         for s in self._suffixes:
             _params.register_extras(self, self.v, H, s, factory)
-        _params.init_params(self, self.v, H, self.init, self.forget_bias, self._suffixes)
+        self.reset_parameters()
         self._state = None  # stateful: the last final state, detached
+
+    def reset_parameters(self) -> None:
+        """Initialise every parameter as ``init`` and ``forget_bias`` say."""
+        _params.init_params(self, self.v, self.hidden_size, self.init, self.forget_bias,
+                            self._suffixes)
 
     # -- torch compatibility ---------------------------------------------------------------
     @property
