@@ -139,7 +139,7 @@ def lstm_step_backward(
     """Backward of ``lstm_step_forward``. dh: d loss/d h_new (B, P); dc: d loss/d c_new (B, H)."""
     H = c_prev.shape[-1]
     coupled = is_coupled(p)
-    act, c_new, tc = cache.act, cache.c_new, cache.tc
+    act, tc = cache.act, cache.tc
     gs = slice(H, 2 * H) if coupled else slice(2 * H, 3 * H)
     i, g, o = act[:, :H], act[:, gs], act[:, -H:]
     dm = dh if p.w_hr is None else dh @ p.w_hr  # backprop through the projection

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, _VF, nn
+from torch import _VF, Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from ..functional._common import Masks
@@ -210,7 +210,7 @@ class RecurrentBase(nn.Module):
             if lengths is not None:
                 raise ValueError("lengths: not accepted with a PackedSequence input (it has its own)")
             check_input(input.data, "input", self.input_size, ref, (2,))
-            sorted_idx, unsorted_idx = input.sorted_indices, input.unsorted_indices
+            sorted_idx = input.sorted_indices
             batched = True
             B = int(input.batch_sizes[0])
         else:
