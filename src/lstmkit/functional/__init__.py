@@ -6,6 +6,8 @@ only the parameter and mask tuples so module names are never shadowed by functio
 """
 
 from ._common import Masks
+from .gru import GRUParams
 from .lstm import LSTMParams
+from .rnn import RNNParams
 
-__all__ = ["LSTMParams", "Masks"]
+__all__ = ["GRUParams", "LSTMParams", "Masks", "RNNParams"]

@@ -61,3 +61,38 @@ def lstm_eager(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, masks: Masks = 
         h = _blend(h_new, h, None if masks.keep_h is None else masks.keep_h[t])
         ys.append(h if masks.out is None else h * masks.out[t])
     return torch.stack(ys), h, c
+
+
+def gru_eager(x: Tensor, h0: Tensor, p, masks: Masks = Masks(), reset_after: bool = True):
+    """x: (T, B, I) -> (y (T, B, H), h_n), differentiated by autograd. p: GRUParams."""
+    h, ys = h0, []
+    for t in range(x.shape[0]):
+        hr = h if masks.rec is None else h * masks.rec
+        xr, xz, xn = (x[t] @ p.w_ih.t()).chunk(3, dim=1)
+        w_hr, w_hz, w_hn = p.w_hh.chunk(3, dim=0)
+        b_ir, b_iz, b_in = p.b_ih.chunk(3) if p.b_ih is not None else (0, 0, 0)
+        b_hr, b_hz, b_hn = p.b_hh.chunk(3) if p.b_hh is not None else (0, 0, 0)
+        r = torch.sigmoid(xr + b_ir + hr @ w_hr.t() + b_hr)
+        z = torch.sigmoid(xz + b_iz + hr @ w_hz.t() + b_hz)
+        if reset_after:
+            n = torch.tanh(xn + b_in + r * (hr @ w_hn.t() + b_hn))
+        else:
+            n = torch.tanh(xn + b_in + (r * hr) @ w_hn.t() + b_hn)
+        h_new = (1 - z) * n + z * h
+        h = _blend(h_new, h, None if masks.keep_h is None else masks.keep_h[t])
+        ys.append(h if masks.out is None else h * masks.out[t])
+    return torch.stack(ys), h
+
+
+def rnn_eager(x: Tensor, h0: Tensor, p, masks: Masks = Masks(), nonlinearity: str = "tanh"):
+    """x: (T, B, I) -> (y (T, B, H), h_n), differentiated by autograd. p: RNNParams."""
+    act = torch.tanh if nonlinearity == "tanh" else torch.relu
+    h, ys = h0, []
+    for t in range(x.shape[0]):
+        hr = h if masks.rec is None else h * masks.rec
+        a = x[t] @ p.w_ih.t() + hr @ p.w_hh.t()
+        if p.b_ih is not None:
+            a = a + p.b_ih + p.b_hh
+        h = _blend(act(a), h, None if masks.keep_h is None else masks.keep_h[t])
+        ys.append(h if masks.out is None else h * masks.out[t])
+    return torch.stack(ys), h
