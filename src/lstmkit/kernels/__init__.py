@@ -1,0 +1,183 @@
+"""Compiled fast paths (the ``fused`` engine): same contract as ``lstmkit.functional``.
+
+Symbols: T time, B batch, I input, H hidden (cell), P output width (proj_size, or H),
+G gate rows (4H: i, f, g, o; 3H when coupled).
+
+The C++ sources in ``csrc/`` are built on first use as a torch extension with ninja and cached
+(``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/lstmkit/kernels``). When they cannot be built,
+``available()`` warns once and returns False, and callers fall back to the reference engine:
+a kernel is never the only implementation of anything.
+
+Split of work (haste-style): Python owns layout, masks and the input projection (one GEMM for all
+steps, ``functional.lstm.input_projection``); C++ runs the whole time loop, each step one GEMM
+through torch's BLAS plus one fused elementwise pass; Python then takes every weight gradient
+with one GEMM or one reduction over all steps.
+
+    >>> import torch
+    >>> from lstmkit import kernels
+    >>> from lstmkit.functional import LSTMParams
+    >>> p = LSTMParams(torch.randn(8, 3), torch.randn(8, 2))
+    >>> kernels.supports("lstm", p, None, torch.randn(4, 1, 3)) in (True, False)
+    True
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from ..functional._common import Masks, layer_norm_backward, sum_bt
+from ..functional.lstm import LSTMParams, input_projection, is_coupled
+from . import _loader
+
+__all__ = ["available", "supports", "lstm", "lstm_step"]
+
+_EMPTY: dict = {}
+
+
+def available() -> bool:
+    """True when the compiled kernels are built and loaded (builds them on the first call)."""
+    return _loader.load() is not None
+
+
+def _ext():
+    m = _loader.load()
+    if m is None:
+        raise RuntimeError("lstmkit fused kernels are not available (the C++ extension did not build)")
+    return m
+
+
+def _cpu_float(t: Tensor | None, dtype) -> bool:
+    return t is None or (t.device.type == "cpu" and t.dtype == dtype and not t.is_sparse)
+
+
+def supports(family: str, p, masks: Masks | None, x: Tensor) -> bool:
+    """Whether the fused engine can serve this call (it does not check ``available()``)."""
+    if family != "lstm" or not isinstance(p, LSTMParams):
+        return False
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or x.dim() != 3:
+        return False
+    if not all(_cpu_float(t, x.dtype) for t in p):
+        return False
+    if masks is not None and not all(_cpu_float(t, x.dtype) for t in masks):
+        return False
+    peep = [p.w_ci is not None, p.w_co is not None]
+    if any(peep) and not all(peep):
+        return False
+    if (p.w_cf is not None) and (p.w_ci is None or is_coupled(p)):
+        return False
+    if p.w_ci is not None and not is_coupled(p) and p.w_cf is None:
+        return False
+    ln = [p.ln_ih_w, p.ln_ih_b, p.ln_hh_w, p.ln_hh_b, p.ln_c_w, p.ln_c_b]
+    if any(t is not None for t in ln) and not all(t is not None for t in ln):
+        return False
+    if (p.b_ih is None) != (p.b_hh is None):
+        return False
+    return True
+
+
+def _opt(t: Tensor | None) -> Tensor:
+    """Optional tensor for C++: contiguous, or an empty placeholder."""
+    return _NONE if t is None else t.contiguous()
+
+
+_NONE = torch.empty(0)
+
+
+def _keep(k: Tensor | None, T: int, B: int) -> Tensor:
+    """keep masks as contiguous (T, B, W) with W the full width or 1 (broadcast)."""
+    if k is None:
+        return _NONE
+    return k.expand(T, B, k.shape[-1]).contiguous()
+
+
+class FusedLSTMFunction(torch.autograd.Function):
+    """Same interface as ``functional.lstm.LSTMFunction``: ``apply(x, h0, c0, *masks, *params)``."""
+
+    @staticmethod
+    def forward(ctx, x, h0, c0, rec, keep_c, keep_h, out, *params):
+        p = LSTMParams(*params)
+        T, B = x.shape[0], x.shape[1]
+        coupled = is_coupled(p)
+        xg, x_hat, x_rstd = input_projection(x, p)  # (T, B, G), one GEMM
+        kc, kh = _keep(keep_c, T, B), _keep(keep_h, T, B)
+        save = torch.is_grad_enabled() or any(ctx.needs_input_grad)
+        h_all, c_all, act, tc, c_new, hh_hat, hh_rstd, c_hat, c_rstd = _ext().lstm_forward(
+            xg.contiguous(), h0.contiguous(), c0.contiguous(), p.w_hh.contiguous(), _opt(p.w_hr),
+            _opt(p.w_ci), _opt(p.w_cf), _opt(p.w_co), _opt(p.ln_hh_w), _opt(p.ln_hh_b),
+            _opt(p.ln_c_w), _opt(p.ln_c_b), _opt(rec), kc, kh, coupled, bool(save),
+        )
+        y = h_all[1:] * out if out is not None else h_all[1:].clone()  # (T, B, P)
+        h_n, c_n = h_all[T].clone(), c_all[T].clone()
+        if save:
+            ctx.save_for_backward(x, h_all, c_all, act, tc, c_new, x_hat, x_rstd, hh_hat, hh_rstd,
+                                  c_hat, c_rstd, rec, kc, kh, out, *params)
+            ctx.coupled = coupled
+        return y, h_n, c_n
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy, dh_n, dc_n):
+        saved = ctx.saved_tensors
+        (x, h_all, c_all, act, tc, c_new, x_hat, x_rstd, hh_hat, hh_rstd, c_hat, c_rstd,
+         rec, kc, kh, out) = saved[:16]
+        p = LSTMParams(*saved[16:])
+        if dy is not None and out is not None:
+            dy = dy * out
+        da_all, dhh_all, dh_new_all, dcn_all, dh0, dc0 = _ext().lstm_backward(
+            _opt(dy), _opt(dh_n), _opt(dc_n), h_all, c_all, act, tc, c_new, hh_hat, hh_rstd,
+            c_hat, c_rstd, p.w_hh.contiguous(), _opt(p.w_hr), _opt(p.w_ci), _opt(p.w_cf),
+            _opt(p.w_co), _opt(p.ln_hh_w), _opt(p.ln_c_w), _opt(rec), kc, kh, ctx.coupled,
+        )
+        # weight gradients: one GEMM / reduction over all T*B rows
+        H, P = c_all.shape[-1], h_all.shape[-1]
+        G, I = act.shape[-1], x.shape[-1]
+        needs = ctx.needs_input_grad
+        hr_all = h_all[:-1] if rec is None else h_all[:-1] * rec
+        grads: dict = {}
+        if needs[8]:
+            grads["w_hh"] = dhh_all.reshape(-1, G).t() @ hr_all.reshape(-1, P)
+        ln = p.ln_ih_w is not None
+        dxp = da_all if not ln else layer_norm_backward(da_all, x_hat, x_rstd, p.ln_ih_w)
+        if needs[7]:
+            grads["w_ih"] = dxp.reshape(-1, G).t() @ x.reshape(-1, I)
+        dx = dxp @ p.w_ih if needs[0] else None  # (T, B, I)
+        if p.b_ih is not None and (needs[9] or needs[10]):
+            grads["b_ih"] = grads["b_hh"] = sum_bt(da_all)
+        if p.w_hr is not None and needs[11]:
+            m_all = act[..., -H:] * tc  # (T, B, H) pre-projection output
+            grads["w_hr"] = dh_new_all.reshape(-1, P).t() @ m_all.reshape(-1, H)
+        if p.w_ci is not None:
+            c_prev = c_all[:-1]
+            grads["w_ci"] = sum_bt(da_all[..., :H] * c_prev)
+            if p.w_cf is not None:
+                grads["w_cf"] = sum_bt(da_all[..., H : 2 * H] * c_prev)
+            cn = c_new if c_new.numel() else c_all[1:]
+            grads["w_co"] = sum_bt(da_all[..., -H:] * cn)
+        if ln:
+            grads.update(
+                ln_ih_w=sum_bt(da_all * x_hat), ln_ih_b=sum_bt(da_all),
+                ln_hh_w=sum_bt(da_all * hh_hat), ln_hh_b=sum_bt(da_all),
+                ln_c_w=sum_bt(dcn_all * c_hat), ln_c_b=sum_bt(dcn_all),
+            )
+        dparams = [grads.get(name) if needs[7 + k] else None for k, name in enumerate(LSTMParams._fields)]
+        dparams = dparams[: len(p)]
+        return (dx, dh0 if needs[1] else None, dc0 if needs[2] else None,
+                None, None, None, None, *dparams)
+
+
+def lstm(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, masks: Masks = Masks()):
+    """One layer, one direction, fused engine. x: (T, B, I) -> y (T, B, P), h_n (B, P), c_n (B, H).
+
+    Same semantics as ``lstmkit.functional.lstm.lstm`` (every option and mask); check
+    ``available()`` and ``supports("lstm", p, masks, x)`` first.
+    """
+    return FusedLSTMFunction.apply(x, h0, c0, *masks, *p)
+
+
+def lstm_step(x: Tensor, h: Tensor, c: Tensor, p: LSTMParams):
+    """Streaming single step without autograd. x: (B, I), h: (B, P), c: (B, H) -> (h, c)."""
+    with torch.no_grad():
+        y, h_n, c_n = FusedLSTMFunction.apply(x.unsqueeze(0), h, c, None, None, None, None, *p)
+    return h_n, c_n

@@ -1,0 +1,437 @@
+// Fused LSTM time loop: per step one GEMM through torch (at::mm_out) and one fused elementwise pass.
+//
+// Symbols: T time, B batch, H hidden (cell), P output width (proj or H), G gate rows (4H; 3H coupled).
+// The kernel sees raw pointers and shapes; Python owns layout, masks and the input projection
+// (x W_ih^T for all steps, LN_ih, biases) and takes the weight gradients with GEMMs afterwards.
+// Optional tensors are passed as undefined/empty tensors. Every tensor is contiguous.
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace {
+
+constexpr double LN_EPS = 1e-5;
+
+// exp that gcc vectorises (float): Cephes-style range reduction + degree-6 polynomial,
+// exponent built with integer arithmetic. Relative error ~2 ulp over the clamped range.
+inline float exp_(float x) {
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  float n = std::floor(x * 1.44269504088896341f + 0.5f);
+  float r = x - n * 0.693359375f;
+  r = r + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return p * scale;
+}
+inline double exp_(double x) { return std::exp(x); }
+
+template <typename S> inline S sigmoid_(S x) { return S(1) / (S(1) + exp_(-x)); }
+// tanh(x) = 2 sigmoid(2x) - 1 (float: absolute error ~1e-7); double uses libm.
+inline float tanh_(float x) { return 2.0f / (1.0f + exp_(-2.0f * x)) - 1.0f; }
+inline double tanh_(double x) { return std::tanh(x); }
+
+template <typename S> const S* ptr_or_null(const at::Tensor& t) {
+  return (t.defined() && t.numel() > 0) ? t.data_ptr<S>() : nullptr;
+}
+
+// Layer-norm statistics of one row of n values: mean and 1/sqrt(var + eps).
+template <typename S> inline void row_stats(const S* v, int64_t n, S& mean, S& rstd) {
+  double s = 0, ss = 0;
+  for (int64_t k = 0; k < n; ++k) s += v[k];
+  double m = s / n;
+  for (int64_t k = 0; k < n; ++k) { double d = v[k] - m; ss += d * d; }
+  mean = S(m);
+  rstd = S(1.0 / std::sqrt(ss / n + LN_EPS));
+}
+
+// grain: rows per thread chunk so that small problems stay on one thread
+inline int64_t grain(int64_t B, int64_t width) {
+  int64_t g = 32768 / (width > 0 ? width : 1);
+  return g < 1 ? 1 : (g > B ? B : g);
+}
+
+template <typename S>
+std::vector<at::Tensor> forward_impl(
+    const at::Tensor& xg, const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& w_hh,
+    const at::Tensor& w_hr, const at::Tensor& w_ci, const at::Tensor& w_cf, const at::Tensor& w_co,
+    const at::Tensor& ln_hh_w, const at::Tensor& ln_hh_b, const at::Tensor& ln_c_w,
+    const at::Tensor& ln_c_b, const at::Tensor& rec, const at::Tensor& keep_c,
+    const at::Tensor& keep_h, bool coupled, bool save) {
+  const int64_t T = xg.size(0), B = xg.size(1), G = xg.size(2);
+  const int64_t H = c0.size(1), P = h0.size(1);
+  const bool proj = w_hr.defined() && w_hr.numel() > 0;
+  const bool ln = ln_hh_w.defined() && ln_hh_w.numel() > 0;
+  const bool blended = keep_c.defined() && keep_c.numel() > 0;
+  const bool kh_on = keep_h.defined() && keep_h.numel() > 0;
+  const bool rec_on = rec.defined() && rec.numel() > 0;
+  auto opts = xg.options();
+  // Saved for backward (or, with save=false, only what the loop needs).
+  at::Tensor h_all = at::empty({T + 1, B, P}, opts);
+  at::Tensor c_all = at::empty({T + 1, B, H}, opts);
+  h_all[0].copy_(h0);
+  c_all[0].copy_(c0);
+  at::Tensor act = at::empty({save ? T : 1, B, G}, opts);
+  at::Tensor tc = at::empty({save ? T : 1, B, H}, opts);
+  at::Tensor c_new = blended ? at::empty({save ? T : 1, B, H}, opts) : at::empty({0}, opts);
+  at::Tensor hh_hat = ln ? at::empty({save ? T : 1, B, G}, opts) : at::empty({0}, opts);
+  at::Tensor hh_rstd = ln ? at::empty({save ? T : 1, B, 1}, opts) : at::empty({0}, opts);
+  at::Tensor c_hat = ln ? at::empty({save ? T : 1, B, H}, opts) : at::empty({0}, opts);
+  at::Tensor c_rstd = ln ? at::empty({save ? T : 1, B, 1}, opts) : at::empty({0}, opts);
+  at::Tensor hh = at::empty({B, G}, opts);
+  at::Tensor hr = rec_on ? at::empty({B, P}, opts) : at::Tensor();
+  at::Tensor m = proj ? at::empty({B, H}, opts) : at::Tensor();
+  at::Tensor hproj = proj ? at::empty({B, P}, opts) : at::Tensor();
+  at::Tensor w_hh_t = w_hh.t();
+  at::Tensor w_hr_t = proj ? w_hr.t() : at::Tensor();
+
+  const S* xg_p = xg.data_ptr<S>();
+  S* h_p = h_all.data_ptr<S>();
+  S* c_p = c_all.data_ptr<S>();
+  const S* wci = ptr_or_null<S>(w_ci);
+  const S* wcf = ptr_or_null<S>(w_cf);
+  const S* wco = ptr_or_null<S>(w_co);
+  const S* lnw = ptr_or_null<S>(ln_hh_w);
+  const S* lnb = ptr_or_null<S>(ln_hh_b);
+  const S* lcw = ptr_or_null<S>(ln_c_w);
+  const S* lcb = ptr_or_null<S>(ln_c_b);
+  const S* rec_p = ptr_or_null<S>(rec);
+  const S* kc_p = ptr_or_null<S>(keep_c);
+  const S* kh_p = ptr_or_null<S>(keep_h);
+  const int64_t kc_w = blended ? keep_c.size(2) : 0;  // H or 1 (broadcast)
+  const int64_t kh_w = kh_on ? keep_h.size(2) : 0;
+  S* hh_p = hh.data_ptr<S>();
+
+  for (int64_t t = 0; t < T; ++t) {
+    const int64_t ts = save ? t : 0;
+    at::Tensor h_prev = h_all[t];
+    if (rec_on) {
+      at::mul_out(hr, h_prev, rec);
+      at::mm_out(hh, hr, w_hh_t);  // (B, G)
+    } else {
+      at::mm_out(hh, h_prev, w_hh_t);
+    }
+    S* act_p = act.data_ptr<S>() + ts * B * G;
+    S* tc_p = tc.data_ptr<S>() + ts * B * H;
+    S* cn_p = blended ? c_new.data_ptr<S>() + ts * B * H : c_p + (t + 1) * B * H;
+    S* hhh_p = ln ? hh_hat.data_ptr<S>() + ts * B * G : nullptr;
+    S* hhr_p = ln ? hh_rstd.data_ptr<S>() + ts * B : nullptr;
+    S* ch_p = ln ? c_hat.data_ptr<S>() + ts * B * H : nullptr;
+    S* cr_p = ln ? c_rstd.data_ptr<S>() + ts * B : nullptr;
+    S* m_p = proj ? m.data_ptr<S>() : h_p + (t + 1) * B * P;
+    const S* cprev_all = c_p + t * B * H;
+    at::parallel_for(0, B, grain(B, G), [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const S* xr = xg_p + (t * B + b) * G;
+        S* hr_ = hh_p + b * G;  // pre-activation row, written in place
+        const S* cp = cprev_all + b * H;
+        S* ar = act_p + b * G;
+        S* cn = cn_p + b * H;
+        S* tcr = tc_p + b * H;
+        S* mr = m_p + b * (proj ? H : P);
+        if (ln) {
+          S mean, rstd;
+          row_stats(hr_, G, mean, rstd);
+          S* hhat = hhh_p + b * G;
+          hhr_p[b] = rstd;
+          for (int64_t k = 0; k < G; ++k) {
+            S v = (hr_[k] - mean) * rstd;
+            hhat[k] = v;
+            hr_[k] = xr[k] + v * lnw[k] + lnb[k];
+          }
+        } else {
+          for (int64_t k = 0; k < G; ++k) hr_[k] = hr_[k] + xr[k];
+        }
+        if (coupled) {
+          for (int64_t j = 0; j < H; ++j) {
+            S c0_ = cp[j];
+            S ai = hr_[j] + (wci ? wci[j] * c0_ : S(0));
+            S i = sigmoid_(ai);
+            S g = tanh_(hr_[H + j]);
+            S c = (S(1) - i) * c0_ + i * g;
+            S ao = hr_[2 * H + j] + (wco ? wco[j] * c : S(0));
+            ar[j] = i; ar[H + j] = g; ar[2 * H + j] = sigmoid_(ao);
+            cn[j] = c;
+          }
+        } else if (wci) {
+          for (int64_t j = 0; j < H; ++j) {
+            S c0_ = cp[j];
+            S i = sigmoid_(hr_[j] + wci[j] * c0_);
+            S f = sigmoid_(hr_[H + j] + wcf[j] * c0_);
+            S g = tanh_(hr_[2 * H + j]);
+            S c = f * c0_ + i * g;
+            S o = sigmoid_(hr_[3 * H + j] + wco[j] * c);
+            ar[j] = i; ar[H + j] = f; ar[2 * H + j] = g; ar[3 * H + j] = o;
+            cn[j] = c;
+          }
+        } else {
+          for (int64_t j = 0; j < H; ++j) {
+            S c0_ = cp[j];
+            S i = sigmoid_(hr_[j]);
+            S f = sigmoid_(hr_[H + j]);
+            S g = tanh_(hr_[2 * H + j]);
+            S c = f * c0_ + i * g;
+            S o = sigmoid_(hr_[3 * H + j]);
+            ar[j] = i; ar[H + j] = f; ar[2 * H + j] = g; ar[3 * H + j] = o;
+            cn[j] = c;
+          }
+        }
+        const S* o_r = ar + G - H;
+        if (ln) {
+          S mean, rstd;
+          row_stats(cn, H, mean, rstd);
+          S* chat = ch_p + b * H;
+          cr_p[b] = rstd;
+          for (int64_t j = 0; j < H; ++j) {
+            S v = (cn[j] - mean) * rstd;
+            chat[j] = v;
+            S tv = tanh_(v * lcw[j] + lcb[j]);
+            tcr[j] = tv;
+            mr[j] = o_r[j] * tv;
+          }
+        } else {
+          for (int64_t j = 0; j < H; ++j) {
+            S tv = tanh_(cn[j]);
+            tcr[j] = tv;
+            mr[j] = o_r[j] * tv;
+          }
+        }
+      }
+    });
+    S* hn = h_p + (t + 1) * B * P;
+    if (proj) {
+      if (kh_on) {
+        at::mm_out(hproj, m, w_hr_t);
+      } else {
+        at::Tensor dst = h_all[t + 1];
+        at::mm_out(dst, m, w_hr_t);
+      }
+    }
+    // keep blend: state = keep * prev + (1 - keep) * new (zoneout, padding)
+    if (blended || kh_on) {
+      const S* hp = h_p + t * B * P;
+      const S* hsrc = proj ? hproj.data_ptr<S>() : hn;
+      S* cdst = c_p + (t + 1) * B * H;
+      for (int64_t b = 0; b < B; ++b) {
+        if (blended) {
+          const S* k = kc_p + (t * B + b) * kc_w;
+          const S* cp = cprev_all + b * H;
+          const S* cn = cn_p + b * H;
+          S* cd = cdst + b * H;
+          for (int64_t j = 0; j < H; ++j) {
+            S kk = k[kc_w == 1 ? 0 : j];
+            cd[j] = cn[j] + kk * (cp[j] - cn[j]);
+          }
+        }
+        if (kh_on) {
+          const S* k = kh_p + (t * B + b) * kh_w;
+          for (int64_t j = 0; j < P; ++j) {
+            S kk = k[kh_w == 1 ? 0 : j];
+            S nv = hsrc[b * P + j];
+            hn[b * P + j] = nv + kk * (hp[b * P + j] - nv);
+          }
+        }
+      }
+    }
+  }
+  return {h_all, c_all, act, tc, c_new, hh_hat, hh_rstd, c_hat, c_rstd};
+}
+
+// Backward of a row's layer norm: dx = rstd * (dxh - mean(dxh) - xh * mean(dxh * xh)), dxh = dy * w.
+template <typename S>
+inline void ln_row_backward(const S* dy, const S* xh, S rstd, const S* w, int64_t n, S* dx) {
+  double s1 = 0, s2 = 0;
+  for (int64_t k = 0; k < n; ++k) { double d = double(dy[k]) * w[k]; s1 += d; s2 += d * xh[k]; }
+  S m1 = S(s1 / n), m2 = S(s2 / n);
+  for (int64_t k = 0; k < n; ++k) dx[k] = rstd * (dy[k] * w[k] - m1 - xh[k] * m2);
+}
+
+template <typename S>
+std::vector<at::Tensor> backward_impl(
+    const at::Tensor& dy, const at::Tensor& dh_n, const at::Tensor& dc_n, const at::Tensor& h_all,
+    const at::Tensor& c_all, const at::Tensor& act, const at::Tensor& tc, const at::Tensor& c_new,
+    const at::Tensor& hh_hat, const at::Tensor& hh_rstd, const at::Tensor& c_hat,
+    const at::Tensor& c_rstd, const at::Tensor& w_hh, const at::Tensor& w_hr,
+    const at::Tensor& w_ci, const at::Tensor& w_cf, const at::Tensor& w_co,
+    const at::Tensor& ln_hh_w, const at::Tensor& ln_c_w, const at::Tensor& rec,
+    const at::Tensor& keep_c, const at::Tensor& keep_h, bool coupled) {
+  const int64_t T = act.size(0), B = act.size(1), G = act.size(2);
+  const int64_t H = c_all.size(2), P = h_all.size(2);
+  const bool proj = w_hr.defined() && w_hr.numel() > 0;
+  const bool ln = ln_hh_w.defined() && ln_hh_w.numel() > 0;
+  const bool blended = keep_c.defined() && keep_c.numel() > 0;
+  const bool kh_on = keep_h.defined() && keep_h.numel() > 0;
+  const bool rec_on = rec.defined() && rec.numel() > 0;
+  const bool dy_on = dy.defined() && dy.numel() > 0;
+  auto opts = act.options();
+  at::Tensor dh = (dh_n.defined() && dh_n.numel() > 0) ? dh_n.clone() : at::zeros({B, P}, opts);
+  at::Tensor dc = (dc_n.defined() && dc_n.numel() > 0) ? dc_n.clone() : at::zeros({B, H}, opts);
+  at::Tensor da_all = at::empty({T, B, G}, opts);
+  at::Tensor dhh_all = ln ? at::empty({T, B, G}, opts) : da_all;
+  at::Tensor dh_new_all = proj ? at::empty({T, B, P}, opts) : at::empty({0}, opts);
+  at::Tensor dcn_all = ln ? at::empty({T, B, H}, opts) : at::empty({0}, opts);
+  at::Tensor dm = proj ? at::empty({B, H}, opts) : at::Tensor();
+  at::Tensor dh_new = at::empty({B, P}, opts);
+  at::Tensor dh_prev = at::empty({B, P}, opts);
+  at::Tensor dc_prev = at::empty({B, H}, opts);
+  at::Tensor dcn_row = at::empty({B, H}, opts);
+
+  const S* dy_p = dy_on ? dy.data_ptr<S>() : nullptr;
+  const S* c_p = c_all.data_ptr<S>();
+  const S* act_p = act.data_ptr<S>();
+  const S* tc_p = tc.data_ptr<S>();
+  const S* cnew_p = blended ? c_new.data_ptr<S>() : c_p + B * H;  // c_all[1:]
+  const S* wci = ptr_or_null<S>(w_ci);
+  const S* wcf = ptr_or_null<S>(w_cf);
+  const S* wco = ptr_or_null<S>(w_co);
+  const S* lnw = ptr_or_null<S>(ln_hh_w);
+  const S* lcw = ptr_or_null<S>(ln_c_w);
+  const S* rec_p = ptr_or_null<S>(rec);
+  const S* kc_p = ptr_or_null<S>(keep_c);
+  const S* kh_p = ptr_or_null<S>(keep_h);
+  const int64_t kc_w = blended ? keep_c.size(2) : 0;
+  const int64_t kh_w = kh_on ? keep_h.size(2) : 0;
+  S* dh_p = dh.data_ptr<S>();
+  S* dc_p = dc.data_ptr<S>();
+  S* dhn_p = dh_new.data_ptr<S>();
+  S* dhp_p = dh_prev.data_ptr<S>();
+  S* dcp_p = dc_prev.data_ptr<S>();
+  S* dcnr_p = dcn_row.data_ptr<S>();
+
+  for (int64_t t = T - 1; t >= 0; --t) {
+    // dh += dy[t] (already masked by Python); dh_new = dh * (1 - keep_h)
+    for (int64_t b = 0; b < B; ++b) {
+      for (int64_t j = 0; j < P; ++j) {
+        S v = dh_p[b * P + j] + (dy_p ? dy_p[(t * B + b) * P + j] : S(0));
+        dh_p[b * P + j] = v;
+        S kk = kh_on ? kh_p[(t * B + b) * kh_w + (kh_w == 1 ? 0 : j)] : S(0);
+        dhn_p[b * P + j] = v * (S(1) - kk);
+      }
+    }
+    if (proj) {
+      dh_new_all[t].copy_(dh_new);
+      at::mm_out(dm, dh_new, w_hr);  // (B, H) backprop through the projection
+    }
+    const S* dm_p = proj ? dm.data_ptr<S>() : dhn_p;
+    S* da_p = da_all.data_ptr<S>() + t * B * G;
+    S* dhh_p = ln ? dhh_all.data_ptr<S>() + t * B * G : da_p;
+    S* dcn_p = ln ? dcn_all.data_ptr<S>() + t * B * H : dcnr_p;
+    const S* cprev_all = c_p + t * B * H;
+    at::parallel_for(0, B, grain(B, G), [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const S* ar = act_p + (t * B + b) * G;
+        const S* tcr = tc_p + (t * B + b) * H;
+        const S* cp = cprev_all + b * H;
+        const S* cnr = cnew_p + (t * B + b) * H;
+        const S* dmr = dm_p + b * H;
+        const S* o = ar + G - H;
+        S* dcn = dcn_p + b * H;
+        S* dar = da_p + b * G;
+        S* dcpr = dcp_p + b * H;
+        const S* dcr = dc_p + b * H;
+        const S* kc = blended ? kc_p + (t * B + b) * kc_w : nullptr;
+        // dcn = dm * o * (1 - tc^2): backprop through tanh
+        for (int64_t j = 0; j < H; ++j) dcn[j] = dmr[j] * o[j] * (S(1) - tcr[j] * tcr[j]);
+        S* dcc = dcpr;  // reuse dc_prev row as the total d c_new first
+        if (ln) {
+          ln_row_backward(dcn, c_hat.data_ptr<S>() + (t * B + b) * H,
+                          c_rstd.data_ptr<S>()[t * B + b], lcw, H, dcc);
+        } else {
+          for (int64_t j = 0; j < H; ++j) dcc[j] = dcn[j];
+        }
+        (void)cnr;
+        if (coupled) {
+          for (int64_t j = 0; j < H; ++j) {
+            S kk = kc ? kc[kc_w == 1 ? 0 : j] : S(0);
+            S i = ar[j], g = ar[H + j], oo = ar[2 * H + j];
+            S dao = dmr[j] * tcr[j] * oo * (S(1) - oo);  // through sigmoid
+            S dcv = dcr[j] * (S(1) - kk) + dcc[j] + (wco ? dao * wco[j] : S(0));
+            S di = dcv * (g - cp[j]);  // f = 1 - i
+            S dai = di * i * (S(1) - i);
+            dar[j] = dai;
+            dar[H + j] = dcv * i * (S(1) - g * g);  // through tanh
+            dar[2 * H + j] = dao;
+            dcpr[j] = dcv * (S(1) - i) + (wci ? dai * wci[j] : S(0)) + dcr[j] * kk;
+          }
+        } else {
+          for (int64_t j = 0; j < H; ++j) {
+            S kk = kc ? kc[kc_w == 1 ? 0 : j] : S(0);
+            S i = ar[j], f = ar[H + j], g = ar[2 * H + j], oo = ar[3 * H + j];
+            S dao = dmr[j] * tcr[j] * oo * (S(1) - oo);
+            S dcv = dcr[j] * (S(1) - kk) + dcc[j] + (wco ? dao * wco[j] : S(0));
+            S dai = dcv * g * i * (S(1) - i);
+            S daf = dcv * cp[j] * f * (S(1) - f);
+            dar[j] = dai;
+            dar[H + j] = daf;
+            dar[2 * H + j] = dcv * i * (S(1) - g * g);
+            dar[3 * H + j] = dao;
+            dcpr[j] = dcv * f + (wci ? dai * wci[j] + daf * wcf[j] : S(0)) + dcr[j] * kk;
+          }
+        }
+        if (ln) {
+          ln_row_backward(dar, hh_hat.data_ptr<S>() + (t * B + b) * G,
+                          hh_rstd.data_ptr<S>()[t * B + b], lnw, G, dhh_p + b * G);
+        }
+      }
+    });
+    at::Tensor dhh_t = ln ? dhh_all[t] : da_all[t];
+    at::mm_out(dh_prev, dhh_t, w_hh);  // (B, P)
+    // dh = dh_prev * rec + dh * keep_h ; dc = dc_prev (keep already folded in)
+    for (int64_t b = 0; b < B; ++b) {
+      for (int64_t j = 0; j < P; ++j) {
+        S v = dhp_p[b * P + j];
+        if (rec_p) v *= rec_p[b * P + j];
+        S kk = kh_on ? kh_p[(t * B + b) * kh_w + (kh_w == 1 ? 0 : j)] : S(0);
+        dh_p[b * P + j] = v + dh_p[b * P + j] * kk;
+      }
+    }
+    std::memcpy(dc_p, dcp_p, sizeof(S) * B * H);
+  }
+  return {da_all, dhh_all, dh_new_all, dcn_all, dh, dc};
+}
+
+std::vector<at::Tensor> lstm_forward(
+    at::Tensor xg, at::Tensor h0, at::Tensor c0, at::Tensor w_hh, at::Tensor w_hr,
+    at::Tensor w_ci, at::Tensor w_cf, at::Tensor w_co, at::Tensor ln_hh_w, at::Tensor ln_hh_b,
+    at::Tensor ln_c_w, at::Tensor ln_c_b, at::Tensor rec, at::Tensor keep_c, at::Tensor keep_h,
+    bool coupled, bool save) {
+  std::vector<at::Tensor> out;
+  AT_DISPATCH_FLOATING_TYPES(xg.scalar_type(), "lstm_forward", [&] {
+    out = forward_impl<scalar_t>(xg, h0, c0, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh_w, ln_hh_b,
+                                 ln_c_w, ln_c_b, rec, keep_c, keep_h, coupled, save);
+  });
+  return out;
+}
+
+std::vector<at::Tensor> lstm_backward(
+    at::Tensor dy, at::Tensor dh_n, at::Tensor dc_n, at::Tensor h_all, at::Tensor c_all,
+    at::Tensor act, at::Tensor tc, at::Tensor c_new, at::Tensor hh_hat, at::Tensor hh_rstd,
+    at::Tensor c_hat, at::Tensor c_rstd, at::Tensor w_hh, at::Tensor w_hr, at::Tensor w_ci,
+    at::Tensor w_cf, at::Tensor w_co, at::Tensor ln_hh_w, at::Tensor ln_c_w, at::Tensor rec,
+    at::Tensor keep_c, at::Tensor keep_h, bool coupled) {
+  std::vector<at::Tensor> out;
+  AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "lstm_backward", [&] {
+    out = backward_impl<scalar_t>(dy, dh_n, dc_n, h_all, c_all, act, tc, c_new, hh_hat, hh_rstd,
+                                  c_hat, c_rstd, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh_w, ln_c_w,
+                                  rec, keep_c, keep_h, coupled);
+  });
+  return out;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("lstm_forward", &lstm_forward, "fused LSTM sequence forward");
+  m.def("lstm_backward", &lstm_backward, "fused LSTM sequence backward");
+}
