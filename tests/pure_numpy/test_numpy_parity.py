@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+import lstmkit as lk
 import lstmkit.numpy as ln
+
+pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported:UserWarning")
 
 CONFIGS = [
     dict(num_layers=1),
@@ -88,7 +91,6 @@ def test_structure_is_read_off_the_state_dict(tmp_path):
 
 
 def test_lstmkit_lstm_state_dict_loads(tmp_path):
-    lk = pytest.importorskip("lstmkit")
     torch.manual_seed(0)
     theirs = lk.LSTM(5, 6, num_layers=2, bidirectional=True)
     ours = loaded(theirs, ln.NumpyLSTM, tmp_path, False)
