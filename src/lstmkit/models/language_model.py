@@ -1,0 +1,224 @@
+"""Language model: embedding -> lstmkit.LSTM (stacked, dropout family) -> linear to the vocabulary.
+
+Symbols: B batch, T time, V vocabulary, E embedding, H hidden, P LSTM output width
+(proj_size or H), L layers.
+
+Trained with truncated BPTT over contiguous streams (``data.text.stream_batches``): the
+state of row b at the end of one batch is the (detached) start of row b in the next.
+
+- ``LanguageModelConfig``: a dataclass, saved with the checkpoint.
+- ``LanguageModel.forward(tokens (B, T), hx) -> (logits (B, T, V), hx)``.
+- ``LanguageModel.step(tokens (B,), hx) -> (log_probs (B, V), hx)``: the decoding contract.
+- ``LanguageModel.prime(ids)``: run a prompt, return ``(last_token (1,), state)`` for decoding.
+- ``fit_language_model`` / ``evaluate_language_model``: the TBPTT training loop / mean loss.
+- ``save_language_model`` / ``load_language_model``: atomic torch.save, ``weights_only=True``.
+
+>>> m = LanguageModel(LanguageModelConfig(vocab_size=50, embedding_dim=8, hidden_size=8, tie_weights=True))
+>>> logits, (h, c) = m(torch.zeros(2, 5, dtype=torch.long))
+>>> tuple(logits.shape), tuple(h.shape)
+((2, 5, 50), (2, 2, 8))
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .. import LSTM
+from ..data.text import num_stream_batches, stream_batches
+from ..train.tbptt import StateCarrier
+
+CHECKPOINT_FORMAT = "lstmkit.language_model/1"
+
+
+@dataclass
+class LanguageModelConfig:
+    vocab_size: int
+    embedding_dim: int = 128
+    hidden_size: int = 256
+    num_layers: int = 2
+    proj_size: int = 0
+    dropout: float = 0.1  # between LSTM layers (torch's)
+    embedding_dropout: float = 0.1  # on the embeddings
+    output_dropout: float = 0.1  # on the LSTM output, before the decoder
+    input_dropout: float = 0.0  # lstmkit extras (DESIGN §2)
+    recurrent_dropout: float = 0.0
+    weight_drop: float = 0.0
+    zoneout: float = 0.0
+    tie_weights: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "embedding_dim", "hidden_size", "num_layers"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
+        for name in ("dropout", "embedding_dropout", "output_dropout", "input_dropout",
+                     "recurrent_dropout", "weight_drop", "zoneout"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not 0 <= v < 1:
+                raise ValueError(f"{name}: expected a probability in [0, 1), got {v!r}")
+        out = self.proj_size or self.hidden_size
+        if self.tie_weights and out != self.embedding_dim:
+            raise ValueError(f"tie_weights: needs the LSTM output width (proj_size or hidden_size) == "
+                             f"embedding_dim, got {out} vs {self.embedding_dim}; set proj_size="
+                             f"{self.embedding_dim} or hidden_size={self.embedding_dim}")
+
+
+class LanguageModel(nn.Module):
+    def __init__(self, config: LanguageModelConfig) -> None:
+        super().__init__()
+        if not isinstance(config, LanguageModelConfig):
+            raise TypeError(f"config: expected LanguageModelConfig, got {type(config).__name__}")
+        self.config = c = config
+        self.embedding = nn.Embedding(c.vocab_size, c.embedding_dim)
+        self.embedding_dropout = nn.Dropout(c.embedding_dropout)
+        self.lstm = LSTM(c.embedding_dim, c.hidden_size, num_layers=c.num_layers, batch_first=True,
+                         dropout=c.dropout if c.num_layers > 1 else 0.0, proj_size=c.proj_size,
+                         input_dropout=c.input_dropout, recurrent_dropout=c.recurrent_dropout,
+                         weight_drop=c.weight_drop, zoneout=c.zoneout)
+        self.output_dropout = nn.Dropout(c.output_dropout)
+        self.decoder = nn.Linear(c.proj_size or c.hidden_size, c.vocab_size)
+        if c.tie_weights:
+            self.decoder.weight = self.embedding.weight  # (V, E) shared
+
+    def forward(self, tokens: Tensor, hx: tuple[Tensor, Tensor] | None = None):
+        """tokens (B, T) long -> logits (B, T, V), (h, c) each (L, B, P) / (L, B, H)."""
+        if not isinstance(tokens, Tensor) or tokens.dtype != torch.long or tokens.dim() != 2:
+            got = (f"{tokens.dtype} {tuple(tokens.shape)}" if isinstance(tokens, Tensor)
+                   else type(tokens).__name__)
+            raise ValueError(f"tokens: expected a long tensor (B, T), got {got}")
+        x = self.embedding_dropout(self.embedding(tokens))  # (B, T, E)
+        y, hx = self.lstm(x, hx)  # (B, T, P)
+        return self.decoder(self.output_dropout(y)), hx  # (B, T, V)
+
+    def step(self, tokens: Tensor, hx: tuple[Tensor, Tensor] | None = None):
+        """The decoding contract: last tokens (B,) -> log-probs of the next (B, V), new state."""
+        logits, hx = self(tokens.unsqueeze(1), hx)  # (B, 1, V)
+        return torch.log_softmax(logits[:, -1].float(), dim=-1), hx
+
+    @torch.no_grad()
+    def prime(self, ids: list[int] | Tensor, hx=None):
+        """Run a prompt (N >= 1 ids) except its last token; return ``(last (1,), state)``."""
+        ids = torch.as_tensor(ids, dtype=torch.long).reshape(-1)
+        if ids.numel() == 0:
+            raise ValueError("ids: expected a prompt of at least one token, got none")
+        if ids.numel() > 1:
+            _, hx = self(ids[:-1].unsqueeze(0), hx)
+        return ids[-1:], hx
+
+
+# -- training -----------------------------------------------------------------------------------
+@torch.no_grad()
+def evaluate_language_model(model: LanguageModel, tokens: Tensor, *, batch_size: int = 16,
+                            bptt: int = 128) -> float:
+    """Mean cross-entropy (nats per token) over a stream, state carried across chunks."""
+    was_training = model.training
+    model.eval()
+    total, count, hx = 0.0, 0, None
+    for x, y in stream_batches(tokens, batch_size, bptt):
+        logits, hx = model(x, hx)  # (B, T, V)
+        total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum").item()
+        count += y.numel()
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+def fit_language_model(model: LanguageModel, train_tokens: Tensor, *, batch_size: int = 32, bptt: int = 64,
+                       lr: float = 3e-3, weight_decay: float = 0.0, clip: float = 1.0,
+                       max_steps: int = 1000, max_time: float | None = None, seed: int = 0,
+                       progress: bool = False, on_step: Callable[[int, float], None] | None = None) -> dict:
+    """Truncated-BPTT training with AdamW, gradient clipping, state carried across batches.
+
+    Walks the stream in epochs until ``max_steps`` updates or ``max_time`` seconds.
+    Returns {"steps", "train_loss" (last 50 steps' mean), "seconds"}."""
+    if not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"max_steps: expected an int >= 1, got {max_steps!r}")
+    if max_time is not None and not max_time > 0:
+        raise ValueError(f"max_time: expected seconds > 0 or None, got {max_time!r}")
+    torch.manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    carrier = StateCarrier(batch_dim=1)
+    per_epoch = num_stream_batches(len(train_tokens), batch_size, bptt)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=max_steps, desc="train", unit="step", dynamic_ncols=True)
+    model.train()
+    t_start, step, recent = time.perf_counter(), 0, []
+    while step < max_steps:
+        carrier.reset()  # a new epoch starts the streams from the beginning
+        for x, y in stream_batches(train_tokens, batch_size, bptt):
+            logits, hx = model(x, carrier.get())  # (B, T, V)
+            carrier.update(hx)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip:
+                nn.utils.clip_grad_norm_(model.parameters(), clip)
+            opt.step()
+            step += 1
+            recent = (recent + [loss.item()])[-50:]
+            if on_step is not None:
+                on_step(step, recent[-1])
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{recent[-1]:.3f}", epoch=f"{step / max(per_epoch, 1):.2f}")
+            if step >= max_steps or (max_time is not None and time.perf_counter() - t_start >= max_time):
+                break
+        if max_time is not None and time.perf_counter() - t_start >= max_time:
+            break
+    if bar is not None:
+        bar.close()
+    model.eval()
+    return {"steps": step, "train_loss": sum(recent) / max(len(recent), 1),
+            "seconds": time.perf_counter() - t_start}
+
+
+def lm_metrics(loss_nats_per_token: float, num_tokens: int, num_chars: int) -> dict:
+    """Cross-entropy (nats/token), perplexity (per token) and bits per character."""
+    bpc = loss_nats_per_token * num_tokens / max(num_chars, 1) / math.log(2)
+    return {"val_loss": loss_nats_per_token, "val_ppl": math.exp(min(loss_nats_per_token, 700.0)),
+            "val_bpc": bpc}
+
+
+# -- checkpoints --------------------------------------------------------------------------------
+def save_language_model(model: LanguageModel, path: str | os.PathLike, **extra) -> None:
+    """Write {config, state_dict, extra} atomically (temp file + os.replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload = {"format": CHECKPOINT_FORMAT, "config": asdict(model.config), "state_dict": state,
+               "extra": dict(extra)}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_language_model(path: str | os.PathLike, map_location="cpu") -> tuple[LanguageModel, dict]:
+    """Load a checkpoint written by ``save_language_model``; returns (model in eval mode, extra)."""
+    payload = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"checkpoint: expected an lstmkit language-model checkpoint, got {path}")
+    names = {f.name for f in fields(LanguageModelConfig)}
+    config = LanguageModelConfig(**{k: v for k, v in payload["config"].items() if k in names})
+    model = LanguageModel(config)
+    model.load_state_dict(payload["state_dict"])
+    model.eval()
+    return model, payload.get("extra", {})
