@@ -85,11 +85,11 @@ def _opt(t: Tensor | None) -> Tensor:
 _NONE = torch.empty(0)
 
 
-def _keep(k: Tensor | None, T: int, B: int) -> Tensor:
-    """keep masks as contiguous (T, B, W) with W the full width or 1 (broadcast)."""
+def _keep(k: Tensor | None, T: int, B: int, W: int) -> Tensor:
+    """keep masks as contiguous (T, B, W), broadcast to the full width so the kernel vectorises."""
     if k is None:
         return _NONE
-    return k.expand(T, B, k.shape[-1]).contiguous()
+    return k.expand(T, B, W).contiguous()
 
 
 class FusedLSTMFunction(torch.autograd.Function):
@@ -101,7 +101,7 @@ class FusedLSTMFunction(torch.autograd.Function):
         T, B = x.shape[0], x.shape[1]
         coupled = is_coupled(p)
         xg, x_hat, x_rstd = input_projection(x, p)  # (T, B, G), one GEMM
-        kc, kh = _keep(keep_c, T, B), _keep(keep_h, T, B)
+        kc, kh = _keep(keep_c, T, B, c0.shape[-1]), _keep(keep_h, T, B, h0.shape[-1])
         save = torch.is_grad_enabled() or any(ctx.needs_input_grad)
         h_all, c_all, act, tc, c_new, hh_hat, hh_rstd, c_hat, c_rstd = _ext().lstm_forward(
             xg.contiguous(), h0.contiguous(), c0.contiguous(), p.w_hh.contiguous(), _opt(p.w_hr),

@@ -42,6 +42,81 @@ template <typename S> inline S sigmoid_(S x) { return S(1) / (S(1) + exp_(-x)); 
 inline float tanh_(float x) { return 2.0f / (1.0f + exp_(-2.0f * x)) - 1.0f; }
 inline double tanh_(double x) { return std::tanh(x); }
 
+// The gate passes, one row each. Every pointer is __restrict__ so gcc vectorises the loops
+// (with -fno-trapping-math for the clamped exp). Absent peepholes point at zeros.
+#define R __restrict__
+template <typename S>
+void gates_forward(const S* R ai, const S* R af, const S* R ag, const S* R ao, const S* R cp,
+                   const S* R wci, const S* R wcf, const S* R wco, S* R i_out, S* R f_out,
+                   S* R g_out, S* R o_out, S* R c_out, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    S c0_ = cp[j];
+    S i = sigmoid_(ai[j] + wci[j] * c0_);
+    S f = sigmoid_(af[j] + wcf[j] * c0_);
+    S g = tanh_(ag[j]);
+    S c = f * c0_ + i * g;  // c = f * c_prev + i * g
+    S o = sigmoid_(ao[j] + wco[j] * c);
+    i_out[j] = i; f_out[j] = f; g_out[j] = g; o_out[j] = o;
+    c_out[j] = c;
+  }
+}
+
+template <typename S>  // CIFG: f = 1 - i, rows (i, g, o)
+void gates_forward_coupled(const S* R ai, const S* R ag, const S* R ao, const S* R cp,
+                           const S* R wci, const S* R wco, S* R i_out, S* R g_out, S* R o_out,
+                           S* R c_out, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    S c0_ = cp[j];
+    S i = sigmoid_(ai[j] + wci[j] * c0_);
+    S g = tanh_(ag[j]);
+    S c = (S(1) - i) * c0_ + i * g;
+    S o = sigmoid_(ao[j] + wco[j] * c);
+    i_out[j] = i; g_out[j] = g; o_out[j] = o;
+    c_out[j] = c;
+  }
+}
+
+// dcr: carried d c (before the keep blend); dcc: d c_new from h through tanh (and LN_c);
+// kc: keep_c row. Writes d pre-activations and d c_prev (keep part included).
+template <typename S>
+void gates_backward(const S* R i_, const S* R f_, const S* R g_, const S* R o_, const S* R tcr,
+                    const S* R cp, const S* R dmr, const S* R dcc, const S* R dcr, const S* R kc,
+                    const S* R wci, const S* R wcf, const S* R wco, S* R dai_out, S* R daf_out,
+                    S* R dag_out, S* R dao_out, S* R dcp_out, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    S kk = kc[j];
+    S i = i_[j], f = f_[j], g = g_[j], o = o_[j];
+    S dao = dmr[j] * tcr[j] * o * (S(1) - o);  // h = o * tanh(c), through sigmoid
+    S dcv = dcr[j] * (S(1) - kk) + dcc[j] + dao * wco[j];
+    S dai = dcv * g * i * (S(1) - i);
+    S daf = dcv * cp[j] * f * (S(1) - f);
+    dai_out[j] = dai;
+    daf_out[j] = daf;
+    dag_out[j] = dcv * i * (S(1) - g * g);  // through tanh
+    dao_out[j] = dao;
+    dcp_out[j] = dcv * f + dai * wci[j] + daf * wcf[j] + dcr[j] * kk;
+  }
+}
+
+template <typename S>
+void gates_backward_coupled(const S* R i_, const S* R g_, const S* R o_, const S* R tcr,
+                            const S* R cp, const S* R dmr, const S* R dcc, const S* R dcr,
+                            const S* R kc, const S* R wci, const S* R wco, S* R dai_out,
+                            S* R dag_out, S* R dao_out, S* R dcp_out, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    S kk = kc[j];
+    S i = i_[j], g = g_[j], o = o_[j];
+    S dao = dmr[j] * tcr[j] * o * (S(1) - o);
+    S dcv = dcr[j] * (S(1) - kk) + dcc[j] + dao * wco[j];
+    S dai = dcv * (g - cp[j]) * i * (S(1) - i);  // f = 1 - i
+    dai_out[j] = dai;
+    dag_out[j] = dcv * i * (S(1) - g * g);
+    dao_out[j] = dao;
+    dcp_out[j] = dcv * (S(1) - i) + dai * wci[j] + dcr[j] * kk;
+  }
+}
+#undef R
+
 template <typename S> const S* ptr_or_null(const at::Tensor& t) {
   return (t.defined() && t.numel() > 0) ? t.data_ptr<S>() : nullptr;
 }
@@ -99,9 +174,11 @@ std::vector<at::Tensor> forward_impl(
   const S* xg_p = xg.data_ptr<S>();
   S* h_p = h_all.data_ptr<S>();
   S* c_p = c_all.data_ptr<S>();
-  const S* wci = ptr_or_null<S>(w_ci);
-  const S* wcf = ptr_or_null<S>(w_cf);
-  const S* wco = ptr_or_null<S>(w_co);
+  std::vector<S> zeros(H > P ? H : P, S(0));  // stands in for absent peepholes: no branches in loops
+  const bool peep = w_ci.defined() && w_ci.numel() > 0;
+  const S* wci = peep ? w_ci.data_ptr<S>() : zeros.data();
+  const S* wcf = (w_cf.defined() && w_cf.numel() > 0) ? w_cf.data_ptr<S>() : zeros.data();
+  const S* wco = peep ? w_co.data_ptr<S>() : zeros.data();
   const S* lnw = ptr_or_null<S>(ln_hh_w);
   const S* lnb = ptr_or_null<S>(ln_hh_b);
   const S* lcw = ptr_or_null<S>(ln_c_w);
@@ -109,8 +186,8 @@ std::vector<at::Tensor> forward_impl(
   const S* rec_p = ptr_or_null<S>(rec);
   const S* kc_p = ptr_or_null<S>(keep_c);
   const S* kh_p = ptr_or_null<S>(keep_h);
-  const int64_t kc_w = blended ? keep_c.size(2) : 0;  // H or 1 (broadcast)
-  const int64_t kh_w = kh_on ? keep_h.size(2) : 0;
+  const int64_t kc_w = H;  // keep masks arrive expanded to full width
+  const int64_t kh_w = P;
   S* hh_p = hh.data_ptr<S>();
 
   for (int64_t t = 0; t < T; ++t) {
@@ -154,38 +231,10 @@ std::vector<at::Tensor> forward_impl(
           for (int64_t k = 0; k < G; ++k) hr_[k] = hr_[k] + xr[k];
         }
         if (coupled) {
-          for (int64_t j = 0; j < H; ++j) {
-            S c0_ = cp[j];
-            S ai = hr_[j] + (wci ? wci[j] * c0_ : S(0));
-            S i = sigmoid_(ai);
-            S g = tanh_(hr_[H + j]);
-            S c = (S(1) - i) * c0_ + i * g;
-            S ao = hr_[2 * H + j] + (wco ? wco[j] * c : S(0));
-            ar[j] = i; ar[H + j] = g; ar[2 * H + j] = sigmoid_(ao);
-            cn[j] = c;
-          }
-        } else if (wci) {
-          for (int64_t j = 0; j < H; ++j) {
-            S c0_ = cp[j];
-            S i = sigmoid_(hr_[j] + wci[j] * c0_);
-            S f = sigmoid_(hr_[H + j] + wcf[j] * c0_);
-            S g = tanh_(hr_[2 * H + j]);
-            S c = f * c0_ + i * g;
-            S o = sigmoid_(hr_[3 * H + j] + wco[j] * c);
-            ar[j] = i; ar[H + j] = f; ar[2 * H + j] = g; ar[3 * H + j] = o;
-            cn[j] = c;
-          }
+          gates_forward_coupled(hr_, hr_ + H, hr_ + 2 * H, cp, wci, wco, ar, ar + H, ar + 2 * H, cn, H);
         } else {
-          for (int64_t j = 0; j < H; ++j) {
-            S c0_ = cp[j];
-            S i = sigmoid_(hr_[j]);
-            S f = sigmoid_(hr_[H + j]);
-            S g = tanh_(hr_[2 * H + j]);
-            S c = f * c0_ + i * g;
-            S o = sigmoid_(hr_[3 * H + j]);
-            ar[j] = i; ar[H + j] = f; ar[2 * H + j] = g; ar[3 * H + j] = o;
-            cn[j] = c;
-          }
+          gates_forward(hr_, hr_ + H, hr_ + 2 * H, hr_ + 3 * H, cp, wci, wcf, wco, ar, ar + H,
+                        ar + 2 * H, ar + 3 * H, cn, H);
         }
         const S* o_r = ar + G - H;
         if (ln) {
@@ -230,14 +279,14 @@ std::vector<at::Tensor> forward_impl(
           const S* cn = cn_p + b * H;
           S* cd = cdst + b * H;
           for (int64_t j = 0; j < H; ++j) {
-            S kk = k[kc_w == 1 ? 0 : j];
+            S kk = k[j];
             cd[j] = cn[j] + kk * (cp[j] - cn[j]);
           }
         }
         if (kh_on) {
           const S* k = kh_p + (t * B + b) * kh_w;
           for (int64_t j = 0; j < P; ++j) {
-            S kk = k[kh_w == 1 ? 0 : j];
+            S kk = k[j];
             S nv = hsrc[b * P + j];
             hn[b * P + j] = nv + kk * (hp[b * P + j] - nv);
           }
@@ -291,23 +340,25 @@ std::vector<at::Tensor> backward_impl(
   const S* c_p = c_all.data_ptr<S>();
   const S* act_p = act.data_ptr<S>();
   const S* tc_p = tc.data_ptr<S>();
-  const S* cnew_p = blended ? c_new.data_ptr<S>() : c_p + B * H;  // c_all[1:]
-  const S* wci = ptr_or_null<S>(w_ci);
-  const S* wcf = ptr_or_null<S>(w_cf);
-  const S* wco = ptr_or_null<S>(w_co);
+  std::vector<S> zeros(H > P ? H : P, S(0));  // stands in for absent peepholes / keep masks
+  const S* wci = (w_ci.defined() && w_ci.numel() > 0) ? w_ci.data_ptr<S>() : zeros.data();
+  const S* wcf = (w_cf.defined() && w_cf.numel() > 0) ? w_cf.data_ptr<S>() : zeros.data();
+  const S* wco = (w_co.defined() && w_co.numel() > 0) ? w_co.data_ptr<S>() : zeros.data();
   const S* lnw = ptr_or_null<S>(ln_hh_w);
   const S* lcw = ptr_or_null<S>(ln_c_w);
   const S* rec_p = ptr_or_null<S>(rec);
   const S* kc_p = ptr_or_null<S>(keep_c);
   const S* kh_p = ptr_or_null<S>(keep_h);
-  const int64_t kc_w = blended ? keep_c.size(2) : 0;
-  const int64_t kh_w = kh_on ? keep_h.size(2) : 0;
+  const int64_t kc_w = H;
+  const int64_t kh_w = P;
   S* dh_p = dh.data_ptr<S>();
   S* dc_p = dc.data_ptr<S>();
   S* dhn_p = dh_new.data_ptr<S>();
   S* dhp_p = dh_prev.data_ptr<S>();
   S* dcp_p = dc_prev.data_ptr<S>();
   S* dcnr_p = dcn_row.data_ptr<S>();
+  at::Tensor dtot = ln ? at::empty({B, H}, opts) : at::Tensor();
+  S* dtot_p = ln ? dtot.data_ptr<S>() : nullptr;
 
   for (int64_t t = T - 1; t >= 0; --t) {
     // dh += dy[t] (already masked by Python); dh_new = dh * (1 - keep_h)
@@ -315,7 +366,7 @@ std::vector<at::Tensor> backward_impl(
       for (int64_t j = 0; j < P; ++j) {
         S v = dh_p[b * P + j] + (dy_p ? dy_p[(t * B + b) * P + j] : S(0));
         dh_p[b * P + j] = v;
-        S kk = kh_on ? kh_p[(t * B + b) * kh_w + (kh_w == 1 ? 0 : j)] : S(0);
+        S kk = kh_on ? kh_p[(t * B + b) * kh_w + (j)] : S(0);
         dhn_p[b * P + j] = v * (S(1) - kk);
       }
     }
@@ -333,51 +384,28 @@ std::vector<at::Tensor> backward_impl(
         const S* ar = act_p + (t * B + b) * G;
         const S* tcr = tc_p + (t * B + b) * H;
         const S* cp = cprev_all + b * H;
-        const S* cnr = cnew_p + (t * B + b) * H;
         const S* dmr = dm_p + b * H;
         const S* o = ar + G - H;
         S* dcn = dcn_p + b * H;
         S* dar = da_p + b * G;
         S* dcpr = dcp_p + b * H;
         const S* dcr = dc_p + b * H;
-        const S* kc = blended ? kc_p + (t * B + b) * kc_w : nullptr;
+        const S* kc = blended ? kc_p + (t * B + b) * kc_w : zeros.data();
         // dcn = dm * o * (1 - tc^2): backprop through tanh
         for (int64_t j = 0; j < H; ++j) dcn[j] = dmr[j] * o[j] * (S(1) - tcr[j] * tcr[j]);
-        S* dcc = dcpr;  // reuse dc_prev row as the total d c_new first
+        const S* dcc = dcn;  // d c_new through tanh (and LN_c)
         if (ln) {
+          S* dct = dtot_p + b * H;
           ln_row_backward(dcn, c_hat.data_ptr<S>() + (t * B + b) * H,
-                          c_rstd.data_ptr<S>()[t * B + b], lcw, H, dcc);
-        } else {
-          for (int64_t j = 0; j < H; ++j) dcc[j] = dcn[j];
+                          c_rstd.data_ptr<S>()[t * B + b], lcw, H, dct);
+          dcc = dct;
         }
-        (void)cnr;
         if (coupled) {
-          for (int64_t j = 0; j < H; ++j) {
-            S kk = kc ? kc[kc_w == 1 ? 0 : j] : S(0);
-            S i = ar[j], g = ar[H + j], oo = ar[2 * H + j];
-            S dao = dmr[j] * tcr[j] * oo * (S(1) - oo);  // through sigmoid
-            S dcv = dcr[j] * (S(1) - kk) + dcc[j] + (wco ? dao * wco[j] : S(0));
-            S di = dcv * (g - cp[j]);  // f = 1 - i
-            S dai = di * i * (S(1) - i);
-            dar[j] = dai;
-            dar[H + j] = dcv * i * (S(1) - g * g);  // through tanh
-            dar[2 * H + j] = dao;
-            dcpr[j] = dcv * (S(1) - i) + (wci ? dai * wci[j] : S(0)) + dcr[j] * kk;
-          }
+          gates_backward_coupled(ar, ar + H, ar + 2 * H, tcr, cp, dmr, dcc, dcr, kc, wci, wco, dar,
+                                 dar + H, dar + 2 * H, dcpr, H);
         } else {
-          for (int64_t j = 0; j < H; ++j) {
-            S kk = kc ? kc[kc_w == 1 ? 0 : j] : S(0);
-            S i = ar[j], f = ar[H + j], g = ar[2 * H + j], oo = ar[3 * H + j];
-            S dao = dmr[j] * tcr[j] * oo * (S(1) - oo);
-            S dcv = dcr[j] * (S(1) - kk) + dcc[j] + (wco ? dao * wco[j] : S(0));
-            S dai = dcv * g * i * (S(1) - i);
-            S daf = dcv * cp[j] * f * (S(1) - f);
-            dar[j] = dai;
-            dar[H + j] = daf;
-            dar[2 * H + j] = dcv * i * (S(1) - g * g);
-            dar[3 * H + j] = dao;
-            dcpr[j] = dcv * f + (wci ? dai * wci[j] + daf * wcf[j] : S(0)) + dcr[j] * kk;
-          }
+          gates_backward(ar, ar + H, ar + 2 * H, ar + 3 * H, tcr, cp, dmr, dcc, dcr, kc, wci, wcf,
+                         wco, dar, dar + H, dar + 2 * H, dar + 3 * H, dcpr, H);
         }
         if (ln) {
           ln_row_backward(dar, hh_hat.data_ptr<S>() + (t * B + b) * G,
@@ -392,7 +420,7 @@ std::vector<at::Tensor> backward_impl(
       for (int64_t j = 0; j < P; ++j) {
         S v = dhp_p[b * P + j];
         if (rec_p) v *= rec_p[b * P + j];
-        S kk = kh_on ? kh_p[(t * B + b) * kh_w + (kh_w == 1 ? 0 : j)] : S(0);
+        S kk = kh_on ? kh_p[(t * B + b) * kh_w + (j)] : S(0);
         dh_p[b * P + j] = v + dh_p[b * P + j] * kk;
       }
     }
