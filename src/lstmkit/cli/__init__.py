@@ -11,7 +11,10 @@ import importlib
 import sys
 
 # subcommand modules, imported when the parser is built
-SUBCOMMANDS = ["lstmkit.cli.demo"]
+SUBCOMMANDS = [
+    "lstmkit.cli.demo",
+    "lstmkit.cli.lm",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
