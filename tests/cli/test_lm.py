@@ -1,0 +1,61 @@
+"""``lstmkit lm train`` + ``lstmkit lm generate`` on a tiny corpus."""
+
+import json
+
+import pytest
+
+from lstmkit.cli import main
+
+CORPUS = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n\n" * 30
+SMALL = ["--max-steps", "30", "--batch-size", "4", "--bptt", "16", "--hidden-size", "24",
+         "--embedding-dim", "8", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    d = tmp_path_factory.mktemp("lm")
+    (d / "a.py").write_text(CORPUS)
+    (d / "blob.bin").write_bytes(bytes(range(256)) * 4)
+    rc = main(["lm", "train", "--text", str(d / "a.py"), str(d / "blob.bin"), "--out", str(d / "out"),
+               "--seed", "0", *SMALL])
+    assert rc == 0
+    return d / "out"
+
+
+def test_train_writes_metrics_checkpoint_and_tokenizer(trained):
+    m = json.loads((trained / "metrics.json").read_text())
+    assert {"val_loss", "val_ppl", "val_bpc"} <= m.keys()
+    assert m["val_ppl"] == pytest.approx(2.718281828 ** m["val_loss"], rel=1e-6)
+    assert 0 < m["val_bpc"] < 8.5 and m["steps"] == 30
+    assert (trained / "model.pt").is_file() and (trained / "tokenizer.json").is_file()
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "sample", "beam"])
+def test_generate_is_reproducible(trained, capsys, strategy):
+    args = ["lm", "generate", "--checkpoint", str(trained), "--prompt", "def ", "--strategy", strategy,
+            "--max-new-tokens", "12", "--seed", "3", "--top-k", "5", "--beam-width", "2"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert main(args) == 0
+    assert capsys.readouterr().out == first
+    assert first.startswith("def ") and len(first) > len("def \n")
+
+
+def test_generate_reports_unseen_characters_and_long_prompts(trained, capsys):
+    rc = main(["lm", "generate", "--checkpoint", str(trained), "--prompt", "def λ(x): " * 3,
+               "--max-context", "8", "--max-new-tokens", "5", "--strategy", "greedy"])
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "not seen in training" in err and "'λ'" in err
+    assert "longer than the context of 8" in err
+
+
+def test_bad_input_gives_clear_errors(tmp_path, capsys):
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "b.bin").write_bytes(b"\x00\x01\x02")
+    assert main(["lm", "train", "--text", str(tmp_path / "empty.txt"), str(tmp_path / "b.bin"),
+                 "--out", str(tmp_path / "o"), *SMALL]) == 2
+    err = capsys.readouterr().err
+    assert "binary" in err and "corpus is empty" in err
+    assert main(["lm", "generate", "--checkpoint", str(tmp_path / "nope"), "--prompt", "x"]) == 2
+    assert "not found" in capsys.readouterr().err
