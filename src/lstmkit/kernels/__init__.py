@@ -176,8 +176,11 @@ def lstm(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, masks: Masks = Masks(
     return FusedLSTMFunction.apply(x, h0, c0, *masks, *p)
 
 
-def lstm_step(x: Tensor, h: Tensor, c: Tensor, p: LSTMParams):
-    """Streaming single step without autograd. x: (B, I), h: (B, P), c: (B, H) -> (h, c)."""
-    with torch.no_grad():
-        y, h_n, c_n = FusedLSTMFunction.apply(x.unsqueeze(0), h, c, None, None, None, None, *p)
-    return h_n, c_n
+def lstm_step(x: Tensor, h: Tensor, c: Tensor, p: LSTMParams) -> tuple[Tensor, Tensor]:
+    """Streaming single step without autograd. x: (B, I), h: (B, P), c: (B, H) -> (h, c).
+
+    One C++ call (input GEMM, recurrent GEMM, fused gate pass): the low-overhead path for cells
+    and stateful inference. Weights must be contiguous.
+    """
+    return tuple(_ext().lstm_step(x.contiguous(), h, c, *[_NONE if t is None else t for t in p],
+                                  is_coupled(p)))

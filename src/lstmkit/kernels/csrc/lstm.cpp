@@ -457,9 +457,33 @@ std::vector<at::Tensor> lstm_backward(
   return out;
 }
 
+// Streaming step without autograd: x (B, I), h (B, P), c (B, H) -> {h (B, P), c (B, H)}.
+std::vector<at::Tensor> lstm_step(
+    at::Tensor x, at::Tensor h, at::Tensor c, at::Tensor w_ih, at::Tensor w_hh, at::Tensor b_ih,
+    at::Tensor b_hh, at::Tensor w_hr, at::Tensor w_ci, at::Tensor w_cf, at::Tensor w_co,
+    at::Tensor ln_ih_w, at::Tensor ln_ih_b, at::Tensor ln_hh_w, at::Tensor ln_hh_b,
+    at::Tensor ln_c_w, at::Tensor ln_c_b, bool coupled) {
+  at::NoGradGuard no_grad;
+  at::Tensor xg;
+  const bool bias = b_ih.defined() && b_ih.numel() > 0;
+  if (ln_ih_w.defined() && ln_ih_w.numel() > 0) {
+    xg = at::layer_norm(at::mm(x, w_ih.t()), {w_ih.size(0)}, ln_ih_w, ln_ih_b, LN_EPS);
+    if (bias) xg.add_(b_ih).add_(b_hh);
+  } else if (bias) {
+    xg = at::addmm(b_ih + b_hh, x, w_ih.t());
+  } else {
+    xg = at::mm(x, w_ih.t());
+  }
+  at::Tensor none = at::empty({0}, x.options());
+  auto out = lstm_forward(xg.unsqueeze(0), h.contiguous(), c.contiguous(), w_hh, w_hr, w_ci, w_cf,
+                          w_co, ln_hh_w, ln_hh_b, ln_c_w, ln_c_b, none, none, none, coupled, false);
+  return {out[0][1], out[1][1]};
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("lstm_forward", &lstm_forward, "fused LSTM sequence forward");
   m.def("lstm_backward", &lstm_backward, "fused LSTM sequence backward");
+  m.def("lstm_step", &lstm_step, "fused LSTM streaming step (no autograd)");
 }

@@ -1,0 +1,371 @@
+"""LSTM engines against torch.nn on CPU, by the DESIGN §5 protocol.
+
+Symbols: T time, B batch, I input (= H here), H hidden, G gate count (4 for the LSTM).
+
+Ratio = lstmkit time / torch time, measured in the same process with the engines alternated
+(A/B/A/B...), after warm-ups, as the median of >= 5 runs each lasting >= 50 ms, on 2 threads with
+``torch.set_flush_denormal(True)``. GFLOP/s counts the GEMM work only: forward
+``2*T*B*G*H*(I+H)``, training step (forward + backward) ``6*T*B*G*H*(I+H)``.
+
+Until ``lstmkit.LSTM`` is wired to the engines, the engines are called directly with the same
+weights as the torch module: ``reference`` = ``functional.lstm.lstm`` (hand BPTT, PyTorch ops),
+``fused`` = ``kernels.lstm`` (compiled), ``eager`` = ``functional.eager.lstm_eager`` (autograd).
+
+    python -m benchmarks.rnn --quick
+    python -m benchmarks.rnn --sections grid,variants,lengths,step,memory
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from lstmkit import kernels
+from lstmkit.functional import LSTMParams, Masks
+from lstmkit.functional.eager import lstm_eager
+from lstmkit.functional.lstm import lstm as lstm_reference
+
+GRID = [(50, B, H) for B in (1, 16, 64) for H in (64, 128, 256, 512)] + [(100, 64, 512)]
+QUICK_GRID = [(50, 1, 64), (50, 16, 256), (50, 64, 256), (50, 64, 512)]
+SECTIONS = ("grid", "variants", "lengths", "step", "memory")
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def _calibrate(fn: Callable[[], None], min_run_s: float) -> int:
+    """Inner repetitions so one timed run lasts at least ``min_run_s``."""
+    fn()
+    t0 = time.perf_counter()
+    fn()
+    one = max(time.perf_counter() - t0, 1e-6)
+    return max(1, int(min_run_s / one * 1.2) + 1)
+
+
+def compare(fns: dict[str, Callable[[], None]], runs: int, min_run_s: float) -> dict[str, float]:
+    """Median seconds per call of each fn, engines alternated run by run."""
+    reps = {k: _calibrate(f, min_run_s) for k, f in fns.items()}
+    for k, f in fns.items():  # warm-up run
+        for _ in range(reps[k]):
+            f()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(runs):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(reps[k]):
+                f()
+            times[k].append((time.perf_counter() - t0) / reps[k])
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+# --------------------------------------------------------------------------- setups
+
+
+def torch_lstm(I: int, H: int, seed: int = 0) -> torch.nn.LSTM:
+    torch.manual_seed(seed)
+    return torch.nn.LSTM(I, H)
+
+
+def params_of(m: torch.nn.LSTM, **extra) -> LSTMParams:
+    """Our LSTMParams sharing the torch module's weights (plus variant weights in ``extra``)."""
+    return LSTMParams(m.weight_ih_l0, m.weight_hh_l0, m.bias_ih_l0, m.bias_hh_l0, **extra)
+
+
+def variant_params(I: int, H: int, variant: str, seed: int = 0) -> LSTMParams:
+    g = torch.Generator().manual_seed(seed)
+    coupled = variant == "coupled"
+    G = (3 if coupled else 4) * H
+    k = H**-0.5
+
+    def r(*shape, scale=k):
+        return ((torch.rand(*shape, generator=g) * 2 - 1) * scale).requires_grad_()
+
+    d = dict(w_ih=r(G, I), w_hh=r(G, H), b_ih=r(G), b_hh=r(G))
+    if variant == "peephole":
+        d.update(w_ci=r(H), w_cf=r(H), w_co=r(H))
+    if variant == "layer_norm":
+        one = lambda n: torch.ones(n).requires_grad_()
+        zero = lambda n: torch.zeros(n).requires_grad_()
+        d.update(ln_ih_w=one(G), ln_ih_b=zero(G), ln_hh_w=one(G), ln_hh_b=zero(G),
+                 ln_c_w=one(H), ln_c_b=zero(H))
+    return LSTMParams(**d)
+
+
+def variant_masks(variant: str, T: int, B: int, H: int) -> Masks:
+    g = torch.Generator().manual_seed(1)
+    if variant == "recurrent_dropout":
+        return Masks(rec=(torch.rand(B, H, generator=g) > 0.25).float() / 0.75)
+    if variant == "zoneout":
+        return Masks(keep_c=(torch.rand(T, B, H, generator=g) < 0.1).float(),
+                     keep_h=(torch.rand(T, B, H, generator=g) < 0.05).float())
+    return Masks()
+
+
+def engine_fn(engine: str, x, h0, c0, p: LSTMParams, masks: Masks, train: bool):
+    fn = {"reference": lstm_reference, "fused": kernels.lstm, "eager": lstm_eager}[engine]
+    leaves = [x, *[t for t in p if t is not None]]
+
+    def fwd():
+        with torch.no_grad():
+            fn(x, h0, c0, p, masks)
+
+    def step():
+        y, h_n, c_n = fn(x, h0, c0, p, masks)
+        y.sum().backward()
+        for t in leaves:
+            t.grad = None
+
+    return step if train else fwd
+
+
+def torch_fn(m: torch.nn.LSTM, x, h0, c0, train: bool):
+    leaves = [x, *m.parameters()]
+
+    def fwd():
+        with torch.no_grad():
+            m(x, (h0[None], c0[None]))
+
+    def step():
+        y, _ = m(x, (h0[None], c0[None]))
+        y.sum().backward()
+        for t in leaves:
+            t.grad = None
+
+    return step if train else fwd
+
+
+def inputs(T, B, I, H, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(T, B, I, generator=g).requires_grad_()
+    return x, torch.zeros(B, H), torch.zeros(B, H)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def gflops(T, B, I, H, train, seconds, G=4):
+    return (6 if train else 2) * T * B * G * H * (I + H) / seconds / 1e9
+
+
+def section_grid(args, grid) -> list[str]:
+    engines = [e for e in args.engines if e in ("reference", "fused")]
+    head = "| T | B | H | mode | torch ms | torch GFLOP/s | " + " | ".join(
+        f"{e} ms | {e} GFLOP/s | {e} ratio | {e} µs/step" for e in engines) + " |"
+    rows = [head, "|" + "---|" * (head.count("|") - 1)]
+    for T, B, H in grid:
+        I = H
+        m = torch_lstm(I, H)
+        p = params_of(m)
+        x, h0, c0 = inputs(T, B, I, H)
+        for train in (False, True):
+            fns = {"torch": torch_fn(m, x, h0, c0, train)}
+            for e in engines:
+                fns[e] = engine_fn(e, x, h0, c0, p, Masks(), train)
+            t = compare(fns, args.runs, args.min_run_ms / 1e3)
+            mode = "fwd+bwd" if train else "fwd"
+            cells = [f"{T}", f"{B}", f"{H}", mode, f"{t['torch'] * 1e3:.2f}",
+                     f"{gflops(T, B, I, H, train, t['torch']):.1f}"]
+            for e in engines:
+                cells += [f"{t[e] * 1e3:.2f}", f"{gflops(T, B, I, H, train, t[e]):.1f}",
+                          f"{t[e] / t['torch']:.2f}", f"{t[e] / T * 1e6:.0f}"]
+            rows.append("| " + " | ".join(cells) + " |")
+            print(rows[-1], flush=True)
+    return rows
+
+
+def section_variants(args, shapes) -> list[str]:
+    engines = [e for e in ("fused", "reference", "eager") if e in args.engines or e == "eager"]
+    head = ("| variant | T | B | H | torch plain ms | " + " | ".join(f"{e} ms" for e in engines)
+            + " | fused / torch plain | eager / fused |")
+    rows = [head, "|" + "---|" * (head.count("|") - 1)]
+    for T, B, H in shapes:
+        I = H
+        m = torch_lstm(I, H)
+        x, h0, c0 = inputs(T, B, I, H)
+        for variant in ("peephole", "coupled", "layer_norm", "recurrent_dropout", "zoneout"):
+            p = params_of(m) if variant in ("recurrent_dropout", "zoneout") else variant_params(I, H, variant)
+            masks = variant_masks(variant, T, B, H)
+            fns = {"torch": torch_fn(m, x, h0, c0, True)}
+            for e in engines:
+                fns[e] = engine_fn(e, x, h0, c0, p, masks, True)
+            t = compare(fns, args.runs, args.min_run_ms / 1e3)
+            cells = [variant, f"{T}", f"{B}", f"{H}", f"{t['torch'] * 1e3:.2f}",
+                     *[f"{t[e] * 1e3:.2f}" for e in engines]]
+            cells += [f"{t['fused'] / t['torch']:.2f}" if "fused" in t else "-",
+                      f"{t['eager'] / t['fused']:.2f}" if "fused" in t else "-"]
+            rows.append("| " + " | ".join(cells) + " |")
+            print(rows[-1], flush=True)
+    return rows
+
+
+def section_lengths(args, T=100, B=64, H=256) -> list[str]:
+    """fwd+bwd of a lengths-masked batch against torch.nn.LSTM + pack_padded_sequence."""
+    I = H
+    g = torch.Generator().manual_seed(2)
+    lengths = torch.randint(T // 2, T + 1, (B,), generator=g)
+    lengths[0] = T
+    m = torch_lstm(I, H)
+    p = params_of(m)
+    x, h0, c0 = inputs(T, B, I, H)
+    out = (torch.arange(T)[:, None] < lengths[None, :]).float()[..., None]  # (T, B, 1)
+    masks = Masks(keep_c=1 - out, keep_h=1 - out, out=out)
+    leaves = [x, *m.parameters()]
+
+    def packed():
+        pk = pack_padded_sequence(x, lengths, enforce_sorted=False)
+        y, _ = m(pk, (h0[None], c0[None]))
+        y, _ = pad_packed_sequence(y, total_length=T)
+        y.sum().backward()
+        for t in leaves:
+            t.grad = None
+
+    def dense():
+        y, _ = m(x, (h0[None], c0[None]))
+        y.sum().backward()
+        for t in leaves:
+            t.grad = None
+
+    fns = {"torch packed": packed, "torch dense": dense}
+    for e in (e for e in args.engines if e in ("reference", "fused")):
+        fns[e] = engine_fn(e, x, h0, c0, p, masks, True)
+    t = compare(fns, args.runs, args.min_run_ms / 1e3)
+    rows = ["| engine (T=100, B=64, H=256, lengths U[50,100], fwd+bwd) | ms | ratio to torch packed |",
+            "|---|---|---|"]
+    for k, v in t.items():
+        rows.append(f"| {k} | {v * 1e3:.2f} | {v / t['torch packed']:.2f} |")
+        print(rows[-1], flush=True)
+    return rows
+
+
+def section_step(args, B=1, H=256) -> list[str]:
+    """One streaming step without autograd: lstmkit.kernels.lstm_step vs torch.nn.LSTMCell."""
+    torch.manual_seed(0)
+    cell = torch.nn.LSTMCell(H, H)
+    p = LSTMParams(cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
+    x, h, c = torch.randn(B, H), torch.zeros(B, H), torch.zeros(B, H)
+
+    def torch_step():
+        with torch.no_grad():
+            cell(x, (h, c))
+
+    fns = {"torch.nn.LSTMCell": torch_step}
+    if "fused" in args.engines:
+        fns["kernels.lstm_step"] = lambda: kernels.lstm_step(x, h, c, p)
+    t = compare(fns, args.runs, args.min_run_ms / 1e3)
+    rows = [f"| streaming step (B={B}, H={H}, no grad) | µs per call | ratio |", "|---|---|---|"]
+    for k, v in t.items():
+        rows.append(f"| {k} | {v * 1e6:.1f} | {v / t['torch.nn.LSTMCell']:.2f} |")
+        print(rows[-1], flush=True)
+    return rows
+
+
+def saved_bytes(run: Callable[[], None], exclude: list[torch.Tensor]) -> int:
+    """Bytes of distinct storages autograd saves for backward (activations), parameters excluded."""
+    skip = {t.untyped_storage().data_ptr() for t in exclude}
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        s = t.untyped_storage()
+        if s.data_ptr() not in skip:
+            seen[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        run()
+    return sum(seen.values())
+
+
+def _saved_bytes_at(T: int, B: int, H: int) -> dict[str, int]:
+    m = torch_lstm(H, H)
+    p = params_of(m)
+    x, h0, c0 = inputs(T, B, H, H)
+    exclude = [*m.parameters(), x]
+    got = {"torch": saved_bytes(lambda: m(x, (h0[None], c0[None]))[0].sum(), exclude)}
+    for e, fn in (("fused", kernels.lstm), ("reference", lstm_reference)):
+        got[e] = saved_bytes(lambda fn=fn: fn(x, h0, c0, p, Masks())[0].sum(), exclude)
+    return got
+
+
+def section_memory(args, shapes) -> list[str]:
+    rows = ["| T | B | H | torch.nn.LSTM saved MiB | fused saved MiB | reference saved MiB | fused / torch |",
+            "|---|---|---|---|---|---|---|"]
+    for T, B, H in shapes:
+        got = _saved_bytes_at(T, B, H)
+        mib = {k: v / 2**20 for k, v in got.items()}
+        rows.append(f"| {T} | {B} | {H} | {mib['torch']:.2f} | {mib['fused']:.2f} | "
+                    f"{mib['reference']:.2f} | {got['fused'] / got['torch']:.2f} |")
+        print(rows[-1], flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.rnn", description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="a small grid and fewer runs")
+    ap.add_argument("--engines", default="reference,fused", help="comma list of reference,fused")
+    ap.add_argument("--sections", default=",".join(SECTIONS), help=f"comma list of {','.join(SECTIONS)}")
+    ap.add_argument("--runs", type=int, default=5, help="timed runs per engine (median), >= 5")
+    ap.add_argument("--min-run-ms", type=float, default=50.0, help="minimum length of one run")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=None, help="also write the markdown tables to this file")
+    args = ap.parse_args(argv)
+    args.engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    bad = [e for e in args.engines if e not in ("reference", "fused")]
+    if bad:
+        ap.error(f"--engines: expected names from reference,fused, got {bad}")
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    bad = [s for s in sections if s not in SECTIONS]
+    if bad:
+        ap.error(f"--sections: expected names from {','.join(SECTIONS)}, got {bad}")
+    if args.runs < 5 and not args.quick:
+        ap.error(f"--runs: expected >= 5 (the protocol's median of 5), got {args.runs}")
+    if "fused" in args.engines and not kernels.available():
+        print("fused kernels unavailable: benchmarking the reference engine only", file=sys.stderr)
+        args.engines = [e for e in args.engines if e != "fused"]
+    if args.quick:
+        args.runs = min(args.runs, 5)
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    grid = QUICK_GRID if args.quick else GRID
+    var_shapes = [(50, 16, 128), (50, 64, 256)] if args.quick else [(50, 1, 128), (50, 16, 128),
+                                                                    (50, 16, 256), (50, 64, 256)]
+    mem_shapes = [(50, 64, 256)] if args.quick else [(50, 16, 256), (50, 64, 512), (100, 64, 512)]
+    import os
+
+    load = os.getloadavg()
+    head = (f"torch {torch.__version__}, {args.threads} threads, engines {args.engines}, "
+            f"{os.cpu_count()} CPUs, load average at start {load[0]:.1f}")
+    print(head, flush=True)
+    out = [head, ""]
+    for s in sections:
+        print(f"\n## {s}", flush=True)
+        out += [f"## {s}", ""]
+        if s == "grid":
+            out += section_grid(args, grid)
+        elif s == "variants":
+            out += section_variants(args, var_shapes)
+        elif s == "lengths":
+            out += section_lengths(args)
+        elif s == "step":
+            out += section_step(args)
+        elif s == "memory":
+            out += section_memory(args, mem_shapes)
+        out.append("")
+    out.append(f"load average at end {os.getloadavg()[0]:.1f}")
+    if args.out:
+        import tempfile
+
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(args.out)) or ".")
+        with os.fdopen(fd, "w") as f:
+            f.write("\n".join(out) + "\n")
+        os.replace(tmp, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
