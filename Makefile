@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/lstmkit demo
+	$(VENV)/bin/lstmkit forecast --out runs/forecast
 
 test: $(STAMP)
 	$(PY) -m pytest -q

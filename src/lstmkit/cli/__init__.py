@@ -13,6 +13,7 @@ import sys
 # subcommand modules, imported when the parser is built
 SUBCOMMANDS = [
     "lstmkit.cli.demo",
+    "lstmkit.cli.forecast",
     "lstmkit.cli.lm",
 ]
 

@@ -1,0 +1,82 @@
+"""Checkpoints: atomic writes, ``weights_only=True`` loads, clear errors for bad files.
+
+A checkpoint is a dict of parts (state_dicts, config dicts, plain numbers/lists/strings) plus a
+format marker, so a file that is not ours is told apart from one that is damaged.
+
+>>> import os, tempfile, torch
+>>> p = os.path.join(tempfile.mkdtemp(), "ck.pt")
+>>> save_checkpoint(p, model={"w": torch.ones(2)}, epoch=3)
+>>> ck = load_checkpoint(p)
+>>> ck["epoch"], ck["model"]["w"].tolist()
+(3, [1.0, 1.0])
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from dataclasses import asdict, is_dataclass
+
+import torch
+
+FORMAT = "lstmkit-checkpoint"
+VERSION = 1
+
+
+def _plain(obj):
+    """Dataclasses -> dicts, tuples -> lists, recursively (weights_only can load the result)."""
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return _plain(asdict(obj))
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Call ``write(tmp_path)`` then ``os.replace`` onto ``path``; nothing partial on failure."""
+    path = os.fspath(path)
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=d)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def save_checkpoint(path: str | os.PathLike, **parts) -> None:
+    """Write ``parts`` (plus the format marker) atomically to ``path``."""
+    if "format" in parts:
+        raise ValueError("parts: 'format' is reserved for the checkpoint marker")
+    payload = {"format": FORMAT, "version": VERSION, **_plain(parts)}
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
+    """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``.
+
+    Raises ``FileNotFoundError`` if missing, ``ValueError`` if corrupt or not an lstmkit file."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint: no such file {path!r}")
+    try:
+        ck = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError,
+            AttributeError, ImportError, OSError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ValueError(f"checkpoint {path!r}: corrupt or not a torch checkpoint "
+                         f"(expected a file written by lstmkit save_checkpoint): {msg}") from None
+    if not isinstance(ck, dict) or ck.get("format") != FORMAT:
+        got = sorted(ck)[:8] if isinstance(ck, dict) else type(ck).__name__
+        raise ValueError(f"checkpoint {path!r}: not an lstmkit checkpoint; expected a dict with "
+                         f"format={FORMAT!r}, got {got}")
+    if ck.get("version") != VERSION:
+        raise ValueError(f"checkpoint {path!r}: expected version {VERSION}, got {ck.get('version')}")
+    return ck
