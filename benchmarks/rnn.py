@@ -29,11 +29,13 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from lstmkit import kernels
 from lstmkit.functional import LSTMParams, Masks
 from lstmkit.functional.eager import lstm_eager
+from lstmkit.functional.gru import GRUParams
+from lstmkit.functional.gru import gru as gru_reference
 from lstmkit.functional.lstm import lstm as lstm_reference
 
 GRID = [(50, B, H) for B in (1, 16, 64) for H in (64, 128, 256, 512)] + [(100, 64, 512)]
 QUICK_GRID = [(50, 1, 64), (50, 16, 256), (50, 64, 256), (50, 64, 512)]
-SECTIONS = ("grid", "variants", "lengths", "step", "memory")
+SECTIONS = ("grid", "gru", "variants", "lengths", "step", "memory")
 
 
 # --------------------------------------------------------------------------- timing
@@ -176,6 +178,42 @@ def section_grid(args, grid) -> list[str]:
                           f"{t[e] / t['torch']:.2f}", f"{t[e] / T * 1e6:.0f}"]
             rows.append("| " + " | ".join(cells) + " |")
             print(rows[-1], flush=True)
+    return rows
+
+
+def section_gru(args, shapes) -> list[str]:
+    """GRU (reset_after=True) fwd+bwd against torch.nn.GRU with the same weights."""
+    engines = [e for e in args.engines if e in ("reference", "fused")]
+    head = "| T | B | H | torch.nn.GRU ms | " + " | ".join(f"{e} ms | {e} ratio" for e in engines) + " |"
+    rows = [head, "|" + "---|" * (head.count("|") - 1)]
+    for T, B, H in shapes:
+        torch.manual_seed(0)
+        m = torch.nn.GRU(H, H)
+        p = GRUParams(m.weight_ih_l0, m.weight_hh_l0, m.bias_ih_l0, m.bias_hh_l0)
+        x, h0, _ = inputs(T, B, H, H)
+        leaves = [x, *m.parameters()]
+
+        def torch_step(m=m, x=x, h0=h0, leaves=leaves):
+            m(x, h0[None])[0].sum().backward()
+            for t in leaves:
+                t.grad = None
+
+        fns = {"torch": torch_step}
+        for e in engines:
+            fn = gru_reference if e == "reference" else kernels.gru
+
+            def step(fn=fn, x=x, h0=h0, p=p, leaves=leaves):
+                fn(x, h0, p, Masks())[0].sum().backward()
+                for t in leaves:
+                    t.grad = None
+
+            fns[e] = step
+        t = compare(fns, args.runs, args.min_run_ms / 1e3)
+        cells = [f"{T}", f"{B}", f"{H}", f"{t['torch'] * 1e3:.2f}"]
+        for e in engines:
+            cells += [f"{t[e] * 1e3:.2f}", f"{t[e] / t['torch']:.2f}"]
+        rows.append("| " + " | ".join(cells) + " |")
+        print(rows[-1], flush=True)
     return rows
 
 
@@ -347,6 +385,9 @@ def main(argv: list[str] | None = None) -> int:
         out += [f"## {s}", ""]
         if s == "grid":
             out += section_grid(args, grid)
+        elif s == "gru":
+            out += section_gru(args, [(50, 16, 128), (50, 64, 256)] if args.quick else
+                               [(50, 1, 128), (50, 16, 128), (50, 16, 256), (50, 64, 256), (50, 64, 512)])
         elif s == "variants":
             out += section_variants(args, var_shapes)
         elif s == "lengths":

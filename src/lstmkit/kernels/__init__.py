@@ -28,10 +28,12 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from ..functional._common import Masks, layer_norm_backward, sum_bt
+from ..functional.gru import GRUParams
+from ..functional.gru import input_projection as gru_input_projection
 from ..functional.lstm import LSTMParams, input_projection, is_coupled
 from . import _loader
 
-__all__ = ["available", "supports", "lstm", "lstm_step"]
+__all__ = ["available", "supports", "lstm", "lstm_step", "gru"]
 
 _EMPTY: dict = {}
 
@@ -52,15 +54,22 @@ def _cpu_float(t: Tensor | None, dtype) -> bool:
     return t is None or (t.device.type == "cpu" and t.dtype == dtype and not t.is_sparse)
 
 
-def supports(family: str, p, masks: Masks | None, x: Tensor) -> bool:
-    """Whether the fused engine can serve this call (it does not check ``available()``)."""
-    if family != "lstm" or not isinstance(p, LSTMParams):
-        return False
+def supports(family: str, p, masks: Masks | None, x: Tensor, *, reset_after: bool = True) -> bool:
+    """Whether the fused engine can serve this call (it does not check ``available()``).
+
+    ``family``: "lstm" (every option) or "gru" (``reset_after=True`` only); "rnn" is not fused yet.
+    """
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or x.dim() != 3:
         return False
     if not all(_cpu_float(t, x.dtype) for t in p):
         return False
     if masks is not None and not all(_cpu_float(t, x.dtype) for t in masks):
+        return False
+    if (p.b_ih is None) != (p.b_hh is None):
+        return False
+    if family == "gru":
+        return isinstance(p, GRUParams) and bool(reset_after)
+    if family != "lstm" or not isinstance(p, LSTMParams):
         return False
     peep = [p.w_ci is not None, p.w_co is not None]
     if any(peep) and not all(peep):
@@ -71,8 +80,6 @@ def supports(family: str, p, masks: Masks | None, x: Tensor) -> bool:
         return False
     ln = [p.ln_ih_w, p.ln_ih_b, p.ln_hh_w, p.ln_hh_b, p.ln_c_w, p.ln_c_b]
     if any(t is not None for t in ln) and not all(t is not None for t in ln):
-        return False
-    if (p.b_ih is None) != (p.b_hh is None):
         return False
     return True
 
@@ -184,3 +191,56 @@ def lstm_step(x: Tensor, h: Tensor, c: Tensor, p: LSTMParams) -> tuple[Tensor, T
     """
     return tuple(_ext().lstm_step(x.contiguous(), h, c, *[_NONE if t is None else t for t in p],
                                   is_coupled(p)))
+
+
+class FusedGRUFunction(torch.autograd.Function):
+    """Fused GRU, ``reset_after=True``: ``apply(x, h0, rec, keep_h, out, *params)`` (GRUParams order)."""
+
+    @staticmethod
+    def forward(ctx, x, h0, rec, keep_h, out, *params):
+        p = GRUParams(*params)
+        T, B, H = x.shape[0], x.shape[1], h0.shape[-1]
+        xg = gru_input_projection(x, p, True)  # (T, B, G), one GEMM
+        kh = _keep(keep_h, T, B, H)
+        b_hn = p.b_hh[2 * H :].contiguous() if p.b_hh is not None else _NONE
+        save = any(ctx.needs_input_grad)
+        h_all, act, hn = _ext().gru_forward(xg.contiguous(), h0.contiguous(), p.w_hh.contiguous(), b_hn,
+                                            _opt(rec), kh, bool(save))
+        y = h_all[1:] * out if out is not None else h_all[1:].clone()  # (T, B, H)
+        if save:
+            ctx.save_for_backward(x, h_all, act, hn, rec, kh, out, *params)
+        return y, h_all[T].clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy, dh_n):
+        x, h_all, act, hn, rec, kh, out, *params = ctx.saved_tensors
+        p = GRUParams(*params)
+        if dy is not None and out is not None:
+            dy = dy * out
+        dhh_all, dan_all, dh0 = _ext().gru_backward(_opt(dy), _opt(dh_n), h_all, act, hn,
+                                                    p.w_hh.contiguous(), _opt(rec), kh)
+        T, B, G = act.shape
+        H, I = G // 3, x.shape[-1]
+        needs = ctx.needs_input_grad
+        # weight gradients: one GEMM / reduction over all T*B rows
+        hr_all = h_all[:-1] if rec is None else h_all[:-1] * rec  # (T, B, H)
+        dw_hh = dhh_all.reshape(-1, G).t() @ hr_all.reshape(-1, H) if needs[6] else None
+        db_hh = sum_bt(dhh_all) if p.b_hh is not None and needs[8] else None
+        da_all = torch.cat([dhh_all[..., : 2 * H], dan_all], -1)  # d xg: r, z rows are shared
+        da2 = da_all.reshape(-1, G)
+        dw_ih = da2.t() @ x.reshape(-1, I) if needs[5] else None
+        dx = (da2 @ p.w_ih).reshape(T, B, I) if needs[0] else None
+        db_ih = sum_bt(da_all) if p.b_ih is not None and needs[7] else None
+        grads = [dw_ih, dw_hh, db_ih, db_hh][: len(params)]
+        return (dx, dh0 if needs[1] else None, None, None, None, *grads)
+
+
+def gru(x: Tensor, h0: Tensor, p: GRUParams, masks: Masks = Masks(), reset_after: bool = True):
+    """One GRU layer-direction, fused engine (``reset_after=True`` only; ``masks.keep_c`` ignored).
+
+    Same semantics as ``lstmkit.functional.gru.gru``. x: (T, B, I), h0: (B, H) -> y (T, B, H), h_n.
+    """
+    if not reset_after:
+        raise ValueError("reset_after: the fused GRU serves reset_after=True only, got False")
+    return FusedGRUFunction.apply(x, h0, masks.rec, masks.keep_h, masks.out, *p)

@@ -11,7 +11,8 @@ import warnings
 from pathlib import Path
 
 CSRC = Path(__file__).parent / "csrc"
-SOURCES = ["lstm.cpp"]
+SOURCES = ["lstm.cpp", "gru.cpp"]
+HEADERS = ["fastmath.h"]
 
 _lock = threading.Lock()
 _state: dict = {"tried": False, "module": None, "error": None}
@@ -52,7 +53,7 @@ def _build():
     # -fno-trapping-math lets gcc if-convert (and so vectorise) the clamped polynomial exp
     flags = ["-O3", "-ffp-contract=fast", "-fno-trapping-math", *_cpu_flags()]
     digest = hashlib.sha1()
-    for src in SOURCES:
+    for src in SOURCES + HEADERS:
         digest.update((CSRC / src).read_bytes())
     digest.update(" ".join(flags).encode())
     name = "lstmkit_kernels_" + digest.hexdigest()[:12]

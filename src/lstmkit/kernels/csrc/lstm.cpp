@@ -12,35 +12,15 @@
 #include <cstring>
 #include <vector>
 
+#include "fastmath.h"
+
 namespace {
 
 constexpr double LN_EPS = 1e-5;
 
-// exp that gcc vectorises (float): Cephes-style range reduction + degree-6 polynomial,
-// exponent built with integer arithmetic. Relative error ~2 ulp over the clamped range.
-inline float exp_(float x) {
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-  float n = std::floor(x * 1.44269504088896341f + 0.5f);
-  float r = x - n * 0.693359375f;
-  r = r + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return p * scale;
-}
-inline double exp_(double x) { return std::exp(x); }
-
-template <typename S> inline S sigmoid_(S x) { return S(1) / (S(1) + exp_(-x)); }
-// tanh(x) = 2 sigmoid(2x) - 1 (float: absolute error ~1e-7); double uses libm.
-inline float tanh_(float x) { return 2.0f / (1.0f + exp_(-2.0f * x)) - 1.0f; }
-inline double tanh_(double x) { return std::tanh(x); }
+using lstmkit::exp_;
+using lstmkit::sigmoid_;
+using lstmkit::tanh_;
 
 // The gate passes, one row each. Every pointer is __restrict__ so gcc vectorises the loops
 // (with -fno-trapping-math for the clamped exp). Absent peepholes point at zeros.
@@ -482,7 +462,14 @@ std::vector<at::Tensor> lstm_step(
 
 }  // namespace
 
+std::vector<at::Tensor> gru_forward(at::Tensor xg, at::Tensor h0, at::Tensor w_hh, at::Tensor b_hn,
+                                    at::Tensor rec, at::Tensor keep_h, bool save);
+std::vector<at::Tensor> gru_backward(at::Tensor dy, at::Tensor dh_n, at::Tensor h_all, at::Tensor act,
+                                     at::Tensor hn, at::Tensor w_hh, at::Tensor rec, at::Tensor keep_h);
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("gru_forward", &gru_forward, "fused GRU (reset_after) sequence forward");
+  m.def("gru_backward", &gru_backward, "fused GRU (reset_after) sequence backward");
   m.def("lstm_forward", &lstm_forward, "fused LSTM sequence forward");
   m.def("lstm_backward", &lstm_backward, "fused LSTM sequence backward");
   m.def("lstm_step", &lstm_step, "fused LSTM streaming step (no autograd)");

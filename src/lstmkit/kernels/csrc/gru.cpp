@@ -1,0 +1,170 @@
+// Fused GRU time loop (reset_after=True, torch's form): per step one recurrent GEMM through torch
+// and one fused elementwise pass. Symbols: T time, B batch, H hidden, G = 3H rows (r, z, n).
+// Python owns the input projection (x W_ih^T + b_ih + the r, z rows of b_hh), masks and the
+// weight gradients. Optional tensors arrive as empty tensors; every tensor is contiguous.
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "fastmath.h"
+
+namespace {
+
+#define R __restrict__
+template <typename S>
+void gru_gates_forward(const S* R xr, const S* R xz, const S* R xn, const S* R hr_, const S* R hz,
+                       const S* R hn_raw, const S* R bhn, const S* R hp, S* R r_out, S* R z_out,
+                       S* R n_out, S* R hn_out, S* R h_out, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    S r = lstmkit::sigmoid_(xr[j] + hr_[j]);
+    S z = lstmkit::sigmoid_(xz[j] + hz[j]);
+    S hn = hn_raw[j] + bhn[j];
+    S n = lstmkit::tanh_(xn[j] + r * hn);
+    r_out[j] = r; z_out[j] = z; n_out[j] = n; hn_out[j] = hn;
+    h_out[j] = n + z * (hp[j] - n);  // (1 - z) * n + z * h_prev
+  }
+}
+
+template <typename S>
+void gru_gates_backward(const S* R r_, const S* R z_, const S* R n_, const S* R hn_, const S* R hp,
+                        const S* R dh, S* R dr_out, S* R dz_out, S* R dhn_out, S* R dan_out,
+                        S* R dh_direct, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    S r = r_[j], z = z_[j], n = n_[j];
+    S d = dh[j];
+    dh_direct[j] = d * z;
+    S dan = d * (S(1) - z) * (S(1) - n * n);  // through tanh
+    dz_out[j] = d * (hp[j] - n) * z * (S(1) - z);  // through sigmoid
+    dr_out[j] = dan * hn_[j] * r * (S(1) - r);
+    dhn_out[j] = dan * r;
+    dan_out[j] = dan;
+  }
+}
+#undef R
+
+inline bool on(const at::Tensor& t) { return t.defined() && t.numel() > 0; }
+inline int64_t grain(int64_t B, int64_t width) {
+  int64_t g = 32768 / (width > 0 ? width : 1);
+  return g < 1 ? 1 : (g > B ? B : g);
+}
+
+template <typename S>
+std::vector<at::Tensor> forward_impl(const at::Tensor& xg, const at::Tensor& h0, const at::Tensor& w_hh,
+                                     const at::Tensor& b_hn, const at::Tensor& rec,
+                                     const at::Tensor& keep_h, bool save) {
+  const int64_t T = xg.size(0), B = xg.size(1), G = xg.size(2), H = h0.size(1);
+  auto opts = xg.options();
+  at::Tensor h_all = at::empty({T + 1, B, H}, opts);
+  h_all[0].copy_(h0);
+  at::Tensor act = at::empty({save ? T : 1, B, G}, opts);
+  at::Tensor hn = at::empty({save ? T : 1, B, H}, opts);
+  at::Tensor hh = at::empty({B, G}, opts);
+  at::Tensor hrb = on(rec) ? at::empty({B, H}, opts) : at::Tensor();
+  at::Tensor w_hh_t = w_hh.t();
+  std::vector<S> zeros(H, S(0));
+  const S* bhn = on(b_hn) ? b_hn.data_ptr<S>() : zeros.data();
+  const S* kh = on(keep_h) ? keep_h.data_ptr<S>() : nullptr;
+  const S* xg_p = xg.data_ptr<S>();
+  S* h_p = h_all.data_ptr<S>();
+  const S* hh_p = hh.data_ptr<S>();
+  for (int64_t t = 0; t < T; ++t) {
+    const int64_t ts = save ? t : 0;
+    if (on(rec)) {
+      at::mul_out(hrb, h_all[t], rec);
+      at::mm_out(hh, hrb, w_hh_t);
+    } else {
+      at::mm_out(hh, h_all[t], w_hh_t);  // (B, G)
+    }
+    S* act_p = act.data_ptr<S>() + ts * B * G;
+    S* hn_p = hn.data_ptr<S>() + ts * B * H;
+    at::parallel_for(0, B, grain(B, G), [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const S* x = xg_p + (t * B + b) * G;
+        const S* a = hh_p + b * G;
+        const S* hp = h_p + (t * B + b) * H;
+        S* ar = act_p + b * G;
+        S* hout = h_p + ((t + 1) * B + b) * H;
+        gru_gates_forward(x, x + H, x + 2 * H, a, a + H, a + 2 * H, bhn, hp, ar, ar + H, ar + 2 * H,
+                          hn_p + b * H, hout, H);
+        if (kh) {  // h = keep * h_prev + (1 - keep) * h_new
+          const S* k = kh + (t * B + b) * H;
+          for (int64_t j = 0; j < H; ++j) hout[j] = hout[j] + k[j] * (hp[j] - hout[j]);
+        }
+      }
+    });
+  }
+  return {h_all, act, hn};
+}
+
+template <typename S>
+std::vector<at::Tensor> backward_impl(const at::Tensor& dy, const at::Tensor& dh_n,
+                                      const at::Tensor& h_all, const at::Tensor& act,
+                                      const at::Tensor& hn, const at::Tensor& w_hh,
+                                      const at::Tensor& rec, const at::Tensor& keep_h) {
+  const int64_t T = act.size(0), B = act.size(1), G = act.size(2), H = h_all.size(2);
+  auto opts = act.options();
+  at::Tensor dh = on(dh_n) ? dh_n.clone() : at::zeros({B, H}, opts);
+  at::Tensor dhh_all = at::empty({T, B, G}, opts);  // d of the recurrent GEMM output (n: d hn)
+  at::Tensor dan_all = at::empty({T, B, H}, opts);  // d n pre-activation (= d xg_n)
+  at::Tensor dh_new = at::empty({B, H}, opts);
+  at::Tensor dh_direct = at::empty({B, H}, opts);
+  at::Tensor dhr = at::empty({B, H}, opts);
+  const S* dy_p = on(dy) ? dy.data_ptr<S>() : nullptr;
+  const S* kh = on(keep_h) ? keep_h.data_ptr<S>() : nullptr;
+  const S* rec_p = on(rec) ? rec.data_ptr<S>() : nullptr;
+  const S* h_p = h_all.data_ptr<S>();
+  const S* act_p = act.data_ptr<S>();
+  const S* hn_p = hn.data_ptr<S>();
+  S* dh_p = dh.data_ptr<S>();
+  S* dhn_p = dh_new.data_ptr<S>();
+  S* dd_p = dh_direct.data_ptr<S>();
+  const S* dhr_p = dhr.data_ptr<S>();
+  for (int64_t t = T - 1; t >= 0; --t) {
+    for (int64_t k = 0; k < B * H; ++k) {
+      S v = dh_p[k] + (dy_p ? dy_p[t * B * H + k] : S(0));
+      dh_p[k] = v;
+      dhn_p[k] = kh ? v * (S(1) - kh[t * B * H + k]) : v;
+    }
+    S* dhh_p = dhh_all.data_ptr<S>() + t * B * G;
+    S* dan_p = dan_all.data_ptr<S>() + t * B * H;
+    at::parallel_for(0, B, grain(B, G), [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const S* ar = act_p + (t * B + b) * G;
+        S* d = dhh_p + b * G;
+        gru_gates_backward(ar, ar + H, ar + 2 * H, hn_p + (t * B + b) * H, h_p + (t * B + b) * H,
+                           dhn_p + b * H, d, d + H, d + 2 * H, dan_p + b * H, dd_p + b * H, H);
+      }
+    });
+    at::Tensor dhh_t = dhh_all[t];
+    at::mm_out(dhr, dhh_t, w_hh);  // (B, H) backprop through the recurrent GEMM
+    for (int64_t k = 0; k < B * H; ++k) {
+      S v = dd_p[k] + (rec_p ? dhr_p[k] * rec_p[k] : dhr_p[k]);
+      dh_p[k] = v + (kh ? dh_p[k] * kh[t * B * H + k] : S(0));
+    }
+  }
+  return {dhh_all, dan_all, dh};
+}
+
+}  // namespace
+
+std::vector<at::Tensor> gru_forward(at::Tensor xg, at::Tensor h0, at::Tensor w_hh, at::Tensor b_hn,
+                                    at::Tensor rec, at::Tensor keep_h, bool save) {
+  std::vector<at::Tensor> out;
+  AT_DISPATCH_FLOATING_TYPES(xg.scalar_type(), "gru_forward", [&] {
+    out = forward_impl<scalar_t>(xg, h0, w_hh, b_hn, rec, keep_h, save);
+  });
+  return out;
+}
+
+std::vector<at::Tensor> gru_backward(at::Tensor dy, at::Tensor dh_n, at::Tensor h_all, at::Tensor act,
+                                     at::Tensor hn, at::Tensor w_hh, at::Tensor rec, at::Tensor keep_h) {
+  std::vector<at::Tensor> out;
+  AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "gru_backward", [&] {
+    out = backward_impl<scalar_t>(dy, dh_n, h_all, act, hn, w_hh, rec, keep_h);
+  });
+  return out;
+}
