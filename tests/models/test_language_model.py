@@ -17,6 +17,7 @@ from lstmkit.models.language_model import (
     load_language_model,
     save_language_model,
 )
+from lstmkit.train.checkpoint import save_checkpoint
 
 
 def small(**kw):
@@ -57,6 +58,12 @@ def test_checkpoint_round_trip(tmp_path):
     x = torch.randint(0, 30, (2, 5))
     with torch.no_grad():
         torch.testing.assert_close(back(x)[0], m(x)[0])
+    save_checkpoint(tmp_path / "other.pt", kind="forecaster", model={})
+    with pytest.raises(ValueError, match="language_model"):
+        load_language_model(tmp_path / "other.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="corrupt"):
+        load_language_model(tmp_path / "junk.pt")
 
 
 def test_overfits_a_small_stream():

@@ -11,7 +11,8 @@ state of row b at the end of one batch is the (detached) start of row b in the n
 - ``LanguageModel.step(tokens (B,), hx) -> (log_probs (B, V), hx)``: the decoding contract.
 - ``LanguageModel.prime(ids)``: run a prompt, return ``(last_token (1,), state)`` for decoding.
 - ``fit_language_model`` / ``evaluate_language_model``: the TBPTT training loop / mean loss.
-- ``save_language_model`` / ``load_language_model``: atomic torch.save, ``weights_only=True``.
+- ``save_language_model`` / ``load_language_model``: via ``train.checkpoint`` (atomic,
+  ``weights_only=True``).
 
 >>> m = LanguageModel(LanguageModelConfig(vocab_size=50, embedding_dim=8, hidden_size=8, tie_weights=True))
 >>> logits, (h, c) = m(torch.zeros(2, 5, dtype=torch.long))
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
@@ -35,9 +35,10 @@ from torch import Tensor, nn
 
 from .. import LSTM
 from ..data.text import num_stream_batches, stream_batches
+from ..train.checkpoint import load_checkpoint, save_checkpoint
 from ..train.tbptt import StateCarrier
 
-CHECKPOINT_FORMAT = "lstmkit.language_model/1"
+CHECKPOINT_KIND = "language_model"
 
 
 @dataclass
@@ -193,32 +194,22 @@ def lm_metrics(loss_nats_per_token: float, num_tokens: int, num_chars: int) -> d
 
 # -- checkpoints --------------------------------------------------------------------------------
 def save_language_model(model: LanguageModel, path: str | os.PathLike, **extra) -> None:
-    """Write {config, state_dict, extra} atomically (temp file + os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write {kind, config, model state_dict, extra} atomically (``train.checkpoint``)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    payload = {"format": CHECKPOINT_FORMAT, "config": asdict(model.config), "state_dict": state,
-               "extra": dict(extra)}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    save_checkpoint(path, kind=CHECKPOINT_KIND, config=asdict(model.config), model=state, extra=dict(extra))
 
 
 def load_language_model(path: str | os.PathLike, map_location="cpu") -> tuple[LanguageModel, dict]:
-    """Load a checkpoint written by ``save_language_model``; returns (model in eval mode, extra)."""
-    payload = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"checkpoint: expected an lstmkit language-model checkpoint, got {path}")
+    """Load a checkpoint written by ``save_language_model`` (``weights_only=True``);
+    returns (model in eval mode, extra)."""
+    ck = load_checkpoint(path, map_location=map_location)
+    if ck.get("kind") != CHECKPOINT_KIND:
+        raise ValueError(f"checkpoint: expected a {CHECKPOINT_KIND!r} checkpoint, got kind "
+                         f"{ck.get('kind')!r} in {path}")
     names = {f.name for f in fields(LanguageModelConfig)}
-    config = LanguageModelConfig(**{k: v for k, v in payload["config"].items() if k in names})
+    config = LanguageModelConfig(**{k: v for k, v in ck["config"].items() if k in names})
     model = LanguageModel(config)
-    model.load_state_dict(payload["state_dict"])
+    model.load_state_dict(ck["model"])
     model.eval()
-    return model, payload.get("extra", {})
+    return model, ck.get("extra", {})
