@@ -19,6 +19,7 @@ Feature layout per step (F = 1 + C + (1 + C) + K), known-future calendar feature
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -106,7 +107,11 @@ def read_csv(path: str, target: str, time: str | None = None, covariates: list[s
 def infer_freq(times: pd.DatetimeIndex | None) -> str | None:
     if times is None or len(times) < 3:
         return None
-    freq = pd.infer_freq(times)
+    with warnings.catch_warnings():  # pandas 3 warns that infer_freq will return an offset
+        warnings.simplefilter("ignore")
+        freq = pd.infer_freq(times)
+    if freq is not None and not isinstance(freq, str):
+        freq = freq.freqstr
     if freq is None:  # gaps: use the most common step
         step = pd.Series(times[1:] - times[:-1]).mode()[0]
         return pd.tseries.frequencies.to_offset(step).freqstr
@@ -129,7 +134,7 @@ def calendar_features(times: pd.DatetimeIndex | None) -> np.ndarray:
     """sin/cos of the fraction of the year: (N, 2), or (N, 0) without timestamps."""
     if times is None:
         return np.zeros((0, 0))
-    frac = (times.dayofyear.to_numpy() - 1 + times.hour.to_numpy() / 24) / 365.25
+    frac = (times.day_of_year.to_numpy() - 1 + times.hour.to_numpy() / 24) / 365.25
     return np.stack([np.sin(2 * np.pi * frac), np.cos(2 * np.pi * frac)], axis=1)
 
 

@@ -1,0 +1,112 @@
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lstmkit.cli import build_parser, main
+from lstmkit.cli.forecast import ets_forecast, run_forecast, seasonal_naive_forecast
+from lstmkit.train.checkpoint import load_checkpoint
+
+FAST = ["--horizon", "3", "--input-len", "14", "--test-size", "30", "--val-size", "20",
+        "--epochs", "3", "--hidden-size", "8", "--no-progress"]
+
+
+def _csv(path, n=160, holes=True, **changes):
+    rng = np.random.default_rng(0)
+    t = np.arange(n)
+    df = pd.DataFrame({
+        "day": pd.date_range("2021-01-01", periods=n, freq="D").strftime("%Y-%m-%d"),
+        "sales": 10 + 0.05 * t + np.sin(2 * np.pi * t / 7) + 0.1 * rng.normal(size=n),
+        "temp": rng.normal(size=n),
+    })
+    if holes:
+        df.loc[[20, 21, 90], "sales"] = np.nan
+    for col, fn in changes.items():
+        df = fn(df) if col == "frame" else df.assign(**{col: fn(df)})
+    df.to_csv(path, index=False)
+    return str(path)
+
+
+def test_small_run_writes_all_four_models_plot_and_checkpoint_then_predicts(tmp_path, capsys):
+    csv = _csv(tmp_path / "s.csv")
+    out = tmp_path / "run"
+    argv = ["forecast", "--csv", csv, "--target", "sales", "--time", "day", "--covariates", "temp",
+            *FAST, "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    m = json.loads((out / "metrics.json").read_text())
+    for name in ("lstm", "naive", "seasonal_naive", "ets"):
+        assert set(m[name]) == {"mae", "rmse", "mape", "smape", "mase"}, name
+        assert np.isfinite(list(m[name].values())).all()
+        assert name in printed
+    assert m["setup"]["season"] == 7  # inferred from daily timestamps
+    assert (out / "forecast.png").read_bytes()[:4] == b"\x89PNG"
+    ck = load_checkpoint(out / "model.pt")
+    assert ck["series_spec"]["covariates"] == ["temp"] and ck["model_config"]["horizon"] == 3
+    assert (out / "train" / "metrics.csv").exists()
+    assert not [f for f in os.listdir(out) if f.startswith(".")]  # no leftover work dirs
+
+    assert main(["forecast", "predict", "--checkpoint", str(out), "--csv", csv,
+                 "--out", str(tmp_path / "pred")]) == 0
+    lines = (tmp_path / "pred" / "predictions.csv").read_text().strip().splitlines()
+    assert lines[0] == "day,sales_forecast" and len(lines) == 4
+    assert lines[1].startswith("2021-06-10")  # the day after the last row (2021-06-09)
+
+
+def test_parser_accepts_both_forms():
+    p = build_parser()
+    assert p.parse_args(["forecast", "--horizon", "4"]).action == "train"
+    a = p.parse_args(["forecast", "predict", "--checkpoint", "d", "--csv", "x.csv"])
+    assert a.action == "predict" and a.checkpoint == "d"
+
+
+@pytest.mark.parametrize("change, extra, msg", [
+    ({}, ["--target", "nope"], "'nope': not in the data"),
+    ({"temp": lambda d: ["warm"] * len(d)}, [], "'temp': expected numbers"),
+    ({"frame": lambda d: d.iloc[::-1]}, [], "sorted"),
+    ({"frame": lambda d: pd.concat([d.iloc[:5], d.iloc[4:]])}, [], "unique"),
+    ({"temp": lambda d: [np.nan] * len(d)}, [], "temp: every value is missing"),
+    ({"frame": lambda d: d.iloc[:12]}, [], "shorter than"),
+])
+def test_bad_input_gives_a_clear_error_and_no_files(tmp_path, capsys, change, extra, msg):
+    csv = _csv(tmp_path / "bad.csv", **change)
+    out = tmp_path / "run"
+    args = ["forecast", "--csv", csv, "--target", "sales", "--time", "day", "--covariates", "temp",
+            *FAST, "--out", str(out)] + extra
+    assert main(args) == 2
+    assert msg in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_unwritable_out_gives_a_clear_error(tmp_path, capsys):
+    csv = _csv(tmp_path / "s.csv")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for out in (blocker, blocker / "sub"):
+        assert main(["forecast", "--csv", csv, "--target", "sales", *FAST, "--out", str(out)]) == 2
+        assert "--out" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["file", "s.csv"]
+
+
+def test_baselines_use_only_data_up_to_the_origin():
+    level = np.arange(100, dtype=float) ** 1.1
+    origins = np.array([60, 70])
+    sn = seasonal_naive_forecast(level, origins, 5, season=3)
+    np.testing.assert_array_equal(sn[0], level[[58, 59, 60, 58, 59]])
+    a = ets_forecast(level, 50, origins, 4, 1)
+    changed = level.copy()
+    changed[71:] = -1e6  # the future after the last origin must not matter
+    np.testing.assert_array_equal(ets_forecast(changed, 50, origins, 4, 1), a)
+
+
+def test_default_co2_run_lstm_beats_seasonal_naive(tmp_path):
+    """The README's main job, end to end on the bundled weekly Mauna Loa CO2."""
+    args = build_parser().parse_args(["forecast", "--no-progress", "--out", str(tmp_path)])
+    res = run_forecast(args, echo=lambda *_: None)
+    m = res["metrics"]
+    assert m["lstm"]["mase"] < m["seasonal_naive"]["mase"]
+    assert m["lstm"]["mae"] < m["seasonal_naive"]["mae"]
+    assert torch.get_num_threads() >= 1
