@@ -95,41 +95,48 @@ class ConvLSTMStepCache(NamedTuple):
 
 
 def conv_lstm_step_forward(
-    xg: Tensor, h_prev: Tensor, c_prev: Tensor, p: ConvLSTMParams, rec_mask: Tensor | None = None
+    xg: Tensor, h_prev: Tensor, c_prev: Tensor, p: ConvLSTMParams, rec_mask: Tensor | None = None,
+    out: ConvLSTMStepCache | None = None,
 ) -> tuple[Tensor, Tensor, ConvLSTMStepCache]:
-    """One step. xg: (B, G, Hs, Ws) from ``input_convolution``; h_prev, c_prev: (B, K, Hs, Ws)."""
+    """One step. xg: (B, G, Hs, Ws) from ``input_convolution``; h_prev, c_prev: (B, K, Hs, Ws).
+
+    ``out``: optional buffers the cache is written into (the sequence loop's storage: no copies).
+    """
     K = c_prev.shape[1]
     hr = h_prev if rec_mask is None else h_prev * rec_mask  # recurrent dropout
-    a = xg + F.conv2d(hr, p.w_h, padding=_padding(p))  # (B, G, Hs, Ws) gate pre-activations
+    a = F.conv2d(hr, p.w_h, padding=_padding(p)).add_(xg)  # (B, G, Hs, Ws) gate pre-activations
     if p.w_ci is not None:  # peepholes into i and f look at c_prev
-        a[:, :K] += p.w_ci * c_prev
-        a[:, K : 2 * K] += p.w_cf * c_prev
-    act = torch.sigmoid(a)  # i, f, o (g is overwritten below)
-    act[:, 2 * K : 3 * K] = torch.tanh(a[:, 2 * K : 3 * K])
+        a[:, :K].addcmul_(p.w_ci, c_prev)
+        a[:, K : 2 * K].addcmul_(p.w_cf, c_prev)
+    act = torch.empty_like(a) if out is None else out.act
+    torch.sigmoid(a[:, : 2 * K], out=act[:, : 2 * K])
+    torch.tanh(a[:, 2 * K : 3 * K], out=act[:, 2 * K : 3 * K])
     i, f, g = act[:, :K], act[:, K : 2 * K], act[:, 2 * K : 3 * K]
-    c_new = torch.addcmul(f * c_prev, i, g)  # c = f . c_prev + i . g
+    c_new = torch.mul(f, c_prev, out=None if out is None else out.c_new)
+    c_new.addcmul_(i, g)  # c = f . c_prev + i . g
     if p.w_co is not None:  # the output peephole looks at the new cell
-        act[:, 3 * K :] = torch.sigmoid(a[:, 3 * K :] + p.w_co * c_new)
-    o = act[:, 3 * K :]
-    tc = torch.tanh(c_new)
+        a[:, 3 * K :].addcmul_(p.w_co, c_new)
+    o = torch.sigmoid(a[:, 3 * K :], out=act[:, 3 * K :])
+    tc = torch.tanh(c_new, out=None if out is None else out.tc)
     h_new = o * tc  # (B, K, Hs, Ws)
     return h_new, c_new, ConvLSTMStepCache(act, c_new, tc)
 
 
 def conv_lstm_step_backward(
-    dh: Tensor, dc: Tensor, c_prev: Tensor, cache: ConvLSTMStepCache, p: ConvLSTMParams,
-    rec_mask: Tensor | None = None,
+    dh: Tensor, dc: Tensor, h_prev: Tensor, c_prev: Tensor, cache: ConvLSTMStepCache,
+    p: ConvLSTMParams, rec_mask: Tensor | None = None, da_out: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Backward of ``conv_lstm_step_forward``. dh: d loss/d h_new, dc: d loss/d c_new (B, K, Hs, Ws).
 
-    Returns (da, dh_prev, dc_prev); da (B, G, Hs, Ws) is d loss / d gate pre-activations (= d xg).
+    Returns (da, dh_prev, dc_prev); da (B, G, Hs, Ws) is d loss / d gate pre-activations (= d xg),
+    written into ``da_out`` when given.
     """
     K = c_prev.shape[1]
     act, tc = cache.act, cache.tc
     i, f, g, o = act[:, :K], act[:, K : 2 * K], act[:, 2 * K : 3 * K], act[:, 3 * K :]
     do = dh * tc  # h = o . tanh(c)
     dc = dc + dh * o * (1.0 - tc * tc)  # backprop through tanh
-    da = torch.empty_like(act)
+    da = torch.empty_like(act) if da_out is None else da_out
     da_o = da[:, 3 * K :]
     torch.mul(do, o * (1.0 - o), out=da_o)  # backprop through sigmoid
     if p.w_co is not None:
@@ -141,8 +148,9 @@ def conv_lstm_step_backward(
     dc_prev = dc * f
     if p.w_ci is not None:  # i and f saw c_prev through their peepholes
         dc_prev = dc_prev + da[:, :K] * p.w_ci + da[:, K : 2 * K] * p.w_cf
-    # a = ... + W_h * hr: the input-gradient of a same-padded stride-1 conv is a transposed conv
-    dh_prev = F.conv_transpose2d(da, p.w_h, padding=_padding(p))  # (B, K, Hs, Ws)
+    # a = ... + W_h * hr: backprop through the recurrent convolution (its input gradient only;
+    # dW_h is taken once for all steps after the loop)
+    dh_prev = _conv_backward(da, h_prev, p.w_h, _padding(p), (True, False, False))[0]  # (B, K, Hs, Ws)
     if rec_mask is not None:
         dh_prev = dh_prev * rec_mask
     return da, dh_prev, dc_prev
@@ -160,14 +168,13 @@ def conv_lstm_sequence_forward(x: Tensor, h0: Tensor, c0: Tensor, p: ConvLSTMPar
     blended = masks.keep_c is not None
     c_new = x.new_empty(T, *c0.shape) if blended else c_all[1:]
     for t in range(T):
-        h, c, cache = conv_lstm_step_forward(xg[t], h_all[t], c_all[t], p, masks.rec)
-        act[t], tc[t] = cache.act, cache.tc
-        if blended:
-            c_new[t] = c
-            c = keep_blend(c, c_all[t], masks.keep_c[t])
+        buf = ConvLSTMStepCache(act[t], c_new[t], tc[t])  # the step writes its cache in place
+        h, c, _ = conv_lstm_step_forward(xg[t], h_all[t], c_all[t], p, masks.rec, out=buf)
+        if blended:  # c_new[t] holds the new cell; otherwise it is c_all[t + 1] already
+            c_all[t + 1] = keep_blend(c, c_all[t], masks.keep_c[t])
         if masks.keep_h is not None:
             h = keep_blend(h, h_all[t], masks.keep_h[t])
-        h_all[t + 1], c_all[t + 1] = h, c
+        h_all[t + 1] = h
     y = h_all[1:] * masks.out if masks.out is not None else h_all[1:].clone()  # (T, B, K, Hs, Ws)
     saved = (x, h_all, c_all, act, tc, c_new)
     return y, h_all[T].clone(), c_all[T].clone(), saved
@@ -190,8 +197,8 @@ def conv_lstm_sequence_backward(dy, dh_n, dc_n, saved, p: ConvLSTMParams, masks:
         dh_new = dh if kh is None else dh * (1.0 - kh[t])
         dc_new = dc if kc is None else dc * (1.0 - kc[t])
         cache = ConvLSTMStepCache(act[t], c_new[t], tc[t])
-        da, dh_prev, dc_prev = conv_lstm_step_backward(dh_new, dc_new, c_all[t], cache, p, masks.rec)
-        da_all[t] = da
+        _, dh_prev, dc_prev = conv_lstm_step_backward(dh_new, dc_new, h_all[t], c_all[t], cache, p,
+                                                      masks.rec, da_out=da_all[t])
         dh = dh_prev if kh is None else dh_prev + dh * kh[t]
         dc = dc_prev if kc is None else dc_prev + dc * kc[t]
 
