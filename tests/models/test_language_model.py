@@ -20,6 +20,15 @@ from lstmkit.models.language_model import (
 from lstmkit.train.checkpoint import save_checkpoint
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny matrices: one thread is fastest, and a loaded 2-core machine does not oversubscribe."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def small(**kw):
     torch.manual_seed(0)
     cfg = dict(vocab_size=30, embedding_dim=8, hidden_size=12, num_layers=2, dropout=0.0,
@@ -77,22 +86,17 @@ def test_overfits_a_small_stream():
 
 
 def test_short_training_run_beats_unigram_on_held_out_stdlib_text():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matrices: one thread is fastest and deterministic
-    try:
-        train_texts = stdlib_corpus(200_000)
-        val_text = "\n".join(stdlib_corpus(10_000, skip=len(train_texts) + 5))  # other files
-        tok = CharTokenizer.fit(train_texts)
-        train_ids = torch.tensor(tok.encode("\n".join(train_texts)))
-        val_ids = torch.tensor(tok.encode(val_text))
-        torch.manual_seed(0)
-        m = LanguageModel(LanguageModelConfig(len(tok), embedding_dim=32, hidden_size=128, num_layers=1,
-                                              dropout=0.0, embedding_dropout=0.0, output_dropout=0.0))
-        fit_language_model(m, train_ids, batch_size=32, bptt=64, lr=1e-2, max_steps=100, seed=0)
-        loss = evaluate_language_model(m, val_ids, batch_size=1, bptt=256)
-        bpc = lm_metrics(loss, len(val_ids) - 1, len(val_text) - 1)["val_bpc"]
-    finally:
-        torch.set_num_threads(threads)
+    train_texts = stdlib_corpus(200_000)
+    val_text = "\n".join(stdlib_corpus(10_000, skip=len(train_texts) + 5))  # other files
+    tok = CharTokenizer.fit(train_texts)
+    train_ids = torch.tensor(tok.encode("\n".join(train_texts)))
+    val_ids = torch.tensor(tok.encode(val_text))
+    torch.manual_seed(0)
+    m = LanguageModel(LanguageModelConfig(len(tok), embedding_dim=32, hidden_size=128, num_layers=1,
+                                          dropout=0.0, embedding_dropout=0.0, output_dropout=0.0))
+    fit_language_model(m, train_ids, batch_size=32, bptt=64, lr=1e-2, max_steps=100, seed=0)
+    loss = evaluate_language_model(m, val_ids, batch_size=1, bptt=256)
+    bpc = lm_metrics(loss, len(val_ids) - 1, len(val_text) - 1)["val_bpc"]
     counts = collections.Counter(val_text)  # the unigram model fitted on the held-out text itself
     unigram = -sum(c / len(val_text) * math.log2(c / len(val_text)) for c in counts.values())
     print(f"held-out bits/char: LSTM {bpc:.3f}, unigram {unigram:.3f}")

@@ -7,10 +7,20 @@ import lstmkit
 from lstmkit.train.tbptt import StateCarrier, reset_rows, run_tbptt, tbptt
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny matrices: one thread is fastest, and a loaded 2-core machine does not oversubscribe."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _models():
     torch.manual_seed(0)
-    return [lstmkit.LSTM(3, 5, num_layers=2, batch_first=True),
-            lstmkit.GRU(3, 5, num_layers=2, batch_first=True)]
+    # the reference engine: TBPTT is engine-agnostic, and this keeps the test off kernel builds
+    return [lstmkit.LSTM(3, 5, num_layers=2, batch_first=True, engine="reference"),
+            lstmkit.GRU(3, 5, num_layers=2, batch_first=True, engine="reference")]
 
 
 @pytest.mark.parametrize("which", [0, 1], ids=["lstm", "gru"])
