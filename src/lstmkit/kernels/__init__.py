@@ -31,9 +31,11 @@ from ..functional._common import Masks, layer_norm_backward, sum_bt
 from ..functional.gru import GRUParams
 from ..functional.gru import input_projection as gru_input_projection
 from ..functional.lstm import LSTMParams, input_projection, is_coupled
+from ..functional.rnn import RNNParams
+from ..functional.rnn import input_projection as rnn_input_projection
 from . import _loader
 
-__all__ = ["available", "supports", "lstm", "lstm_step", "gru"]
+__all__ = ["available", "supports", "lstm", "lstm_step", "gru", "rnn"]
 
 _EMPTY: dict = {}
 
@@ -57,7 +59,7 @@ def _cpu_float(t: Tensor | None, dtype) -> bool:
 def supports(family: str, p, masks: Masks | None, x: Tensor, *, reset_after: bool = True) -> bool:
     """Whether the fused engine can serve this call (it does not check ``available()``).
 
-    ``family``: "lstm" (every option) or "gru" (``reset_after=True`` only); "rnn" is not fused yet.
+    ``family``: "lstm" (every option), "gru" (``reset_after=True`` only), "rnn" (tanh, relu).
     """
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or x.dim() != 3:
         return False
@@ -69,6 +71,8 @@ def supports(family: str, p, masks: Masks | None, x: Tensor, *, reset_after: boo
         return False
     if family == "gru":
         return isinstance(p, GRUParams) and bool(reset_after)
+    if family == "rnn":
+        return isinstance(p, RNNParams)
     if family != "lstm" or not isinstance(p, LSTMParams):
         return False
     peep = [p.w_ci is not None, p.w_co is not None]
@@ -244,3 +248,52 @@ def gru(x: Tensor, h0: Tensor, p: GRUParams, masks: Masks = Masks(), reset_after
     if not reset_after:
         raise ValueError("reset_after: the fused GRU serves reset_after=True only, got False")
     return FusedGRUFunction.apply(x, h0, masks.rec, masks.keep_h, masks.out, *p)
+
+
+class FusedRNNFunction(torch.autograd.Function):
+    """Fused Elman RNN: ``apply(x, h0, relu, rec, keep_h, out, *params)`` (RNNParams order)."""
+
+    @staticmethod
+    def forward(ctx, x, h0, relu, rec, keep_h, out, *params):
+        p = RNNParams(*params)
+        T, B, H = x.shape[0], x.shape[1], h0.shape[-1]
+        xg = rnn_input_projection(x, p)  # (T, B, H), one GEMM
+        kh = _keep(keep_h, T, B, H)
+        h_all, h_new = _ext().rnn_forward(xg.contiguous(), h0.contiguous(), p.w_hh.contiguous(),
+                                          _opt(rec), kh, bool(relu))
+        y = h_all[1:] * out if out is not None else h_all[1:].clone()  # (T, B, H)
+        ctx.save_for_backward(x, h_all, h_new, rec, kh, out, *params)
+        ctx.relu = bool(relu)
+        return y, h_all[T].clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy, dh_n):
+        x, h_all, h_new, rec, kh, out, *params = ctx.saved_tensors
+        p = RNNParams(*params)
+        if dy is not None and out is not None:
+            dy = dy * out
+        da_all, dh0 = _ext().rnn_backward(_opt(dy), _opt(dh_n), h_new, p.w_hh.contiguous(), _opt(rec),
+                                          kh, ctx.relu)
+        T, B, H = h_new.shape
+        I = x.shape[-1]
+        needs = ctx.needs_input_grad
+        # weight gradients: one GEMM / reduction over all T*B rows
+        hr_all = h_all[:-1] if rec is None else h_all[:-1] * rec
+        da2 = da_all.reshape(-1, H)
+        dw_hh = da2.t() @ hr_all.reshape(-1, H) if needs[7] else None
+        dw_ih = da2.t() @ x.reshape(-1, I) if needs[6] else None
+        dx = (da2 @ p.w_ih).reshape(T, B, I) if needs[0] else None
+        db = sum_bt(da_all) if p.b_ih is not None and (needs[8] or needs[9]) else None
+        grads = [dw_ih, dw_hh, db, db][: len(params)]
+        return (dx, dh0 if needs[1] else None, None, None, None, None, *grads)
+
+
+def rnn(x: Tensor, h0: Tensor, p: RNNParams, masks: Masks = Masks(), nonlinearity: str = "tanh"):
+    """One Elman RNN layer-direction, fused engine (``masks.keep_c`` ignored).
+
+    Same semantics as ``lstmkit.functional.rnn.rnn``. x: (T, B, I), h0: (B, H) -> y (T, B, H), h_n.
+    """
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+    return FusedRNNFunction.apply(x, h0, nonlinearity == "relu", masks.rec, masks.keep_h, masks.out, *p)

@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 
 CSRC = Path(__file__).parent / "csrc"
-SOURCES = ["lstm.cpp", "gru.cpp"]
+SOURCES = ["lstm.cpp", "gru.cpp", "rnn.cpp"]
 HEADERS = ["fastmath.h"]
 
 _lock = threading.Lock()

@@ -467,7 +467,14 @@ std::vector<at::Tensor> gru_forward(at::Tensor xg, at::Tensor h0, at::Tensor w_h
 std::vector<at::Tensor> gru_backward(at::Tensor dy, at::Tensor dh_n, at::Tensor h_all, at::Tensor act,
                                      at::Tensor hn, at::Tensor w_hh, at::Tensor rec, at::Tensor keep_h);
 
+std::vector<at::Tensor> rnn_forward(at::Tensor xg, at::Tensor h0, at::Tensor w_hh, at::Tensor rec,
+                                    at::Tensor keep_h, bool relu);
+std::vector<at::Tensor> rnn_backward(at::Tensor dy, at::Tensor dh_n, at::Tensor h_new, at::Tensor w_hh,
+                                     at::Tensor rec, at::Tensor keep_h, bool relu);
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("rnn_forward", &rnn_forward, "fused Elman RNN sequence forward");
+  m.def("rnn_backward", &rnn_backward, "fused Elman RNN sequence backward");
   m.def("gru_forward", &gru_forward, "fused GRU (reset_after) sequence forward");
   m.def("gru_backward", &gru_backward, "fused GRU (reset_after) sequence backward");
   m.def("lstm_forward", &lstm_forward, "fused LSTM sequence forward");

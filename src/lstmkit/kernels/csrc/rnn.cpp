@@ -1,0 +1,114 @@
+// Fused Elman RNN time loop (tanh or relu): per step one recurrent GEMM through torch and one
+// fused elementwise pass. Symbols: T time, B batch, H hidden. Python owns the input projection
+// (x W_ih^T + b_ih + b_hh), masks and the weight gradients. Optional tensors arrive empty.
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "fastmath.h"
+
+namespace {
+
+#define R __restrict__
+template <typename S>
+void rnn_forward_row(const S* R xg, const S* R hh, const S* R hp, const S* R kh, S* R h_new,
+                     S* R h_out, int64_t H, bool relu) {
+  if (relu) {
+    for (int64_t j = 0; j < H; ++j) { S a = xg[j] + hh[j]; h_new[j] = a > S(0) ? a : S(0); }
+  } else {
+    for (int64_t j = 0; j < H; ++j) h_new[j] = lstmkit::tanh_(xg[j] + hh[j]);
+  }
+  for (int64_t j = 0; j < H; ++j) h_out[j] = h_new[j] + kh[j] * (hp[j] - h_new[j]);  // keep blend
+}
+#undef R
+
+inline bool on(const at::Tensor& t) { return t.defined() && t.numel() > 0; }
+
+template <typename S>
+std::vector<at::Tensor> forward_impl(const at::Tensor& xg, const at::Tensor& h0, const at::Tensor& w_hh,
+                                     const at::Tensor& rec, const at::Tensor& keep_h, bool relu) {
+  const int64_t T = xg.size(0), B = xg.size(1), H = h0.size(1);
+  auto opts = xg.options();
+  at::Tensor h_all = at::empty({T + 1, B, H}, opts);
+  h_all[0].copy_(h0);
+  at::Tensor h_new = at::empty({T, B, H}, opts);  // before the keep blend
+  at::Tensor hh = at::empty({B, H}, opts);
+  at::Tensor hrb = on(rec) ? at::empty({B, H}, opts) : at::Tensor();
+  at::Tensor w_hh_t = w_hh.t();
+  std::vector<S> zeros(H, S(0));
+  const S* kh = on(keep_h) ? keep_h.data_ptr<S>() : nullptr;
+  const S* xg_p = xg.data_ptr<S>();
+  S* h_p = h_all.data_ptr<S>();
+  S* hn_p = h_new.data_ptr<S>();
+  const S* hh_p = hh.data_ptr<S>();
+  for (int64_t t = 0; t < T; ++t) {
+    if (on(rec)) {
+      at::mul_out(hrb, h_all[t], rec);
+      at::mm_out(hh, hrb, w_hh_t);
+    } else {
+      at::mm_out(hh, h_all[t], w_hh_t);  // (B, H)
+    }
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t row = (t * B + b) * H;
+      rnn_forward_row(xg_p + row, hh_p + b * H, h_p + row, kh ? kh + row : zeros.data(), hn_p + row,
+                      h_p + row + B * H, H, relu);
+    }
+  }
+  return {h_all, h_new};
+}
+
+template <typename S>
+std::vector<at::Tensor> backward_impl(const at::Tensor& dy, const at::Tensor& dh_n,
+                                      const at::Tensor& h_new, const at::Tensor& w_hh,
+                                      const at::Tensor& rec, const at::Tensor& keep_h, bool relu) {
+  const int64_t T = h_new.size(0), B = h_new.size(1), H = h_new.size(2);
+  auto opts = h_new.options();
+  at::Tensor dh = on(dh_n) ? dh_n.clone() : at::zeros({B, H}, opts);
+  at::Tensor da_all = at::empty({T, B, H}, opts);
+  at::Tensor dhr = at::empty({B, H}, opts);
+  const S* dy_p = on(dy) ? dy.data_ptr<S>() : nullptr;
+  const S* kh = on(keep_h) ? keep_h.data_ptr<S>() : nullptr;
+  const S* rec_p = on(rec) ? rec.data_ptr<S>() : nullptr;
+  const S* hn_p = h_new.data_ptr<S>();
+  S* dh_p = dh.data_ptr<S>();
+  const S* dhr_p = dhr.data_ptr<S>();
+  for (int64_t t = T - 1; t >= 0; --t) {
+    S* da = da_all.data_ptr<S>() + t * B * H;
+    const S* hn = hn_p + t * B * H;
+    for (int64_t k = 0; k < B * H; ++k) {
+      S v = dh_p[k] + (dy_p ? dy_p[t * B * H + k] : S(0));
+      dh_p[k] = v;
+      S d = kh ? v * (S(1) - kh[t * B * H + k]) : v;  // h = keep * h_prev + (1 - keep) * h_new
+      da[k] = relu ? (hn[k] > S(0) ? d : S(0)) : d * (S(1) - hn[k] * hn[k]);
+    }
+    at::Tensor da_t = da_all[t];
+    at::mm_out(dhr, da_t, w_hh);  // (B, H) backprop through the recurrent GEMM
+    for (int64_t k = 0; k < B * H; ++k) {
+      S v = rec_p ? dhr_p[k] * rec_p[k] : dhr_p[k];
+      dh_p[k] = v + (kh ? dh_p[k] * kh[t * B * H + k] : S(0));
+    }
+  }
+  return {da_all, dh};
+}
+
+}  // namespace
+
+std::vector<at::Tensor> rnn_forward(at::Tensor xg, at::Tensor h0, at::Tensor w_hh, at::Tensor rec,
+                                    at::Tensor keep_h, bool relu) {
+  std::vector<at::Tensor> out;
+  AT_DISPATCH_FLOATING_TYPES(xg.scalar_type(), "rnn_forward", [&] {
+    out = forward_impl<scalar_t>(xg, h0, w_hh, rec, keep_h, relu);
+  });
+  return out;
+}
+
+std::vector<at::Tensor> rnn_backward(at::Tensor dy, at::Tensor dh_n, at::Tensor h_new, at::Tensor w_hh,
+                                     at::Tensor rec, at::Tensor keep_h, bool relu) {
+  std::vector<at::Tensor> out;
+  AT_DISPATCH_FLOATING_TYPES(h_new.scalar_type(), "rnn_backward", [&] {
+    out = backward_impl<scalar_t>(dy, dh_n, h_new, w_hh, rec, keep_h, relu);
+  });
+  return out;
+}
