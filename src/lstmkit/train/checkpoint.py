@@ -70,7 +70,7 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
         ck = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError,
             AttributeError, ImportError, OSError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        msg = (str(e).splitlines() or [""])[0][:120] or type(e).__name__
         raise ValueError(f"checkpoint {path!r}: corrupt or not a torch checkpoint "
                          f"(expected a file written by lstmkit save_checkpoint): {msg}") from None
     if not isinstance(ck, dict) or ck.get("format") != FORMAT:
