@@ -173,3 +173,18 @@ def test_failed_build_gives_false_and_exactly_one_warning(monkeypatch):
     finally:
         _loader._state.update(saved)
     assert kernels.available() is True
+
+
+def test_broadcast_masks_equal_their_expanded_form():
+    """rec (1, P) and keep (T, B, 1) broadcast as in the reference."""
+    dtype = torch.float64
+    p = make_params(True, False, False, True, dtype)
+    g = torch.Generator().manual_seed(5)
+    rec = (torch.rand(1, P, generator=g, dtype=dtype) > 0.3).to(dtype) / 0.7
+    keep = torch.rand(T, B, 1, generator=g, dtype=dtype)
+    masks = Masks(rec, keep, keep, None)
+    x, h0, c0 = inputs(P, dtype)
+    want = run(lstm_reference, x, h0, c0, p, masks)
+    got = run(kernels.lstm, x, h0, c0, p, masks)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, **TOL[dtype])

@@ -96,6 +96,11 @@ def _opt(t: Tensor | None) -> Tensor:
 _NONE = torch.empty(0)
 
 
+def _rec(rec: Tensor | None, B: int, W: int) -> Tensor | None:
+    """Recurrent-dropout mask as a contiguous (B, W): the kernels index it row by row."""
+    return None if rec is None else rec.expand(B, W).contiguous()
+
+
 def _keep(k: Tensor | None, T: int, B: int, W: int) -> Tensor:
     """keep masks as contiguous (T, B, W), broadcast to the full width so the kernel vectorises."""
     if k is None:
@@ -113,6 +118,7 @@ class FusedLSTMFunction(torch.autograd.Function):
         coupled = is_coupled(p)
         xg, x_hat, x_rstd = input_projection(x, p)  # (T, B, G), one GEMM
         kc, kh = _keep(keep_c, T, B, c0.shape[-1]), _keep(keep_h, T, B, h0.shape[-1])
+        rec = _rec(rec, B, h0.shape[-1])
         save = torch.is_grad_enabled() or any(ctx.needs_input_grad)
         h_all, c_all, act, tc, c_new, hh_hat, hh_rstd, c_hat, c_rstd = _ext().lstm_forward(
             xg.contiguous(), h0.contiguous(), c0.contiguous(), p.w_hh.contiguous(), _opt(p.w_hr),
@@ -205,7 +211,7 @@ class FusedGRUFunction(torch.autograd.Function):
         p = GRUParams(*params)
         T, B, H = x.shape[0], x.shape[1], h0.shape[-1]
         xg = gru_input_projection(x, p, True)  # (T, B, G), one GEMM
-        kh = _keep(keep_h, T, B, H)
+        kh, rec = _keep(keep_h, T, B, H), _rec(rec, B, H)
         b_hn = p.b_hh[2 * H :].contiguous() if p.b_hh is not None else _NONE
         save = any(ctx.needs_input_grad)
         h_all, act, hn = _ext().gru_forward(xg.contiguous(), h0.contiguous(), p.w_hh.contiguous(), b_hn,
@@ -258,7 +264,7 @@ class FusedRNNFunction(torch.autograd.Function):
         p = RNNParams(*params)
         T, B, H = x.shape[0], x.shape[1], h0.shape[-1]
         xg = rnn_input_projection(x, p)  # (T, B, H), one GEMM
-        kh = _keep(keep_h, T, B, H)
+        kh, rec = _keep(keep_h, T, B, H), _rec(rec, B, H)
         h_all, h_new = _ext().rnn_forward(xg.contiguous(), h0.contiguous(), p.w_hh.contiguous(),
                                           _opt(rec), kh, bool(relu))
         y = h_all[1:] * out if out is not None else h_all[1:].clone()  # (T, B, H)
