@@ -65,3 +65,11 @@ def test_bad_config_and_inputs_raise():
         m(torch.randn(2, 5, 3))
     with pytest.raises(ValueError, match="future: expected"):
         m(torch.randn(2, 5, 4))
+
+
+def test_docstring_example_holds():
+    import doctest
+
+    from lstmkit.models import forecaster
+
+    assert doctest.testmod(forecaster).failed == 0

@@ -62,3 +62,12 @@ def test_failed_write_leaves_no_file_behind(tmp_path):
     with pytest.raises(OSError):
         atomic_write(p, boom)
     assert os.listdir(tmp_path) == []
+
+
+def test_docstring_examples_hold():
+    import doctest
+
+    from lstmkit.train import checkpoint, metrics, trainer
+
+    for mod in (checkpoint, metrics, trainer):
+        assert doctest.testmod(mod).failed == 0, mod.__name__
