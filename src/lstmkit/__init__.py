@@ -23,6 +23,9 @@ _EXPORTS = {
     "LSTMCell": "lstmkit.nn",
     "GRUCell": "lstmkit.nn",
     "RNNCell": "lstmkit.nn",
+    "ConvLSTM": "lstmkit.nn",
+    "ConvLSTMCell": "lstmkit.nn",
+    "Bidirectional": "lstmkit.nn",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -2,6 +2,10 @@
 
 from .bidirectional import Bidirectional
 from .cells import GRUCell, LSTMCell, RNNCell
+from .conv_lstm import ConvLSTM, ConvLSTMCell
 from .recurrent import GRU, LSTM, RNN, reverse_padded
 
-__all__ = ["Bidirectional", "GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell", "reverse_padded"]
+__all__ = [
+    "Bidirectional", "ConvLSTM", "ConvLSTMCell", "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN",
+    "RNNCell", "reverse_padded",
+]
