@@ -103,12 +103,14 @@ template <typename S> const S* ptr_or_null(const at::Tensor& t) {
 
 // Layer-norm statistics of one row of n values: mean and 1/sqrt(var + eps).
 template <typename S> inline void row_stats(const S* v, int64_t n, S& mean, S& rstd) {
-  double s = 0, ss = 0;
+  S s = 0, ss = 0;
+#pragma omp simd reduction(+ : s)
   for (int64_t k = 0; k < n; ++k) s += v[k];
-  double m = s / n;
-  for (int64_t k = 0; k < n; ++k) { double d = v[k] - m; ss += d * d; }
-  mean = S(m);
-  rstd = S(1.0 / std::sqrt(ss / n + LN_EPS));
+  S m = s / S(n);
+#pragma omp simd reduction(+ : ss)
+  for (int64_t k = 0; k < n; ++k) { S d = v[k] - m; ss += d * d; }
+  mean = m;
+  rstd = S(1.0 / std::sqrt(double(ss) / double(n) + LN_EPS));
 }
 
 // grain: rows per thread chunk so that small problems stay on one thread
@@ -280,9 +282,10 @@ std::vector<at::Tensor> forward_impl(
 // Backward of a row's layer norm: dx = rstd * (dxh - mean(dxh) - xh * mean(dxh * xh)), dxh = dy * w.
 template <typename S>
 inline void ln_row_backward(const S* dy, const S* xh, S rstd, const S* w, int64_t n, S* dx) {
-  double s1 = 0, s2 = 0;
-  for (int64_t k = 0; k < n; ++k) { double d = double(dy[k]) * w[k]; s1 += d; s2 += d * xh[k]; }
-  S m1 = S(s1 / n), m2 = S(s2 / n);
+  S s1 = 0, s2 = 0;
+#pragma omp simd reduction(+ : s1, s2)
+  for (int64_t k = 0; k < n; ++k) { S d = dy[k] * w[k]; s1 += d; s2 += d * xh[k]; }
+  S m1 = s1 / S(n), m2 = s2 / S(n);
   for (int64_t k = 0; k < n; ++k) dx[k] = rstd * (dy[k] * w[k] - m1 - xh[k] * m2);
 }
 
