@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from ..functional._common import Masks, layer_norm_backward, sum_bt
+from ..functional._common import LN_EPS, Masks, sum_bt
 from ..functional.gru import GRUParams
 from ..functional.gru import input_projection as gru_input_projection
 from ..functional.lstm import LSTMParams, input_projection, is_coupled
@@ -116,7 +116,15 @@ class FusedLSTMFunction(torch.autograd.Function):
         p = LSTMParams(*params)
         T, B = x.shape[0], x.shape[1]
         coupled = is_coupled(p)
-        xg, x_hat, x_rstd = input_projection(x, p)  # (T, B, G), one GEMM
+        if p.ln_ih_w is None:
+            xg, x_hat, x_rstd = input_projection(x, p)  # (T, B, G), one GEMM
+        else:  # LN_ih through torch's fused layer norm; saves (x W_ih^T, mean, rstd)
+            xp = x @ p.w_ih.t()  # (T, B, G)
+            xg, x_mean, x_rstd = torch.native_layer_norm(xp, [xp.shape[-1]], p.ln_ih_w, p.ln_ih_b, LN_EPS)
+            if p.b_ih is not None:
+                xg = xg + (p.b_ih + p.b_hh)
+            x_hat = torch.stack([x_mean, x_rstd])  # (2, T, B, 1)
+            x_rstd = xp
         kc, kh = _keep(keep_c, T, B, c0.shape[-1]), _keep(keep_h, T, B, h0.shape[-1])
         rec = _rec(rec, B, h0.shape[-1])
         save = torch.is_grad_enabled() or any(ctx.needs_input_grad)
@@ -156,7 +164,11 @@ class FusedLSTMFunction(torch.autograd.Function):
         if needs[8]:
             grads["w_hh"] = dhh_all.reshape(-1, G).t() @ hr_all.reshape(-1, P)
         ln = p.ln_ih_w is not None
-        dxp = da_all if not ln else layer_norm_backward(da_all, x_hat, x_rstd, p.ln_ih_w)
+        if ln:  # saved: x_hat = (mean, rstd) stacked, x_rstd = x W_ih^T
+            dxp, d_ln_w, d_ln_b = torch.ops.aten.native_layer_norm_backward(
+                da_all, x_rstd, [G], x_hat[0], x_hat[1], p.ln_ih_w, p.ln_ih_b, [True, True, True])
+        else:
+            dxp = da_all
         if needs[7]:
             grads["w_ih"] = dxp.reshape(-1, G).t() @ x.reshape(-1, I)
         dx = dxp @ p.w_ih if needs[0] else None  # (T, B, I)
@@ -174,7 +186,7 @@ class FusedLSTMFunction(torch.autograd.Function):
             grads["w_co"] = sum_bt(da_all[..., -H:] * cn)
         if ln:
             grads.update(
-                ln_ih_w=sum_bt(da_all * x_hat), ln_ih_b=sum_bt(da_all),
+                ln_ih_w=d_ln_w, ln_ih_b=d_ln_b,
                 ln_hh_w=sum_bt(da_all * hh_hat), ln_hh_b=sum_bt(da_all),
                 ln_c_w=sum_bt(dcn_all * c_hat), ln_c_b=sum_bt(dcn_all),
             )
