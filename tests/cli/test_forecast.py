@@ -4,7 +4,6 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from lstmkit.cli import build_parser, main
 from lstmkit.cli.forecast import ets_forecast, run_forecast, seasonal_naive_forecast
@@ -12,15 +11,6 @@ from lstmkit.train.checkpoint import load_checkpoint
 
 FAST = ["--horizon", "3", "--input-len", "14", "--test-size", "30", "--val-size", "20",
         "--epochs", "3", "--hidden-size", "8", "--no-progress"]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny recurrent models: one thread is fastest, and extra threads spin on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _csv(path, n=160, holes=True, **changes):

@@ -3,19 +3,8 @@
 import json
 
 import pytest
-import torch
 
 from lstmkit.cli import main
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matrices: one thread is fastest, and a loaded 2-core machine does not oversubscribe."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 CORPUS = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n\n" * 30
 SMALL = ["--max-steps", "30", "--batch-size", "4", "--bptt", "16", "--hidden-size", "24",

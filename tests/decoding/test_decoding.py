@@ -7,16 +7,6 @@ import torch
 
 from lstmkit.decoding import beam_search, filter_log_probs, greedy, sample
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matrices: one thread is fastest, and a loaded 2-core machine does not oversubscribe."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 EOS = 3
 
 

@@ -17,16 +17,6 @@ from lstmkit.functional.conv_lstm import (
 B, T, C, K, S = 2, 3, 2, 3, 5  # batch, time, in channels, hidden channels, frame side
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These convolutions are tiny: intra-op threads only add barrier waits (badly so on a busy
-    2-core machine), so run this module on one thread and restore the setting after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def make(peephole: str | None, bias: bool = True, kernel=(3, 3), seed: int = 0, dtype=torch.float64):
     """Seeded random inputs and parameters (never constants: they hide gate-order bugs)."""
     g = torch.Generator().manual_seed(seed)

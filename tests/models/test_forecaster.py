@@ -5,15 +5,6 @@ import lstmkit
 from lstmkit.models.forecaster import Forecaster, ForecasterConfig
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny recurrent models: one thread is fastest, and extra threads spin on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize("mode, h", [("single", 1), ("direct", 4), ("recursive", 4), ("seq2seq", 4)])
 def test_every_mode_emits_the_horizon_and_backpropagates(mode, h):
     torch.manual_seed(0)

@@ -20,15 +20,6 @@ from lstmkit.models.language_model import (
 from lstmkit.train.checkpoint import save_checkpoint
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matrices: one thread is fastest, and a loaded 2-core machine does not oversubscribe."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def small(**kw):
     torch.manual_seed(0)
     cfg = dict(vocab_size=30, embedding_dim=8, hidden_size=12, num_layers=2, dropout=0.0,

@@ -10,15 +10,6 @@ from lstmkit.functional.conv_lstm import ConvLSTMParams, conv_lstm_eager
 from lstmkit.nn.conv_lstm import ConvLSTM, ConvLSTMCell
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convolutions: intra-op threads only add barrier waits, so use one and restore after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def seeded(module: nn.Module, seed: int) -> nn.Module:
     """Overwrite every parameter with seeded random values (peepholes included)."""
     g = torch.Generator().manual_seed(seed)

@@ -7,15 +7,6 @@ import lstmkit
 from lstmkit.train.tbptt import StateCarrier, reset_rows, run_tbptt, tbptt
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matrices: one thread is fastest, and a loaded 2-core machine does not oversubscribe."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _models():
     torch.manual_seed(0)
     # the reference engine: TBPTT is engine-agnostic, and this keeps the test off kernel builds

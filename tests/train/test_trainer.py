@@ -8,15 +8,6 @@ from lstmkit import LSTM
 from lstmkit.train.trainer import NonFiniteError, TrainConfig, Trainer
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny recurrent models: one thread is fastest, and extra threads spin on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class Tiny(nn.Module):
     def __init__(self):
         super().__init__()
