@@ -40,7 +40,7 @@ def _kernels():
 def _fused_ok(v: _params.Variant, x: Tensor, p, masks: Masks) -> bool:
     k = _kernels()
     family = {"LSTM": "lstm", "GRU": "gru"}.get(v.mode, "rnn")
-    return k.available() and k.supports(family, p, masks, x)
+    return k.supports(family, p, masks, x, reset_after=v.reset_after) and k.available()
 
 
 def run_sequence(v: _params.Variant, engine: str, x: Tensor, state, p, masks: Masks):

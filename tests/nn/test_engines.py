@@ -1,0 +1,69 @@
+"""Every engine against the reference through the public layers: outputs and gradients,
+with a tolerance per dtype. The fused engine is skipped cleanly where it cannot build."""
+
+import pytest
+import torch
+
+import lstmkit as lk
+from lstmkit import kernels
+
+# float64 is the exactness check; float32 gradients are sums over T*B rows taken in another
+# order (and layer norm cancels), so they get a looser bound.
+TOL = {torch.float64: dict(rtol=1e-9, atol=1e-10), torch.float32: dict(rtol=1e-3, atol=2e-4)}
+LAYERS = {
+    "lstm-all-options": lambda **kw: lk.LSTM(5, 6, peephole=True, layer_norm=True, proj_size=3, **kw),
+    "lstm-coupled": lambda **kw: lk.LSTM(5, 6, coupled=True, **kw),
+    "gru": lambda **kw: lk.GRU(5, 6, **kw),
+    "rnn-relu": lambda **kw: lk.RNN(5, 6, nonlinearity="relu", **kw),
+}
+
+
+def run(m, x, lengths):
+    out = m(x, lengths=lengths)
+    states = list(out[1]) if isinstance(out[1], tuple) else [out[1]]
+    g = torch.Generator().manual_seed(4)
+    loss = sum((t * torch.randn(t.shape, generator=g, dtype=t.dtype)).sum() for t in [out[0], *states])
+    return [out[0], *states], torch.autograd.grad(loss, [x, *m.parameters()])
+
+
+@pytest.fixture(scope="module")
+def fused():
+    if not kernels.available():
+        pytest.skip("the fused kernels could not be built here")
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_fused_engine_equals_reference_through_the_layer(fused, name, dtype):
+    torch.manual_seed(0)
+    kw = dict(num_layers=2, bidirectional=True, zoneout=0.2, recurrent_dropout=0.3)
+    ref = LAYERS[name](engine="reference", **kw).to(dtype)
+    fast = LAYERS[name](engine="fused", **kw).to(dtype)
+    fast.load_state_dict(ref.state_dict())
+    x = torch.randn(7, 4, 5, dtype=dtype, requires_grad=True)
+    lengths = [7, 4, 0, 6]
+    torch.manual_seed(1)
+    a = run(ref, x, lengths)
+    torch.manual_seed(1)  # same dropout and zoneout masks
+    b = run(fast, x, lengths)
+    for u, v in zip(a[0] + list(a[1]), b[0] + list(b[1])):
+        torch.testing.assert_close(v, u, **TOL[dtype])
+
+
+def test_auto_uses_vendor_for_plain_lstm_and_falls_back_for_variants(monkeypatch):
+    monkeypatch.setattr(kernels, "available", lambda: False)  # as if the build failed
+    torch.manual_seed(0)
+    plain, variant = lk.LSTM(3, 4), lk.LSTM(3, 4, peephole=True)
+    x = torch.randn(5, 2, 3)
+    assert plain._pick_engine(x, None, False) == "vendor"
+    assert plain._pick_engine(x, torch.tensor([5, 3]), False) == "fused_or_reference"
+    ref = lk.LSTM(3, 4, peephole=True, engine="reference")
+    ref.load_state_dict(variant.state_dict())
+    torch.testing.assert_close(variant(x)[0], ref(x)[0])
+    with pytest.raises(ValueError, match="fused"):
+        lk.LSTM(3, 4, engine="fused")(x)
+
+
+def test_forced_vendor_with_lengths_raises():
+    with pytest.raises(ValueError, match="vendor"):
+        lk.LSTM(3, 4, engine="vendor")(torch.randn(5, 2, 3), lengths=[5, 2])
