@@ -9,6 +9,7 @@ import torch
 from lstmkit.functional import GRUParams, Masks
 from lstmkit.functional.eager import gru_eager
 from lstmkit.functional.gru import gru, gru_step_backward, gru_step_forward, input_projection
+from lstmkit.testing import assert_matches_autograd
 
 T, B, I, H = 4, 3, 5, 6
 DT = torch.float64
@@ -63,18 +64,8 @@ def test_hand_bptt_passes_gradcheck(reset_after, bias, with_masks):
 def test_hand_bptt_equals_autograd_of_same_equations(reset_after, bias, with_masks):
     p = make_params(bias)
     masks = make_masks() if with_masks else Masks()
-    inputs = inputs_for(p)
-    ours = call(gru, p, masks, reset_after, *inputs)
-    eager = call(gru_eager, p, masks, reset_after, *inputs)
-    for a, b in zip(ours, eager):
-        torch.testing.assert_close(a, b)
-    g = torch.Generator().manual_seed(3)
-    up = [torch.randn(o.shape, generator=g, dtype=DT) for o in ours]
-    ga = torch.autograd.grad(sum((o * u).sum() for o, u in zip(ours, up)), inputs)
-    gb = torch.autograd.grad(sum((o * u).sum() for o, u in zip(eager, up)), inputs)
-    assert len(ga) == len(inputs)
-    for a, b in zip(ga, gb):
-        torch.testing.assert_close(a, b)
+    assert_matches_autograd(lambda *a: call(gru, p, masks, reset_after, *a),
+                            lambda *a: call(gru_eager, p, masks, reset_after, *a), inputs_for(p))
 
 
 @pytest.mark.parametrize("bias", [True, False])

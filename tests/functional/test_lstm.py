@@ -9,6 +9,7 @@ import torch
 from lstmkit.functional import LSTMParams, Masks
 from lstmkit.functional.eager import lstm_eager
 from lstmkit.functional.lstm import lstm, lstm_step_backward, lstm_step_forward
+from lstmkit.testing import assert_matches_autograd
 
 T, B, I, H, P = 4, 3, 5, 6, 4
 DT = torch.float64
@@ -74,17 +75,8 @@ def test_hand_bptt_equals_autograd_of_same_equations(peephole, coupled, layer_no
                                                       with_masks):
     p = make_params(peephole, coupled, layer_norm, proj, bias=not with_masks)
     masks = make_masks(P if proj else H) if with_masks else Masks()
-    inputs = inputs_for(p, proj)
-    ours = call(lstm, p, masks, *inputs)
-    eager = call(lstm_eager, p, masks, *inputs)
-    for a, b in zip(ours, eager):
-        torch.testing.assert_close(a, b)
-    g = torch.Generator().manual_seed(3)
-    up = [torch.randn(o.shape, generator=g, dtype=DT) for o in ours]
-    ga = torch.autograd.grad(sum((o * u).sum() for o, u in zip(ours, up)), inputs)
-    gb = torch.autograd.grad(sum((o * u).sum() for o, u in zip(eager, up)), inputs)
-    for a, b in zip(ga, gb):
-        torch.testing.assert_close(a, b)
+    assert_matches_autograd(lambda *a: call(lstm, p, masks, *a),
+                            lambda *a: call(lstm_eager, p, masks, *a), inputs_for(p, proj))
 
 
 @torch.no_grad()
