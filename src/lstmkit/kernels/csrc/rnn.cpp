@@ -36,7 +36,7 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& xg, const at::Tensor& h0,
   at::Tensor h_new = at::empty({T, B, H}, opts);  // before the keep blend
   at::Tensor hh = at::empty({B, H}, opts);
   at::Tensor hrb = on(rec) ? at::empty({B, H}, opts) : at::Tensor();
-  at::Tensor w_hh_t = w_hh.t();
+  at::Tensor w_hh_t = w_hh.t().contiguous();  // (P, G): a plain NN GEMM is faster than the view
   std::vector<S> zeros(H, S(0));
   const S* kh = on(keep_h) ? keep_h.data_ptr<S>() : nullptr;
   const S* xg_p = xg.data_ptr<S>();
