@@ -150,8 +150,10 @@ std::vector<at::Tensor> forward_impl(
   at::Tensor hr = rec_on ? at::empty({B, P}, opts) : at::Tensor();
   at::Tensor m = proj ? at::empty({B, H}, opts) : at::Tensor();
   at::Tensor hproj = proj ? at::empty({B, P}, opts) : at::Tensor();
-  at::Tensor w_hh_t = w_hh.t().contiguous();  // (P, G): a plain NN GEMM is faster than the view
-  at::Tensor w_hr_t = proj ? w_hr.t().contiguous() : at::Tensor();
+  // (P, G) contiguous: a plain NN GEMM is faster than the transposed view; the copy pays off
+  // over a sequence, not for one streaming step
+  at::Tensor w_hh_t = T > 2 ? w_hh.t().contiguous() : w_hh.t();
+  at::Tensor w_hr_t = proj ? (T > 2 ? w_hr.t().contiguous() : w_hr.t()) : at::Tensor();
 
   const S* xg_p = xg.data_ptr<S>();
   S* h_p = h_all.data_ptr<S>();

@@ -36,7 +36,9 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& xg, const at::Tensor& h0,
   at::Tensor h_new = at::empty({T, B, H}, opts);  // before the keep blend
   at::Tensor hh = at::empty({B, H}, opts);
   at::Tensor hrb = on(rec) ? at::empty({B, H}, opts) : at::Tensor();
-  at::Tensor w_hh_t = w_hh.t().contiguous();  // (P, G): a plain NN GEMM is faster than the view
+  // (P, G) contiguous: a plain NN GEMM is faster than the transposed view; the copy pays off
+  // over a sequence, not for one streaming step
+  at::Tensor w_hh_t = T > 2 ? w_hh.t().contiguous() : w_hh.t();
   std::vector<S> zeros(H, S(0));
   const S* kh = on(keep_h) ? keep_h.data_ptr<S>() : nullptr;
   const S* xg_p = xg.data_ptr<S>();
