@@ -67,3 +67,20 @@ def test_auto_uses_vendor_for_plain_lstm_and_falls_back_for_variants(monkeypatch
 def test_forced_vendor_with_lengths_raises():
     with pytest.raises(ValueError, match="vendor"):
         lk.LSTM(3, 4, engine="vendor")(torch.randn(5, 2, 3), lengths=[5, 2])
+
+
+@pytest.mark.parametrize("options", [{"peephole": True, "layer_norm": True}, {"coupled": True}])
+def test_lstm_cell_streams_through_the_fused_step_without_grad_and_matches_reference(fused, options):
+    torch.manual_seed(0)
+    cell = lk.LSTMCell(5, 6, **options)
+    ref = lk.LSTMCell(5, 6, engine="reference", **options)
+    ref.load_state_dict(cell.state_dict())
+    x = torch.randn(3, 5)
+    hx = (torch.randn(3, 6), torch.randn(3, 6))
+    with torch.no_grad():
+        assert cell._streaming("auto", x, list(hx))
+        h, c = cell(x, hx)
+        h_ref, c_ref = ref(x, hx)
+    torch.testing.assert_close(h, h_ref, **TOL[torch.float32])
+    torch.testing.assert_close(c, c_ref, **TOL[torch.float32])
+    assert not cell._streaming("auto", x, list(hx))  # grad mode with trainable weights

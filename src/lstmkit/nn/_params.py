@@ -106,7 +106,8 @@ def register_extras(module: nn.Module, v: Variant, H: int, suffix: str, factory:
 
 def gather(module: nn.Module, v: Variant, suffix: str, w_hh_override=None):
     """The functional params tuple for one layer-direction (names per DESIGN §2)."""
-    g = lambda name: getattr(module, name + suffix, None)  # noqa: E731
+    params = module._parameters  # a dict lookup: Module.__getattr__ is slow on the step path
+    g = lambda name: params.get(name + suffix)  # noqa: E731
     w_hh = g("weight_hh") if w_hh_override is None else w_hh_override
     if v.mode == "LSTM":
         return LSTMParams(

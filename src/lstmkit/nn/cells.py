@@ -72,7 +72,12 @@ class CellBase(nn.Module):
         engine = self.engine
         if engine == "vendor" and not self.v.plain:
             raise ValueError("engine: 'vendor' cannot serve a variant cell; use 'auto' or 'reference'")
-        if engine in ("vendor", "auto") and self.v.plain:
+        if self._streaming(engine, x, state):
+            # inference: one C++ call per step (the fused streaming path)
+            from .. import kernels
+
+            new = list(kernels.lstm_step(x, state[0], state[1], _params.gather(self, self.v, "")))
+        elif engine in ("vendor", "auto") and self.v.plain:
             args = (self.weight_ih, self.weight_hh, getattr(self, "bias_ih", None),
                     getattr(self, "bias_hh", None))
             st = tuple(state) if n_state == 2 else state[0]
@@ -85,6 +90,23 @@ class CellBase(nn.Module):
         if not batched:
             new = [s.squeeze(0) for s in new]
         return tuple(new) if n_state == 2 else new[0]
+
+    def _streaming(self, engine: str, x: Tensor, state: list[Tensor]) -> bool:
+        """The fused single-step kernel serves variant LSTM cells when no gradient is needed (a
+        plain cell under "auto" goes to torch's own step, measured as fast with less overhead)."""
+        if self.mode != "LSTM" or engine not in ("auto", "fused") or (
+                engine == "auto" and self.v.plain):
+            return False
+        if torch.is_grad_enabled() and (
+                x.requires_grad or any(s.requires_grad for s in state)
+                or any(p.requires_grad for p in self._parameters.values())):
+            return False
+        from .. import kernels
+
+        # the input was checked to have the module's dtype and device: that is all supports()
+        # would look at for a cell (no masks), so skip it on this per-step path
+        return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and (
+            kernels.available())
 
     def forward(self, input: Tensor, hx=None):
         return self._step(input, hx)
