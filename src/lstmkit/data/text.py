@@ -26,7 +26,6 @@ import json
 import os
 import re
 import sysconfig
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -34,27 +33,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from .._io import atomic_write_text  # noqa: F401  (re-exported for the CLI)
+
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
 BYTE_OFFSET = len(SPECIALS)  # byte b has id BYTE_OFFSET + b
 _BYTE_TOKENS = tuple(f"<0x{b:02X}>" for b in range(256))
 _WORD_RE = re.compile(r"\s+|\w+|[^\w\s]")  # whitespace runs, words, single punctuation
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder + ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class Vocabulary:

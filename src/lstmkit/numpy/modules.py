@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 
 import numpy as np
 
+from .._io import atomic_write
 from .gru import gru_step_forward
 from .lstm import lstm_step_forward
 
@@ -61,17 +61,12 @@ def save_npz(module_or_state_dict, path: str | os.PathLike) -> None:
     if not isinstance(sd, Mapping):
         raise TypeError(f"module_or_state_dict: expected an nn.Module or a mapping, got {type(obj).__name__}")
     arrays = {str(k): _to_numpy(str(k), v) for k, v in sd.items()}
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as fh:
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:  # a file object: np.savez would append ".npz" to a name
             np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+
+    atomic_write(path, write)
 
 
 def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 import zipfile
 from dataclasses import asdict, is_dataclass
 
 import torch
+
+from .._io import atomic_write  # noqa: F401  (re-exported: part of this module's API)
 
 FORMAT = "lstmkit-checkpoint"
 VERSION = 1
@@ -34,21 +35,6 @@ def _plain(obj):
     if isinstance(obj, (list, tuple)):
         return [_plain(v) for v in obj]
     return obj
-
-
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call ``write(tmp_path)`` then ``os.replace`` onto ``path``; nothing partial on failure."""
-    path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=d)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def save_checkpoint(path: str | os.PathLike, **parts) -> None:
