@@ -57,6 +57,8 @@ def test_auto_uses_vendor_for_plain_lstm_and_falls_back_for_variants(monkeypatch
     x = torch.randn(5, 2, 3)
     assert plain._pick_engine(x, None, False) == "vendor"
     assert plain._pick_engine(x, torch.tensor([5, 3]), False) == "fused_or_reference"
+    # torch has no oneDNN projection path (it warns and runs a slow default)
+    assert lk.LSTM(3, 4, proj_size=2)._pick_engine(x, None, False) == "fused_or_reference"
     ref = lk.LSTM(3, 4, peephole=True, engine="reference")
     ref.load_state_dict(variant.state_dict())
     torch.testing.assert_close(variant(x)[0], ref(x)[0])
