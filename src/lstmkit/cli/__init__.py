@@ -19,7 +19,8 @@ SUBCOMMANDS = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lstmkit", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="lstmkit", description="The LSTM family from its equations, and the jobs people do with it.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in SUBCOMMANDS:
         importlib.import_module(name).add_parser(sub)
