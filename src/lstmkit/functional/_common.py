@@ -42,6 +42,12 @@ def keep_blend(new: Tensor, prev: Tensor, keep: Tensor | None) -> Tensor:
     return torch.lerp(new, prev, keep)
 
 
+def only_needed(needs: tuple[bool, ...], *grads):
+    """An autograd.Function's backward returns: each gradient where autograd asked for it
+    (``ctx.needs_input_grad``, aligned with forward's inputs), else None."""
+    return tuple(g if need else None for g, need in zip(grads, needs))
+
+
 def sum_bt(x: Tensor) -> Tensor:
     """Sum a (T, B, N) gradient over time and batch: (N,)."""
     return x.reshape(-1, x.shape[-1]).sum(0)

@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from ._common import Masks, keep_blend
+from ._common import Masks, keep_blend, only_needed
 
 
 class ConvLSTMParams(NamedTuple):
@@ -250,9 +250,7 @@ class ConvLSTMFunction(torch.autograd.Function):
         p = ConvLSTMParams(*params)
         needs = ctx.needs_input_grad
         dx, dh0, dc0, gp = conv_lstm_sequence_backward(dy, dh_n, dc_n, saved, p, masks, needs[0])
-        dparams = [gp[k] if needs[7 + k] else None for k in range(len(params))]
-        return (dx if needs[0] else None, dh0 if needs[1] else None, dc0 if needs[2] else None,
-                None, None, None, None, *dparams)
+        return only_needed(needs, dx, dh0, dc0, None, None, None, None, *gp[: len(params)])
 
 
 def conv_lstm(x: Tensor, h0: Tensor, c0: Tensor, p: ConvLSTMParams, masks: Masks = Masks()):

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from ._common import Masks, keep_blend, sum_bt
+from ._common import Masks, keep_blend, only_needed, sum_bt
 
 
 class GRUParams(NamedTuple):
@@ -234,9 +234,7 @@ class GRUFunction(torch.autograd.Function):
         params = tensors[n + 3 :]
         p, masks = GRUParams(*params), Masks(rec, None, keep_h, out)
         dx, dh0, gp = gru_sequence_backward(dy, dh_n, saved, p, masks, reset_after)
-        needs = ctx.needs_input_grad
-        dparams = [gp[k] if needs[6 + k] else None for k in range(len(params))]
-        return (dx if needs[0] else None, dh0 if needs[1] else None, None, None, None, None, *dparams)
+        return only_needed(ctx.needs_input_grad, dx, dh0, None, None, None, None, *gp[: len(params)])
 
 
 def gru(x: Tensor, h0: Tensor, p: GRUParams, masks: Masks = Masks(), reset_after: bool = True):

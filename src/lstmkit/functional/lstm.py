@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from ._common import Masks, keep_blend, layer_norm, layer_norm_backward, sum_bt
+from ._common import Masks, keep_blend, layer_norm, layer_norm_backward, only_needed, sum_bt
 
 
 class LSTMParams(NamedTuple):
@@ -248,16 +248,35 @@ def lstm_sequence_backward(dy, dh_n, dc_n, saved, p: LSTMParams, masks: Masks):
         dh = g.dh_prev if kh is None else g.dh_prev + dh * kh[t]
         dc = g.dc_prev if kc is None else g.dc_prev + dc * kc[t]
 
-    # weight gradients: one GEMM / reduction over all T*B rows
-    G, I = act.shape[-1], x.shape[-1]
-    hr_all = h_all[:-1] if masks.rec is None else h_all[:-1] * masks.rec
-    dw_hh = dhh_all.reshape(-1, G).t() @ hr_all.reshape(-1, P)
     dxp = da_all if p.ln_ih_w is None else layer_norm_backward(da_all, x_hat, x_rstd, p.ln_ih_w)
-    dw_ih = dxp.reshape(-1, G).t() @ x.reshape(-1, I)
-    dx = dxp @ p.w_ih  # (T, B, I)
-    db = sum_bt(da_all) if p.b_ih is not None else None
-    grads = dict(w_ih=dw_ih, w_hh=dw_hh, b_ih=db, b_hh=db)
-    if p.w_hr is not None:
+    d_ln_ih = (sum_bt(da_all * x_hat), sum_bt(da_all)) if ln else None
+    grads = lstm_weight_grads(p, x, h_all, c_all, act, tc, c_new, hh_hat, c_hat, masks.rec,
+                              da_all, dhh_all, dh_new_all, dcn_all, dxp, d_ln_ih)
+    return dxp @ p.w_ih, dh, dc, LSTMParams(**grads)  # dx: (T, B, I)
+
+
+def lstm_weight_grads(p: LSTMParams, x, h_all, c_all, act, tc, c_new, hh_hat, c_hat, rec,
+                      da_all, dhh_all, dh_new_all, dcn_all, dxp, d_ln_ih=None,
+                      wanted=LSTMParams._fields) -> dict:
+    """Every parameter gradient from the per-step gradients the BPTT loop stored: one GEMM or
+    one reduction over all T*B rows each. Shared by the reference and the fused engine.
+
+    da_all/dhh_all: (T, B, G) d gates / d recurrent projection (before LN_hh); dh_new_all:
+    (T, B, P) d h before the keep blend (projection only); dcn_all: (T, B, H) d LN_c output;
+    dxp: (T, B, G) d (x W_ih^T); d_ln_ih: the LN_ih (weight, bias) gradients, which depend on
+    what each engine saved. ``wanted``: names to compute (autograd may need only some)."""
+    H, P = c_all.shape[-1], h_all.shape[-1]
+    G, I = act.shape[-1], x.shape[-1]
+    want = set(wanted)
+    grads: dict = {}
+    if "w_hh" in want:
+        hr_all = h_all[:-1] if rec is None else h_all[:-1] * rec
+        grads["w_hh"] = dhh_all.reshape(-1, G).t() @ hr_all.reshape(-1, P)
+    if "w_ih" in want:
+        grads["w_ih"] = dxp.reshape(-1, G).t() @ x.reshape(-1, I)
+    if p.b_ih is not None and want & {"b_ih", "b_hh"}:
+        grads["b_ih"] = grads["b_hh"] = sum_bt(da_all)
+    if p.w_hr is not None and "w_hr" in want:
         m_all = act[..., -H:] * tc  # (T, B, H) pre-projection output
         grads["w_hr"] = dh_new_all.reshape(-1, P).t() @ m_all.reshape(-1, H)
     if p.w_ci is not None:
@@ -265,13 +284,13 @@ def lstm_sequence_backward(dy, dh_n, dc_n, saved, p: LSTMParams, masks: Masks):
         if p.w_cf is not None:
             grads["w_cf"] = sum_bt(da_all[..., H : 2 * H] * c_all[:-1])
         grads["w_co"] = sum_bt(da_all[..., -H:] * c_new)
-    if ln:
+    if p.ln_ih_w is not None:
         grads.update(
-            ln_ih_w=sum_bt(da_all * x_hat), ln_ih_b=sum_bt(da_all),
+            ln_ih_w=d_ln_ih[0], ln_ih_b=d_ln_ih[1],
             ln_hh_w=sum_bt(da_all * hh_hat), ln_hh_b=sum_bt(da_all),
             ln_c_w=sum_bt(dcn_all * c_hat), ln_c_b=sum_bt(dcn_all),
         )
-    return dx, dh, dc, LSTMParams(**grads)
+    return grads
 
 
 class LSTMFunction(torch.autograd.Function):
@@ -296,10 +315,8 @@ class LSTMFunction(torch.autograd.Function):
         saved, masks, params = tensors[:n], Masks(*tensors[n : n + 4]), tensors[n + 4 :]
         p = LSTMParams(*params)
         dx, dh0, dc0, gp = lstm_sequence_backward(dy, dh_n, dc_n, saved, p, masks)
-        needs = ctx.needs_input_grad
-        dparams = [gp[k] if needs[7 + k] else None for k in range(len(params))]
-        return (dx if needs[0] else None, dh0 if needs[1] else None, dc0 if needs[2] else None,
-                None, None, None, None, *dparams)
+        return only_needed(ctx.needs_input_grad, dx, dh0, dc0, None, None, None, None,
+                           *gp[: len(params)])
 
 
 def lstm(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, masks: Masks = Masks()):

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from ._common import Masks, keep_blend, sum_bt
+from ._common import Masks, keep_blend, only_needed, sum_bt
 
 NONLINEARITIES = ("tanh", "relu")
 
@@ -139,9 +139,7 @@ class RNNFunction(torch.autograd.Function):
         saved, (rec, keep_h, out), params = tensors[:3], tensors[3:6], tensors[6:]
         p, masks = RNNParams(*params), Masks(rec, None, keep_h, out)
         dx, dh0, gp = rnn_sequence_backward(dy, dh_n, saved, p, masks, ctx.nonlinearity)
-        needs = ctx.needs_input_grad
-        dparams = [gp[k] if needs[6 + k] else None for k in range(len(params))]
-        return (dx if needs[0] else None, dh0 if needs[1] else None, None, None, None, None, *dparams)
+        return only_needed(ctx.needs_input_grad, dx, dh0, None, None, None, None, *gp[: len(params)])
 
 
 def rnn(x: Tensor, h0: Tensor, p: RNNParams, masks: Masks = Masks(), nonlinearity: str = "tanh"):

@@ -30,7 +30,7 @@ from torch.autograd.function import once_differentiable
 from ..functional._common import LN_EPS, Masks, sum_bt
 from ..functional.gru import GRUParams
 from ..functional.gru import input_projection as gru_input_projection
-from ..functional.lstm import LSTMParams, input_projection, is_coupled
+from ..functional.lstm import LSTMParams, input_projection, is_coupled, lstm_weight_grads
 from ..functional.rnn import RNNParams
 from ..functional.rnn import input_projection as rnn_input_projection
 from . import _loader
@@ -155,41 +155,19 @@ class FusedLSTMFunction(torch.autograd.Function):
             c_hat, c_rstd, p.w_hh.contiguous(), _opt(p.w_hr), _opt(p.w_ci), _opt(p.w_cf),
             _opt(p.w_co), _opt(p.ln_hh_w), _opt(p.ln_c_w), _opt(rec), kc, kh, ctx.coupled,
         )
-        # weight gradients: one GEMM / reduction over all T*B rows
-        H, P = c_all.shape[-1], h_all.shape[-1]
-        G, I = act.shape[-1], x.shape[-1]
         needs = ctx.needs_input_grad
-        hr_all = h_all[:-1] if rec is None else h_all[:-1] * rec
-        grads: dict = {}
-        if needs[8]:
-            grads["w_hh"] = dhh_all.reshape(-1, G).t() @ hr_all.reshape(-1, P)
-        ln = p.ln_ih_w is not None
-        if ln:  # saved: x_hat = (mean, rstd) stacked, x_rstd = x W_ih^T
-            dxp, d_ln_w, d_ln_b = torch.ops.aten.native_layer_norm_backward(
+        G = act.shape[-1]
+        d_ln_ih = None
+        if p.ln_ih_w is not None:  # saved: x_hat = (mean, rstd) stacked, x_rstd = x W_ih^T
+            dxp, *d_ln_ih = torch.ops.aten.native_layer_norm_backward(
                 da_all, x_rstd, [G], x_hat[0], x_hat[1], p.ln_ih_w, p.ln_ih_b, [True, True, True])
         else:
             dxp = da_all
-        if needs[7]:
-            grads["w_ih"] = dxp.reshape(-1, G).t() @ x.reshape(-1, I)
+        wanted = [name for k, name in enumerate(LSTMParams._fields[: len(p)]) if needs[7 + k]]
+        grads = lstm_weight_grads(p, x, h_all, c_all, act, tc, c_new if c_new.numel() else c_all[1:],
+                                  hh_hat, c_hat, rec, da_all, dhh_all, dh_new_all, dcn_all, dxp,
+                                  d_ln_ih, wanted)
         dx = dxp @ p.w_ih if needs[0] else None  # (T, B, I)
-        if p.b_ih is not None and (needs[9] or needs[10]):
-            grads["b_ih"] = grads["b_hh"] = sum_bt(da_all)
-        if p.w_hr is not None and needs[11]:
-            m_all = act[..., -H:] * tc  # (T, B, H) pre-projection output
-            grads["w_hr"] = dh_new_all.reshape(-1, P).t() @ m_all.reshape(-1, H)
-        if p.w_ci is not None:
-            c_prev = c_all[:-1]
-            grads["w_ci"] = sum_bt(da_all[..., :H] * c_prev)
-            if p.w_cf is not None:
-                grads["w_cf"] = sum_bt(da_all[..., H : 2 * H] * c_prev)
-            cn = c_new if c_new.numel() else c_all[1:]
-            grads["w_co"] = sum_bt(da_all[..., -H:] * cn)
-        if ln:
-            grads.update(
-                ln_ih_w=d_ln_w, ln_ih_b=d_ln_b,
-                ln_hh_w=sum_bt(da_all * hh_hat), ln_hh_b=sum_bt(da_all),
-                ln_c_w=sum_bt(dcn_all * c_hat), ln_c_b=sum_bt(dcn_all),
-            )
         dparams = [grads.get(name) if needs[7 + k] else None for k, name in enumerate(LSTMParams._fields)]
         dparams = dparams[: len(p)]
         return (dx, dh0 if needs[1] else None, dc0 if needs[2] else None,
