@@ -303,3 +303,17 @@ def test_bidirectional_wrapper_rejects_bad_merge_and_bidirectional_parts():
         lk.nn.Bidirectional(lk.GRU(3, 4), merge_mode="max")
     with pytest.raises(ValueError, match="forward_layer"):
         lk.nn.Bidirectional(lk.GRU(3, 4, bidirectional=True))
+
+
+def test_weight_drop_on_the_vendor_engine_draws_the_same_mask_as_the_reference():
+    torch.manual_seed(0)
+    ref = lk.LSTM(3, 4, num_layers=2, bidirectional=True, weight_drop=0.5, engine="reference")
+    ven = lk.LSTM(3, 4, num_layers=2, bidirectional=True, weight_drop=0.5, engine="vendor")
+    ven.load_state_dict(ref.state_dict())
+    x = torch.randn(5, 2, 3)
+    torch.manual_seed(1)
+    a = ref(x)[0]
+    torch.manual_seed(1)
+    b = ven(x)[0]
+    torch.testing.assert_close(a, b)
+    assert not torch.allclose(a, ref.eval()(x)[0])

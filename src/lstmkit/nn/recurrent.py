@@ -287,8 +287,10 @@ class RecurrentBase(nn.Module):
 
     def _forward_vendor(self, x, hx, packed: bool):
         weights = self._flat_weights
-        if self.training and self.weight_drop:
-            weights = self._drop_weights(weights)
+        dropped = self._dropped_weight_hh()
+        if dropped:
+            weights = [dropped[n[len("weight_hh"):]] if n.startswith("weight_hh") else w
+                       for n, w in zip(self._flat_weights_names, weights)]
         args = (weights, self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
         fn = {"LSTM": _VF.lstm, "GRU": _VF.gru, "RNN_TANH": _VF.rnn_tanh, "RNN_RELU": _VF.rnn_relu}
         state = hx if self._has_cell else hx[0]
@@ -306,10 +308,13 @@ class RecurrentBase(nn.Module):
             h_n = tuple(s.index_select(1, x.unsorted_indices) for s in h_n)
         return out, h_n
 
-    def _drop_weights(self, weights: list[Tensor]) -> list[Tensor]:
-        """DropConnect on every weight_hh (one mask per forward call)."""
-        return [F.dropout(w, self.weight_drop, True) if n.startswith("weight_hh") else w
-                for n, w in zip(self._flat_weights_names, weights)]
+    def _dropped_weight_hh(self) -> dict[str, Tensor]:
+        """DropConnect on every weight_hh, one mask per forward call, keyed by suffix (e.g.
+        "_l0_reverse"); empty outside training or without weight_drop."""
+        if not (self.training and self.weight_drop):
+            return {}
+        return {s: F.dropout(getattr(self, "weight_hh" + s), self.weight_drop, True)
+                for s in self._suffixes}
 
     def _masks(self, T: int, B: int, out_mask: Tensor | None, ref: Tensor) -> Masks:
         """One layer-direction's masks: recurrent dropout, zoneout and lengths (DESIGN §2)."""
@@ -344,10 +349,7 @@ class RecurrentBase(nn.Module):
             out_mask = out_mask.unsqueeze(-1)  # (T, B, 1)
         else:
             lengths = None  # every sequence is full: no masking needed
-        weights_hh = None
-        if self.training and self.weight_drop:
-            weights_hh = {s: F.dropout(getattr(self, "weight_hh" + s), self.weight_drop, True)
-                          for s in self._suffixes}
+        dropped = self._dropped_weight_hh()
         layer_in, finals = x, []
         for k in range(self.num_layers):
             if self.training and self.input_dropout:
@@ -359,7 +361,7 @@ class RecurrentBase(nn.Module):
             outs = []
             for d in range(D):
                 s = self._suffixes[k * D + d]
-                p = _params.gather(self, self.v, s, None if weights_hh is None else weights_hh[s])
+                p = _params.gather(self, self.v, s, dropped.get(s))
                 masks = self._masks(T, B, out_mask, x)
                 xin = inp if d == 0 else reverse_padded(inp, lengths)
                 y, *state = run_sequence(self.v, engine, xin, [h[k * D + d] for h in hx], p, masks)
