@@ -12,6 +12,7 @@ import sys
 
 # subcommand modules, imported when the parser is built
 SUBCOMMANDS = [
+    "lstmkit.cli.datasets",
     "lstmkit.cli.demo",
     "lstmkit.cli.forecast",
     "lstmkit.cli.lm",
