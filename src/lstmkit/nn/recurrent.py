@@ -81,6 +81,9 @@ class RecurrentBase(nn.Module):
         stateful: bool = False, engine: str = "auto",
     ) -> None:
         super().__init__()
+        for name, value in (("bias", bias), ("batch_first", batch_first)):
+            if not isinstance(value, bool):  # torch rejects 0/1 here too
+                raise TypeError(f"{name}: expected a bool, got {type(value).__name__} {value!r}")
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
                             ("num_layers", num_layers), ("proj_size", proj_size)):
             if isinstance(value, bool) or not isinstance(value, int):
@@ -138,6 +141,18 @@ class RecurrentBase(nn.Module):
     @property
     def _flat_weights(self) -> list[Tensor]:
         return [getattr(self, n) for n in self._flat_weights_names]
+
+    @property
+    def all_weights(self) -> list[list[nn.Parameter]]:
+        """Parameters per layer-direction in torch's layout (``w_ih, w_hh[, b_ih, b_hh][, w_hr]``),
+        followed by that layer-direction's variant parameters (peepholes, layer norm) if any."""
+        n = len(self._flat_weights_names) // len(self._suffixes)
+        out = []
+        for j, s in enumerate(self._suffixes):
+            names = self._flat_weights_names[j * n:(j + 1) * n]
+            names += [k for k in self._parameters if k.endswith(s) and k not in names]
+            out.append([self._parameters[k] for k in names])
+        return out
 
     def flatten_parameters(self) -> None:  # torch API; nothing to do on CPU
         return None
@@ -224,6 +239,10 @@ class RecurrentBase(nn.Module):
             else:
                 x = input.transpose(0, 1) if self.batch_first else input  # (T, B, I)
             T, B = x.shape[0], x.shape[1]
+            if T == 0:
+                raise ValueError(f"input: expected at least one time step, got shape "
+                                 f"{tuple(input.shape)} (a zero-length time dimension); pass "
+                                 f"lengths= with 0 for empty sequences in a batch instead")
             if lengths is not None:
                 lengths = check_lengths(lengths, B, T)
         hx = self._initial_state(hx, B, batched, ref)

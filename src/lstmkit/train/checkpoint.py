@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import zipfile
 from dataclasses import asdict, is_dataclass
 
@@ -54,7 +55,16 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
         raise FileNotFoundError(f"checkpoint: no such file {path!r}")
     try:
         ck = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError,
+    except pickle.UnpicklingError as e:
+        # torch's message advises retrying with weights_only=False: never do that with a file
+        # you did not write. Name the offending object instead.
+        found = re.search(r"GLOBAL (\S+)", str(e))
+        what = f" (it holds the Python object {found.group(1)})" if found else ""
+        raise ValueError(f"checkpoint {path!r}: refused: not a trusted lstmkit checkpoint{what}. "
+                         "lstmkit loads only tensors and plain data (weights_only=True) and never "
+                         "executes code from a checkpoint; re-save the weights with "
+                         "lstmkit.train.checkpoint.save_checkpoint from code you trust") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
             AttributeError, ImportError, OSError) as e:
         msg = (str(e).splitlines() or [""])[0][:120] or type(e).__name__
         raise ValueError(f"checkpoint {path!r}: corrupt or not a torch checkpoint "
