@@ -23,3 +23,10 @@ def test_refused_checkpoint_names_the_object_and_never_suggests_weights_only_fal
     assert "not a trusted lstmkit checkpoint" in msg
     assert "NotAWeight" in msg
     assert "weights_only=False" not in msg and "weights_only` set to `False" not in msg
+
+
+def test_damaged_bytes_are_called_corrupt_not_untrusted(tmp_path):
+    path = tmp_path / "junk.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="corrupt"):
+        load_checkpoint(path)

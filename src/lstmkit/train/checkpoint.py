@@ -46,6 +46,10 @@ def save_checkpoint(path: str | os.PathLike, **parts) -> None:
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
+def _first_line(e: Exception) -> str:
+    return (str(e).splitlines() or [""])[0][:120] or type(e).__name__
+
+
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``.
 
@@ -56,6 +60,9 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     try:
         ck = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
+        if "Weights only load failed" not in str(e):  # damaged bytes, not a refused object
+            raise ValueError(f"checkpoint {path!r}: corrupt or not a torch checkpoint (expected "
+                             f"a file written by lstmkit save_checkpoint): {_first_line(e)}") from None
         # torch's message advises retrying with weights_only=False: never do that with a file
         # you did not write. Name the offending object instead.
         found = re.search(r"GLOBAL (\S+)", str(e))
@@ -66,9 +73,8 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
                          "lstmkit.train.checkpoint.save_checkpoint from code you trust") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
             AttributeError, ImportError, OSError) as e:
-        msg = (str(e).splitlines() or [""])[0][:120] or type(e).__name__
         raise ValueError(f"checkpoint {path!r}: corrupt or not a torch checkpoint "
-                         f"(expected a file written by lstmkit save_checkpoint): {msg}") from None
+                         f"(expected a file written by lstmkit save_checkpoint): {_first_line(e)}") from None
     if not isinstance(ck, dict) or ck.get("format") != FORMAT:
         got = sorted(ck)[:8] if isinstance(ck, dict) else type(ck).__name__
         raise ValueError(f"checkpoint {path!r}: not an lstmkit checkpoint; expected a dict with "
