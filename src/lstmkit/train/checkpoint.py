@@ -60,13 +60,15 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     try:
         ck = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        if "Weights only load failed" not in str(e):  # damaged bytes, not a refused object
-            raise ValueError(f"checkpoint {path!r}: corrupt or not a torch checkpoint (expected "
-                             f"a file written by lstmkit save_checkpoint): {_first_line(e)}") from None
         # torch's message advises retrying with weights_only=False: never do that with a file
-        # you did not write. Name the offending object instead.
+        # you did not write. Name the offending object, or the damage, instead.
         found = re.search(r"GLOBAL (\S+)", str(e))
-        what = f" (it holds the Python object {found.group(1)})" if found else ""
+        if not found:  # damaged bytes, not a refused object
+            detail = str(e).split("WeightsUnpickler error:")[-1].strip()
+            raise ValueError(f"checkpoint {path!r}: corrupt or not a torch checkpoint (expected "
+                             f"a file written by lstmkit save_checkpoint): "
+                             f"{(detail.splitlines() or ['unreadable'])[0][:120]}") from None
+        what = f" (it holds the Python object {found.group(1)})"
         raise ValueError(f"checkpoint {path!r}: refused: not a trusted lstmkit checkpoint{what}. "
                          "lstmkit loads only tensors and plain data (weights_only=True) and never "
                          "executes code from a checkpoint; re-save the weights with "
