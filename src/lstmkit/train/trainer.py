@@ -5,7 +5,9 @@
 the Trainer owns everything else:
 
 - schedules: ``epochs`` passes over the loader, or ``max_steps`` optimizer steps (the loader is
-  walked again as often as needed), or a ``max_time`` budget in seconds, whichever ends first;
+  walked again as often as needed); a ``max_time`` budget in seconds (summed over resumed
+  sessions) ends training early, and the cosine then follows the clock as well (its progress is
+  the larger of the spent steps and the spent time), so a budget cut still ends at a low LR;
 - AdamW, gradient-norm clipping, LR schedule (linear warm-up, then constant or cosine decay to
   ``min_lr_ratio * lr`` at the last step);
 - gradient accumulation: ``grad_accum`` micro-batches per optimizer step, each loss scaled by
@@ -166,6 +168,7 @@ class Trainer:
         self.hx = None  # carried state (stateful=True)
         self._run, self._n = 0.0, 0  # training loss since the last validation
         self._rng_state = None
+        self.elapsed = 0.0  # seconds of training over all sessions (for max_time)
 
     # --- paths
     @property
@@ -176,25 +179,27 @@ class Trainer:
     def best_path(self) -> str:
         return os.path.join(self.out_dir, "best.pt")
 
-    def _lr_lambda(self, total_steps: int):
+    def _factor(self, step: int, total_steps: int, time_frac: float = 0.0) -> float:
+        """LR multiplier: linear warm-up, then constant or cosine; the cosine's progress is the
+        larger of the step fraction and ``time_frac`` (the spent part of ``max_time``)."""
         c = self.config
+        if step < c.warmup_steps:
+            return (step + 1) / c.warmup_steps
+        if c.schedule == "constant":
+            return 1.0
+        span = max(1, total_steps - c.warmup_steps)
+        progress = min(1.0, max((step - c.warmup_steps) / span, time_frac))
+        return c.min_lr_ratio + (1 - c.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
-        def f(step: int) -> float:
-            if step < c.warmup_steps:
-                return (step + 1) / c.warmup_steps
-            if c.schedule == "constant":
-                return 1.0
-            span = max(1, total_steps - c.warmup_steps)
-            cos = 0.5 * (1 + math.cos(math.pi * min(1.0, (step - c.warmup_steps) / span)))
-            return c.min_lr_ratio + (1 - c.min_lr_ratio) * cos
-
-        return f
+    def _lr_lambda(self, total_steps: int):
+        return lambda step: self._factor(step, total_steps)
 
     def _state(self) -> dict:
         return dict(model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
                     scheduler=self.scheduler.state_dict(), epoch=self.epoch, step=self.step,
                     batch_in_epoch=self.batch_in_epoch, rng_state=torch.get_rng_state(),
-                    hx=self.hx, run_loss=self._run, run_n=self._n, best_val=self.best_val,
+                    hx=self.hx, run_loss=self._run, run_n=self._n, elapsed=self.elapsed,
+                    best_val=self.best_val,
                     bad_epochs=self.bad_epochs, history=self.history,
                     train_config=asdict(self.config), **self.extra)
 
@@ -210,6 +215,7 @@ class Trainer:
         self.hx = _as_tuples(ck.get("hx"))
         self._run, self._n = ck.get("run_loss", 0.0), ck.get("run_n", 0)
         self._rng_state = ck.get("rng_state") if self.batch_in_epoch else None
+        self.elapsed = ck.get("elapsed", 0.0)
 
     def _write_csv(self) -> None:
         cols = ["epoch", "step", "train_loss", "val_loss", "lr", "seconds"]
@@ -327,6 +333,7 @@ class Trainer:
                    dynamic_ncols=True, unit="step")
         params = [p for p in self.model.parameters() if p.requires_grad]
         t_start = t_last = time.perf_counter()
+        elapsed0 = self.elapsed
         k = c.grad_accum
 
         def done() -> bool:
@@ -366,6 +373,11 @@ class Trainer:
                     self._check_finite(float(norm), "gradient norm")
                     self.optimizer.step()
                     self.scheduler.step()
+                    if c.max_time is not None:  # anneal by the clock too: end low when time is up
+                        self.elapsed = elapsed0 + time.perf_counter() - t_start
+                        f = self._factor(self.step + 1, total, self.elapsed / c.max_time)
+                        for g, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
+                            g["lr"] = base * f
                     self.optimizer.zero_grad(set_to_none=True)
                     self.step += 1
                     self._run += step_loss / micro
@@ -378,7 +390,7 @@ class Trainer:
                     if epoch_end:
                         self.epoch += 1
                         self.batch_in_epoch = 0
-                    out_of_time = c.max_time is not None and time.perf_counter() - t_start >= c.max_time
+                    out_of_time = c.max_time is not None and self.elapsed >= c.max_time
                     last_step = done() or (c.max_steps is None and epoch_end and self.epoch >= c.epochs)
                     due = (self.step % c.val_every == 0) if c.val_every else epoch_end
                     validated = False
