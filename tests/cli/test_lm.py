@@ -85,3 +85,17 @@ def test_bad_input_gives_clear_errors(tmp_path, capsys):
     assert "binary" in err and "corpus is empty" in err
     assert main(["lm", "generate", "--checkpoint", str(tmp_path / "nope"), "--prompt", "x"]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_config_file_gives_the_fields_and_flags_win(tmp_path, monkeypatch):
+    from lstmkit.jobs import lm as job
+
+    seen = {}
+    monkeypatch.setattr(job, "train", lambda cfg: seen.setdefault("cfg", cfg))
+    (tmp_path / "c.toml").write_text(f'out = "{tmp_path / "o"}"\nhidden_size = 32\nembedding_dim = 32\n'
+                                     f'lr = 0.01\n')
+    assert main(["lm", "train", "--config", str(tmp_path / "c.toml"), "--lr", "0.02"]) == 0
+    cfg = seen["cfg"]
+    assert cfg.hidden_size == 32 and cfg.lr == 0.02 and cfg.out == str(tmp_path / "o")
+    (tmp_path / "bad.toml").write_text("hiden_size = 3\n")
+    assert main(["lm", "train", "--config", str(tmp_path / "bad.toml"), "--out", "x"]) == 2

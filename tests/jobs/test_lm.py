@@ -36,11 +36,12 @@ def _quiet(_):
 
 def test_stops_early_and_restores_the_best_weights(tmp_path):
     cfg = _config(tmp_path, max_steps=400, lr=5e-2, hidden_size=48, embedding_dim=48,
-                  val_fraction=0.05, test_fraction=0.0)
+                  val_fraction=0.05, test_fraction=0.0, lr_drops=1)
     res = lm.train(cfg, echo=_quiet)
     vals = [r["val_loss"] for r in res.history]
     assert res.metrics["setup"]["stopped"] == "patience" and res.metrics["steps"] < 400
-    assert vals.index(min(vals)) == len(vals) - 1 - cfg.patience  # best, then `patience` worse
+    assert len(vals) - 1 - vals.index(min(vals)) >= cfg.patience  # best, then `patience` worse
+    assert sum("lr_drop" in r for r in res.history) == cfg.lr_drops  # the LR was dropped first
     # the model that comes back is the best one: its validation loss is the best logged
     assert res.metrics["lstm"]["val_loss"] == pytest.approx(min(vals), rel=1e-9, abs=1e-12)
     assert res.metrics["lstm"]["val_loss"] < vals[-1]

@@ -261,3 +261,14 @@ def test_new_options_are_checked():
                      (dict(min_lr_ratio=2), "min_lr_ratio")]:
         with pytest.raises(ValueError, match=name):
             TrainConfig(**kw)
+
+
+def test_patience_first_drops_the_learning_rate_then_stops(tmp_path):
+    torch.manual_seed(0)
+    cfg = TrainConfig(epochs=20, patience=2, lr_drops=1, lr_drop_factor=0.25, schedule="constant",
+                      lr=1e-2, progress=False)
+    tr = Trainer(Tiny(), lambda m, b: mse(m, b) if m.training else torch.tensor(1.0), cfg, tmp_path)
+    hist = tr.fit(*_plain_loaders())
+    assert tr.epoch == 5 and tr.stop_reason == "patience"  # best at 1, drop after 3, stop after 5
+    assert hist[2].get("lr_drop") == 1
+    assert hist[1]["lr"] == pytest.approx(1e-2) and hist[3]["lr"] == pytest.approx(2.5e-3)

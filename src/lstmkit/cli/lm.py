@@ -23,34 +23,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lm_sub = p.add_subparsers(dest="lm_command", required=True)
 
     t = lm_sub.add_parser("train", help="train on text files (default: the Python stdlib sources)",
-                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                          usage="lstmkit lm train --out DIR [--text PATH ...] [options]")
     t.add_argument("--text", nargs="+", metavar="PATH", help="UTF-8 text files (default: stdlib .py files)")
-    t.add_argument("--out", required=True, metavar="DIR")
-    t.add_argument("--level", choices=["char", "word"], default=_D.level)
-    t.add_argument("--max-steps", type=int, default=_D.max_steps)
-    t.add_argument("--max-time", type=float, default=_D.max_time, metavar="S",
-                   help="training budget in seconds (0: none)")
-    t.add_argument("--seed", type=int, default=_D.seed)
-    t.add_argument("--batch-size", type=int, default=_D.batch_size)
-    t.add_argument("--bptt", type=int, default=_D.bptt)
-    t.add_argument("--embedding-dim", type=int, default=_D.embedding_dim)
-    t.add_argument("--hidden-size", type=int, default=_D.hidden_size)
-    t.add_argument("--num-layers", type=int, default=_D.num_layers)
-    t.add_argument("--dropout", type=float, default=_D.dropout, help="between LSTM layers")
-    t.add_argument("--embedding-dropout", type=float, default=_D.embedding_dropout)
-    t.add_argument("--output-dropout", type=float, default=_D.output_dropout)
+    t.add_argument("--out", metavar="DIR", help="output folder (required, here or in --config)")
+    t.add_argument("--config", metavar="FILE.toml", help="the same fields as the flags; flags win")
+
+    def opt(flag: str, type_, help_: str, metavar: str = "N") -> None:
+        name = flag[2:].replace("-", "_")
+        default = getattr(_D, name)
+        t.add_argument(flag, type=type_, default=default, metavar=metavar,
+                       help=f"{help_} ({'auto' if default is None else default})")
+
+    t.add_argument("--level", choices=["char", "word"], default=_D.level, help="(char)")
+    opt("--max-steps", int, "optimizer steps")
+    opt("--max-time", float, "training budget in seconds, 0: none", "S")
+    opt("--seed", int, "seed")
+    opt("--batch-size", int, "parallel streams")
+    opt("--bptt", int, "truncated-BPTT chunk length")
+    opt("--embedding-dim", int, "embedding size (== hidden size when tied)")
+    opt("--hidden-size", int, "LSTM units")
+    opt("--num-layers", int, "LSTM layers")
+    opt("--dropout", float, "dropout between LSTM layers", "P")
+    opt("--embedding-dropout", float, "dropout on the embeddings", "P")
+    opt("--output-dropout", float, "dropout on the LSTM output", "P")
     t.add_argument("--no-tie-weights", dest="tie_weights", action="store_false",
-                   help="separate decoder weights (tied: decoder = embedding)")
-    t.add_argument("--lr", type=float, default=_D.lr)
-    t.add_argument("--weight-decay", type=float, default=_D.weight_decay)
-    t.add_argument("--warmup-steps", type=int, default=None, help="default: 5%% of max-steps, <= 30")
-    t.add_argument("--val-every", type=int, default=None, help="default: ~4 times an epoch")
-    t.add_argument("--patience", type=int, default=_D.patience, help="validations without gain")
-    t.add_argument("--val-fraction", type=float, default=_D.val_fraction)
-    t.add_argument("--test-fraction", type=float, default=_D.test_fraction)
-    t.add_argument("--max-chars", type=int, default=_D.max_chars, help="cap on the stdlib corpus")
-    t.add_argument("--ngram-order", type=int, default=_D.ngram_order, help="Kneser-Ney baseline")
-    t.add_argument("--no-progress", dest="progress", action="store_false")
+                   help="separate decoder weights (default: decoder = embedding)")
+    opt("--lr", float, "AdamW learning rate (warm-up, then cosine)", "X")
+    opt("--weight-decay", float, "AdamW weight decay", "X")
+    opt("--warmup-steps", int, "LR warm-up steps; auto: 5%% of max-steps, <= 30")
+    opt("--val-every", int, "validate every N steps; auto: ~4 times an epoch")
+    opt("--patience", int, "validations without gain before stopping")
+    opt("--lr-drops", int, "times patience first divides the LR by 4")
+    opt("--val-fraction", float, "validation part of the text", "F")
+    opt("--test-fraction", float, "test part of the text (scored once, at the end)", "F")
+    opt("--max-chars", int, "cap on the default stdlib corpus")
+    opt("--ngram-order", int, "order of the Kneser-Ney baseline")
+    t.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     t.add_argument("--no-resume", dest="resume", action="store_false",
                    help="start afresh even if --out holds an interrupted run of this config")
     t.set_defaults(func=run_train)
@@ -70,8 +78,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.set_defaults(func=run_generate)
 
 
+def _from_toml(path: str) -> dict:
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"--config: {path} not found") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"--config: {path} is not valid TOML ({e})") from None
+    unknown = sorted(set(data) - set(job.config_fields()))
+    if unknown:
+        raise ValueError(f"--config: unknown field(s) {unknown}; expected some of {job.config_fields()}")
+    return data
+
+
 def run_train(args: argparse.Namespace) -> int:
     kw = {name: getattr(args, name) for name in job.config_fields()}
+    if args.config:  # a flag left at its default takes the file's value
+        for k, v in _from_toml(args.config).items():
+            if kw[k] == (getattr(_D, k) if k != "out" else None):
+                kw[k] = v
+    if not kw["out"]:
+        raise ValueError("--out: expected an output folder (flag or --config field), got none")
     if kw["max_time"] is not None and kw["max_time"] <= 0:
         kw["max_time"] = None
     job.train(job.LMConfig(**kw))

@@ -80,23 +80,24 @@ class LMConfig:
     out: str
     text: list[str] | None = None  # UTF-8 files; None: the Python standard library's sources
     level: str = "char"
-    max_steps: int = 3000
+    max_steps: int = 10_000
     max_time: float | None = 90.0  # seconds of training; None: no limit
     seed: int = 0
-    batch_size: int = 32
+    batch_size: int = 8
     bptt: int = 64
     embedding_dim: int = 192  # == hidden_size: the decoder shares the embedding (tie_weights)
     hidden_size: int = 192
     num_layers: int = 1
     dropout: float = 0.2  # between LSTM layers
-    embedding_dropout: float = 0.1
-    output_dropout: float = 0.3
+    embedding_dropout: float = 0.2
+    output_dropout: float = 0.5
     tie_weights: bool = True
-    lr: float = 4e-3
+    lr: float = 6e-3
     weight_decay: float = 0.1
     warmup_steps: int | None = None  # None: 5% of max_steps, at most 30
     val_every: int | None = None  # None: from the data (about 4 times an epoch, 25..200 steps)
-    patience: int = 6  # validations without improvement
+    patience: int = 6  # validations without improvement (twice the LR is dropped 4x first)
+    lr_drops: int = 2
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     max_chars: int = 300_000  # cap on the default stdlib corpus
@@ -115,6 +116,8 @@ class LMConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name.replace('_', '-')}: expected an int >= 1, got {v!r}")
+        if not isinstance(self.lr_drops, int) or self.lr_drops < 0:
+            raise ValueError(f"lr-drops: expected an int >= 0, got {self.lr_drops!r}")
         for name in ("val_every", "warmup_steps"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < (1 if name == "val_every" else 0)):
@@ -356,7 +359,7 @@ def train(config: LMConfig, *, callbacks=(), echo: Callable[[str], None] = print
                        weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps,
                        patience=cfg.patience, seed=cfg.seed, max_time=cfg.max_time,
                        progress=cfg.progress and None, restore_best=True, min_lr_ratio=0.05,
-                       clip_grad_norm=1.0, resume=cfg.resume)
+                       clip_grad_norm=1.0, resume=cfg.resume, lr_drops=cfg.lr_drops)
 
     def eval_fn(m, ids):
         return evaluate_language_model(m, ids, batch_size=vb, bptt=256)

@@ -15,8 +15,10 @@ the Trainer owns everything else:
   (for a loss that is a mean over the batch);
 - validation at the end of every epoch, or every ``val_every`` optimizer steps (and once more at
   the end of training if steps were taken since the last one); the curve is ``history``;
-- early stopping after ``patience`` validations without improvement; ``best.pt`` holds the best
-  weights, put back into the model at the end with ``restore_best=True`` (or ``load_best()``);
+- early stopping after ``patience`` validations without improvement (with ``lr_drops=n`` the
+  first n times patience runs out the LR is multiplied by ``lr_drop_factor`` instead, and
+  patience starts again); ``best.pt`` holds the best weights, put back into the model at the end
+  with ``restore_best=True`` (or ``load_best()``);
 - stateful truncated BPTT (``Trainer(..., stateful=True)``): ``loss_fn(model, batch, hx) ->
   (loss, hx)``; the Trainer carries ``hx`` detached from one batch to the next (row b of a batch
   continues row b of the previous one), starts every epoch and every evaluation from ``None``,
@@ -95,6 +97,8 @@ class TrainConfig:
     max_time: float | None = None  # seconds; stops (after a last validation) when exceeded
     restore_best: bool = False  # put the best validated weights back at the end of fit()
     min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio
+    lr_drops: int = 0  # when patience runs out, first multiply the LR by lr_drop_factor (this often)
+    lr_drop_factor: float = 0.25
 
     def __post_init__(self) -> None:
         if self.schedule not in ("constant", "cosine"):
@@ -113,6 +117,10 @@ class TrainConfig:
             raise ValueError(f"max_time: expected seconds > 0 or None, got {self.max_time!r}")
         if not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"min_lr_ratio: expected a number in [0, 1], got {self.min_lr_ratio!r}")
+        if not isinstance(self.lr_drops, int) or self.lr_drops < 0:
+            raise ValueError(f"lr_drops: expected an int >= 0, got {self.lr_drops!r}")
+        if not 0 < self.lr_drop_factor < 1:
+            raise ValueError(f"lr_drop_factor: expected a number in (0, 1), got {self.lr_drop_factor!r}")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps: expected >= 0, got {self.warmup_steps}")
 
@@ -169,6 +177,7 @@ class Trainer:
         self._run, self._n = 0.0, 0  # training loss since the last validation
         self._rng_state = None
         self.elapsed = 0.0  # seconds of training over all sessions (for max_time)
+        self.lr_dropped = 0  # how often patience ran out and the LR was dropped
 
     # --- paths
     @property
@@ -183,13 +192,14 @@ class Trainer:
         """LR multiplier: linear warm-up, then constant or cosine; the cosine's progress is the
         larger of the step fraction and ``time_frac`` (the spent part of ``max_time``)."""
         c = self.config
+        scale = c.lr_drop_factor ** self.lr_dropped
         if step < c.warmup_steps:
-            return (step + 1) / c.warmup_steps
+            return scale * (step + 1) / c.warmup_steps
         if c.schedule == "constant":
-            return 1.0
+            return scale
         span = max(1, total_steps - c.warmup_steps)
         progress = min(1.0, max((step - c.warmup_steps) / span, time_frac))
-        return c.min_lr_ratio + (1 - c.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+        return scale * (c.min_lr_ratio + (1 - c.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
     def _lr_lambda(self, total_steps: int):
         return lambda step: self._factor(step, total_steps)
@@ -199,7 +209,7 @@ class Trainer:
                     scheduler=self.scheduler.state_dict(), epoch=self.epoch, step=self.step,
                     batch_in_epoch=self.batch_in_epoch, rng_state=torch.get_rng_state(),
                     hx=self.hx, run_loss=self._run, run_n=self._n, elapsed=self.elapsed,
-                    best_val=self.best_val,
+                    lr_dropped=self.lr_dropped, best_val=self.best_val,
                     bad_epochs=self.bad_epochs, history=self.history,
                     train_config=asdict(self.config), **self.extra)
 
@@ -216,6 +226,7 @@ class Trainer:
         self._run, self._n = ck.get("run_loss", 0.0), ck.get("run_n", 0)
         self._rng_state = ck.get("rng_state") if self.batch_in_epoch else None
         self.elapsed = ck.get("elapsed", 0.0)
+        self.lr_dropped = ck.get("lr_dropped", 0)
 
     def _write_csv(self) -> None:
         cols = ["epoch", "step", "train_loss", "val_loss", "lr", "seconds"]
@@ -288,7 +299,14 @@ class Trainer:
         if improved:
             save_checkpoint(self.best_path, **self._state())
         if c.patience is not None and self.bad_epochs >= c.patience:
-            self._stop("patience")
+            if self.lr_dropped < c.lr_drops:
+                self.lr_dropped += 1
+                self.bad_epochs = 0
+                record["lr_drop"] = self.lr_dropped
+                for g in self.optimizer.param_groups:
+                    g["lr"] *= c.lr_drop_factor
+            else:
+                self._stop("patience")
         self._save_last()
         self._call("on_validation", record)
         return time.perf_counter()
