@@ -33,6 +33,7 @@ def _texts() -> dict[str, tuple[Path, str]]:
     return {
         "platitudes": (Path("/usr/share/games/fortunes/platitudes"), "English (Debian fortunes)"),
         "people": (Path("/usr/share/games/fortunes/people"), "English (Debian fortunes)"),
+        "computers": (Path("/usr/share/games/fortunes/computers"), "English (Debian fortunes)"),
         "argparse.py": (stdlib / "argparse.py", "Python code (stdlib)"),
         "numpy LICENSE": (numpy_licence or Path("-"), "legal English (numpy)"),
     }

@@ -108,3 +108,12 @@ def test_bad_config_is_rejected(tmp_path):
         lm.LMConfig(out="o", level="byte")
     with pytest.raises(ValueError, match="batch-size"):
         lm.train(_config(tmp_path, batch_size=10_000), echo=_quiet)
+
+
+def test_docstring_examples_hold():
+    import doctest
+
+    from lstmkit.data import text
+
+    for mod in (lm, text):
+        assert doctest.testmod(mod).failed == 0, mod.__name__

@@ -167,7 +167,7 @@ class KneserNeyCharModel:
     this is the textbook estimator, kept small and tested against normalisation.
 
     >>> kn = KneserNeyCharModel(3).fit("abracadabra " * 20)
-    >>> round(sum(kn.prob("ab", c) for c in kn.vocab), 6)
+    >>> round(sum(kn.prob("ab", c) for c in kn.vocab + ["\\x00"]), 6)  # + the unseen symbol
     1.0
     """
 
