@@ -272,3 +272,26 @@ def test_patience_first_drops_the_learning_rate_then_stops(tmp_path):
     assert tr.epoch == 5 and tr.stop_reason == "patience"  # best at 1, drop after 3, stop after 5
     assert hist[2].get("lr_drop") == 1
     assert hist[1]["lr"] == pytest.approx(1e-2) and hist[3]["lr"] == pytest.approx(2.5e-3)
+
+
+def test_max_time_stops_after_a_last_validation_and_a_rerun_does_not_train_more(tmp_path, monkeypatch):
+    import types
+
+    from lstmkit.train import trainer as trainer_mod
+
+    clock = {"t": 0.0}
+
+    def perf_counter():  # a fake clock: every reading is one second later
+        clock["t"] += 1.0
+        return clock["t"]
+
+    monkeypatch.setattr(trainer_mod, "time", types.SimpleNamespace(perf_counter=perf_counter))
+    cfg = TrainConfig(max_steps=1000, val_every=50, max_time=10.0, progress=False, patience=None)
+    torch.manual_seed(0)
+    tr = Trainer(Tiny(), mse, cfg, tmp_path)
+    hist = tr.fit(*_plain_loaders())
+    assert tr.stop_reason == "max_time" and tr.step < 20 and hist[-1]["step"] == tr.step
+    assert hist[-1]["lr"] < 1e-3 * 0.05  # the cosine followed the clock down
+    again = Trainer(Tiny(), mse, cfg, tmp_path)
+    again.fit(*_plain_loaders())
+    assert again.step == tr.step and again.stop_reason == "max_time"

@@ -109,6 +109,8 @@ class LMConfig:
         if not isinstance(self.out, (str, os.PathLike)) or not str(self.out):
             raise TypeError(f"out: expected a folder path, got {self.out!r}")
         self.out = os.fspath(self.out)
+        if isinstance(self.text, (str, os.PathLike)):
+            self.text = [os.fspath(self.text)]
         if self.level not in ("char", "word"):
             raise ValueError(f"level: expected 'char' or 'word', got {self.level!r}")
         for name in ("max_steps", "batch_size", "bptt", "embedding_dim", "hidden_size",

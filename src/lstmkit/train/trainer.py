@@ -339,9 +339,10 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda(total))
         if c.resume and os.path.exists(self.last_path):
             self._resume()
-            if self._finished_before():
-                self.stopped_early = True
-                self.stop_reason = self.history[-1].get("stopped", "patience")
+            spent = c.max_time is not None and self.elapsed >= c.max_time  # its budget is used up
+            if self._finished_before() or (spent and self.history):
+                self.stop_reason = self.history[-1].get("stopped") or ("max_time" if spent else "patience")
+                self.stopped_early = self.stop_reason in ("patience", "callback")
                 self._end()
                 return self.history
         show = c.progress if c.progress is not None else sys.stderr.isatty()
