@@ -7,8 +7,9 @@ import pytest
 from lstmkit.cli import main
 
 CORPUS = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n\n" * 30
-SMALL = ["--max-steps", "30", "--batch-size", "4", "--bptt", "16", "--hidden-size", "24",
-         "--embedding-dim", "8", "--no-progress"]
+SMALL = ["--max-steps", "30", "--max-time", "0", "--batch-size", "4", "--bptt", "16",
+         "--hidden-size", "24", "--embedding-dim", "24", "--val-every", "10", "--patience", "50",
+         "--no-progress"]
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +25,35 @@ def trained(tmp_path_factory):
 
 def test_train_writes_metrics_checkpoint_and_tokenizer(trained):
     m = json.loads((trained / "metrics.json").read_text())
-    assert {"val_loss", "val_ppl", "val_bpc"} <= m.keys()
+    assert {"val_loss", "val_ppl", "val_bpc"} <= m["lstm"].keys() and {"kn5", "unigram"} <= m.keys()
     assert m["val_ppl"] == pytest.approx(2.718281828 ** m["val_loss"], rel=1e-6)
     assert 0 < m["val_bpc"] < 8.5 and m["steps"] == 30
-    assert (trained / "model.pt").is_file() and (trained / "tokenizer.json").is_file()
+    assert [r["step"] for r in m["history"]] == [10, 20, 30]
+    for name in ("model.pt", "tokenizer.json", "config.json", "loss.png"):
+        assert (trained / name).is_file(), name
+    cfg = json.loads((trained / "config.json").read_text())
+    assert cfg["hidden_size"] == 24 and cfg["max_time"] is None
+
+
+def test_train_prints_the_table_beside_the_baselines(tmp_path, capsys):
+    (tmp_path / "a.txt").write_text(CORPUS)
+    assert main(["lm", "train", "--text", str(tmp_path / "a.txt"), "--out", str(tmp_path / "o"),
+                 "--max-steps", "5", *SMALL[2:]]) == 0
+    out = capsys.readouterr().out
+    assert "LSTM (lstmkit)" in out and "Kneser-Ney 5-gram" in out and "unigram" in out
+
+
+def test_help_lists_every_config_field():
+    import argparse
+
+    from lstmkit.cli import build_parser
+    from lstmkit.jobs.lm import config_fields
+
+    parser = build_parser()
+    lm_parser = parser._subparsers._group_actions[0].choices["lm"]
+    train = lm_parser._subparsers._group_actions[0].choices["train"]
+    dests = {a.dest for a in train._actions if not isinstance(a, argparse._HelpAction)}
+    assert set(config_fields()) <= dests
 
 
 @pytest.mark.parametrize("strategy", ["greedy", "sample", "beam"])
@@ -59,3 +85,17 @@ def test_bad_input_gives_clear_errors(tmp_path, capsys):
     assert "binary" in err and "corpus is empty" in err
     assert main(["lm", "generate", "--checkpoint", str(tmp_path / "nope"), "--prompt", "x"]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_config_file_gives_the_fields_and_flags_win(tmp_path, monkeypatch):
+    from lstmkit.jobs import lm as job
+
+    seen = {}
+    monkeypatch.setattr(job, "train", lambda cfg: seen.setdefault("cfg", cfg))
+    (tmp_path / "c.toml").write_text(f'out = "{tmp_path / "o"}"\nhidden_size = 32\nembedding_dim = 32\n'
+                                     f'lr = 0.01\n')
+    assert main(["lm", "train", "--config", str(tmp_path / "c.toml"), "--lr", "0.02"]) == 0
+    cfg = seen["cfg"]
+    assert cfg.hidden_size == 32 and cfg.lr == 0.02 and cfg.out == str(tmp_path / "o")
+    (tmp_path / "bad.toml").write_text("hiden_size = 3\n")
+    assert main(["lm", "train", "--config", str(tmp_path / "bad.toml"), "--out", "x"]) == 2

@@ -7,17 +7,30 @@ import math
 import pytest
 import torch
 
-from lstmkit.data.text import CharTokenizer, stdlib_corpus
+from lstmkit.data.text import CharTokenizer, StreamLoader, stdlib_corpus
 from lstmkit.models.language_model import (
     LanguageModel,
     LanguageModelConfig,
     evaluate_language_model,
-    fit_language_model,
     lm_metrics,
     load_language_model,
     save_language_model,
 )
 from lstmkit.train.checkpoint import save_checkpoint
+from lstmkit.train.trainer import TrainConfig, Trainer
+
+
+def fit(model, stream, tmp_path, *, batch_size, bptt, lr, max_steps):
+    """Stateful TBPTT through the one Trainer (what jobs.lm does)."""
+
+    def loss_fn(m, batch, hx):
+        x, y = batch
+        logits, hx = m(x, hx)  # (B, T, V)
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1)), hx
+
+    cfg = TrainConfig(max_steps=max_steps, lr=lr, weight_decay=0.0, patience=None, progress=False,
+                      schedule="constant", val_every=max_steps)
+    Trainer(model, loss_fn, cfg, tmp_path, stateful=True).fit(StreamLoader(stream, batch_size, bptt))
 
 
 def small(**kw):
@@ -66,17 +79,17 @@ def test_checkpoint_round_trip(tmp_path):
         load_language_model(tmp_path / "junk.pt")
 
 
-def test_overfits_a_small_stream():
+def test_overfits_a_small_stream(tmp_path):
     m = small(vocab_size=12)
     g = torch.Generator().manual_seed(0)
     stream = torch.randint(4, 12, (40,), generator=g).repeat(8)  # a 40-token pattern, repeated
     before = evaluate_language_model(m, stream, batch_size=2, bptt=20)
-    fit_language_model(m, stream, batch_size=2, bptt=20, lr=2e-2, max_steps=150)
+    fit(m.train(), stream, tmp_path, batch_size=2, bptt=20, lr=2e-2, max_steps=150)
     after = evaluate_language_model(m, stream, batch_size=2, bptt=20)
     assert after < 0.2 * before and after < 0.3
 
 
-def test_short_training_run_beats_unigram_on_held_out_stdlib_text():
+def test_short_training_run_beats_unigram_on_held_out_stdlib_text(tmp_path):
     train_texts = stdlib_corpus(200_000)
     val_text = "\n".join(stdlib_corpus(10_000, skip=len(train_texts) + 5))  # other files
     tok = CharTokenizer.fit(train_texts)
@@ -85,7 +98,7 @@ def test_short_training_run_beats_unigram_on_held_out_stdlib_text():
     torch.manual_seed(0)
     m = LanguageModel(LanguageModelConfig(len(tok), embedding_dim=32, hidden_size=128, num_layers=1,
                                           dropout=0.0, embedding_dropout=0.0, output_dropout=0.0))
-    fit_language_model(m, train_ids, batch_size=32, bptt=64, lr=1e-2, max_steps=100, seed=0)
+    fit(m, train_ids, tmp_path, batch_size=32, bptt=64, lr=1e-2, max_steps=100)
     loss = evaluate_language_model(m, val_ids, batch_size=1, bptt=256)
     bpc = lm_metrics(loss, len(val_ids) - 1, len(val_text) - 1)["val_bpc"]
     counts = collections.Counter(val_text)  # the unigram model fitted on the held-out text itself

@@ -12,6 +12,7 @@ Symbols: N tokens in a stream, B parallel streams (batch), T chunk length (bptt)
 - ``stream_batches(tokens, batch_size, bptt)``: the token stream cut into B contiguous
   streams, yielding ``(x, y)`` chunks of shape (B, T) with ``y`` the next tokens — row b of
   chunk k+1 continues row b of chunk k, so a stateful model carries its state across chunks.
+  ``StreamLoader`` is the same as a sized, re-iterable loader for ``train.Trainer``.
 
 >>> tok = CharTokenizer.fit(["hello world"])
 >>> tok.decode(tok.encode("hello ∑"))
@@ -308,3 +309,30 @@ def stream_batches(tokens: Tensor | list[int], batch_size: int, bptt: int) -> It
 def num_stream_batches(num_tokens: int, batch_size: int, bptt: int) -> int:
     n = num_tokens // batch_size - 1
     return max(0, -(-n // bptt))
+
+
+class StreamLoader:
+    """A re-iterable, sized loader of ``stream_batches`` chunks (what ``train.Trainer`` walks).
+
+    Every pass yields the same chunks in the same order (rows are contiguous streams, so a
+    stateful model carries its state from one chunk to the next); ``len`` is chunks per pass.
+
+    >>> loader = StreamLoader(list(range(10)), batch_size=2, bptt=2)
+    >>> len(loader), [x.tolist() for x, _ in loader][0]
+    (2, [[0, 1], [5, 6]])
+    """
+
+    def __init__(self, tokens: Tensor | list[int], batch_size: int, bptt: int) -> None:
+        if not isinstance(bptt, int) or bptt < 1:
+            raise ValueError(f"bptt: expected an int >= 1, got {bptt!r}")
+        self.rows = batchify(tokens, batch_size)  # (B, N // B)
+        self.batch_size, self.bptt = batch_size, bptt
+
+    def __len__(self) -> int:
+        return -(-(self.rows.shape[1] - 1) // self.bptt)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        n = self.rows.shape[1] - 1
+        for t0 in range(0, n, self.bptt):
+            t1 = min(t0 + self.bptt, n)
+            yield self.rows[:, t0:t1], self.rows[:, t0 + 1: t1 + 1]  # (B, T), (B, T)

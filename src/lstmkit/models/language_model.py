@@ -10,9 +10,12 @@ state of row b at the end of one batch is the (detached) start of row b in the n
 - ``LanguageModel.forward(tokens (B, T), hx) -> (logits (B, T, V), hx)``.
 - ``LanguageModel.step(tokens (B,), hx) -> (log_probs (B, V), hx)``: the decoding contract.
 - ``LanguageModel.prime(ids)``: run a prompt, return ``(last_token (1,), state)`` for decoding.
-- ``fit_language_model`` / ``evaluate_language_model``: the TBPTT training loop / mean loss.
+- ``evaluate_language_model``: mean loss over a stream, state carried across chunks. Training
+  goes through ``train.Trainer`` (``jobs.lm``), the one loop of every job.
 - ``save_language_model`` / ``load_language_model``: via ``train.checkpoint`` (atomic,
-  ``weights_only=True``).
+  ``weights_only=True``). The file is ``{format, version, kind="language_model", config (the
+  LanguageModelConfig as a dict), model (state_dict), extra (level, bptt, max_context, and from
+  ``lstmkit lm train`` the job config and its metrics)}``; ``tokenizer.json`` lies beside it.
 
 >>> m = LanguageModel(LanguageModelConfig(vocab_size=50, embedding_dim=8, hidden_size=8, tie_weights=True))
 >>> logits, (h, c) = m(torch.zeros(2, 5, dtype=torch.long))
@@ -24,8 +27,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -34,9 +35,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import LSTM
-from ..data.text import num_stream_batches, stream_batches
+from ..data.text import stream_batches
 from ..train.checkpoint import load_checkpoint, save_checkpoint
-from ..train.tbptt import StateCarrier
 
 CHECKPOINT_KIND = "language_model"
 
@@ -131,58 +131,6 @@ def evaluate_language_model(model: LanguageModel, tokens: Tensor, *, batch_size:
         count += y.numel()
     model.train(was_training)
     return total / max(count, 1)
-
-
-def fit_language_model(model: LanguageModel, train_tokens: Tensor, *, batch_size: int = 32, bptt: int = 64,
-                       lr: float = 3e-3, weight_decay: float = 0.0, clip: float = 1.0,
-                       max_steps: int = 1000, max_time: float | None = None, seed: int = 0,
-                       progress: bool = False, on_step: Callable[[int, float], None] | None = None) -> dict:
-    """Truncated-BPTT training with AdamW, gradient clipping, state carried across batches.
-
-    Walks the stream in epochs until ``max_steps`` updates or ``max_time`` seconds.
-    Returns {"steps", "train_loss" (last 50 steps' mean), "seconds"}."""
-    if not isinstance(max_steps, int) or max_steps < 1:
-        raise ValueError(f"max_steps: expected an int >= 1, got {max_steps!r}")
-    if max_time is not None and not max_time > 0:
-        raise ValueError(f"max_time: expected seconds > 0 or None, got {max_time!r}")
-    torch.manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    carrier = StateCarrier(batch_dim=1)
-    per_epoch = num_stream_batches(len(train_tokens), batch_size, bptt)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=max_steps, desc="train", unit="step", dynamic_ncols=True)
-    model.train()
-    t_start, step, recent = time.perf_counter(), 0, []
-    while step < max_steps:
-        carrier.reset()  # a new epoch starts the streams from the beginning
-        for x, y in stream_batches(train_tokens, batch_size, bptt):
-            logits, hx = model(x, carrier.get())  # (B, T, V)
-            carrier.update(hx)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip:
-                nn.utils.clip_grad_norm_(model.parameters(), clip)
-            opt.step()
-            step += 1
-            recent = (recent + [loss.item()])[-50:]
-            if on_step is not None:
-                on_step(step, recent[-1])
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{recent[-1]:.3f}", epoch=f"{step / max(per_epoch, 1):.2f}")
-            if step >= max_steps or (max_time is not None and time.perf_counter() - t_start >= max_time):
-                break
-        if max_time is not None and time.perf_counter() - t_start >= max_time:
-            break
-    if bar is not None:
-        bar.close()
-    model.eval()
-    return {"steps": step, "train_loss": sum(recent) / max(len(recent), 1),
-            "seconds": time.perf_counter() - t_start}
 
 
 def lm_metrics(loss_nats_per_token: float, num_tokens: int, num_chars: int) -> dict:
