@@ -21,7 +21,7 @@ Keys that depend only on the memory (``W_a m`` / ``W_k m``) are computed once pe
 >>> att = make_attention("bahdanau", query_size=4, memory_size=6)
 >>> memory, mask = torch.randn(2, 5, 6), torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]).bool()
 >>> ctx, w = att(torch.randn(2, 4), memory, mask)
->>> tuple(ctx.shape), w[0, 3:].tolist(), round(float(w[0].sum()), 6)
+>>> tuple(ctx.shape), w[0, 3:].tolist(), round(float(w[0].sum().detach()), 6)
 ((2, 6), [0.0, 0.0], 1.0)
 """
 
