@@ -13,7 +13,8 @@ EOS = 3
 def random_lm_step(V=7, H=5, seed=0):
     """A small seeded recurrent step function with a tensor state (1, B, H)."""
     g = torch.Generator().manual_seed(seed)
-    emb, W = torch.randn(V, H, generator=g, dtype=torch.float64), torch.randn(H, H, generator=g, dtype=torch.float64)
+    emb = torch.randn(V, H, generator=g, dtype=torch.float64)
+    W = torch.randn(H, H, generator=g, dtype=torch.float64)
     out = torch.randn(H, V, generator=g, dtype=torch.float64)
 
     def step(tokens, state):

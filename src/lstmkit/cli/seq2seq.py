@@ -108,5 +108,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
                        out=args.out)
     print(table(metrics))
     if args.out is None:
-        _err(json.dumps({k: {m: v[m] for m in ("exact_match", "ter", "wer")} for k, v in metrics["models"].items()}))
+        keys = ("exact_match", "ter", "wer")
+        _err(json.dumps({k: {m: v[m] for m in keys} for k, v in metrics["models"].items()}))
     return 0

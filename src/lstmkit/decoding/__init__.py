@@ -13,4 +13,5 @@ from .beam import Hypothesis, beam_search, beam_search_batch, index_state
 from .greedy import StepFn, greedy
 from .sampling import filter_log_probs, sample
 
-__all__ = ["StepFn", "greedy", "sample", "filter_log_probs", "beam_search", "beam_search_batch", "Hypothesis", "index_state"]
+__all__ = ["StepFn", "greedy", "sample", "filter_log_probs", "beam_search", "beam_search_batch", "Hypothesis",
+           "index_state"]

@@ -146,7 +146,8 @@ def beam_search_batch(step: StepFn, tokens: Tensor, state: Any = None, *, beam_w
     with padded positions set to 1. It ranks finished hypotheses; the early stop ignores it.
 
     >>> import torch
-    >>> table = torch.log(torch.tensor([[.0, .6, .4, .0], [.0, .3, .3, .4], [.0, .05, .05, .9], [.0, 0, 0, 1]]))
+    >>> p = [[.0, .6, .4, .0], [.0, .3, .3, .4], [.0, .05, .05, .9], [.0, 0, 0, 1]]
+    >>> table = torch.log(torch.tensor(p))
     >>> step = lambda tokens, state: (table[tokens], state)
     >>> out = beam_search_batch(step, torch.tensor([0, 1]), beam_width=2, max_new_tokens=3, eos_id=3,
     ...                         length_penalty=0.0)

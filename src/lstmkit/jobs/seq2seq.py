@@ -192,7 +192,8 @@ def load_task(config: Seq2SeqJobConfig) -> dict:
     if config.task == "g2p":
         words = datasets.load("cmudict-g2p")
         train, val, test = _split(sorted(words), config.seed, val=0.02, test=0.05)  # split by WORD
-        data = {s: [(list(w), words[w]) for w in ws] for s, ws in (("train", train), ("val", val), ("test", test))}
+        data = {s: [(list(w), words[w]) for w in ws]
+                for s, ws in (("train", train), ("val", val), ("test", test))}
         data.update(src_tokens="char", tgt_tokens="space", meta={"words": len(words)})
     elif config.task == "dates":
         d = datasets.load("babel-dates", n_train=config.n_dates, n_val=max(500, config.n_dates // 30),
@@ -299,7 +300,8 @@ def score(hyps: list[list[str]], refs: list[list[list[str]]], srcs: list[list[st
         "wer": 1 - exact / n if g2p else word_err / max(word_n, 1),
         "bleu": sacrebleu.corpus_bleu(hyp_text, [ref_text]).score,
         "chrf": sacrebleu.corpus_chrf(hyp_text, [ref_text]).score,
-        "accuracy_by_length": {str(k): {"n": v[1], "exact_match": v[0] / v[1]} for k, v in sorted(by_len.items())},
+        "accuracy_by_length": {str(k): {"n": v[1], "exact_match": v[0] / v[1]}
+                               for k, v in sorted(by_len.items())},
     }
 
 
@@ -389,7 +391,8 @@ def _baseline_dates(data: dict) -> dict[str, dict]:
     out = {}
     for name, parse in (
             ("babel.parse_date (locale given)", lambda text, loc: parse_date(text, locale=loc)),
-            ("dateutil.parser.parse", lambda text, loc: du.parse(text, dayfirst=not loc.startswith("en_US")))):
+            ("dateutil.parser.parse",
+             lambda text, loc: du.parse(text, dayfirst=not loc.startswith("en_US")))):
         hyps = []
         for text, _, loc in rows:
             try:
@@ -483,7 +486,8 @@ def load_model(path: str | os.PathLike) -> Loaded:
         path = path / "model.pt"
     ck = load_checkpoint(path)
     if ck.get("kind") != CHECKPOINT_KIND:
-        raise ValueError(f"checkpoint: expected a {CHECKPOINT_KIND!r} checkpoint, got kind {ck.get('kind')!r} in {path}")
+        raise ValueError(f"checkpoint: expected a {CHECKPOINT_KIND!r} checkpoint, got kind "
+                         f"{ck.get('kind')!r} in {path}")
     names = {f.name for f in fields(Seq2SeqConfig)}
     model = Seq2Seq(Seq2SeqConfig(**{k: v for k, v in ck["config"].items() if k in names}))
     model.load_state_dict(ck["model"])
@@ -551,7 +555,8 @@ def evaluate(checkpoint: str | os.PathLike, *, task: str | None = None, tsv: str
         job.beam_width = beam_width
     too_long = [i for i, (s, _) in enumerate(data["test"]) if len(s) > job.max_source_len]
     if too_long:
-        raise ValueError(f"tsv: {len(too_long)} source(s) are longer than max_source_len={job.max_source_len}")
+        raise ValueError(f"tsv: {len(too_long)} source(s) are longer than max_source_len="
+                         f"{job.max_source_len}")
     metrics = {"task": job.task if tsv is None else "tsv",
                "models": {f"seq2seq-{ld.model.config.attention}/{k}": v
                           for k, v in _evaluate_model(ld.model, data, ld.src_vocab, ld.tgt_vocab, job,

@@ -222,7 +222,8 @@ class Seq2Seq(nn.Module):
             context = state["context"]  # (B, M)
             top, new["h"], new["c"] = self._cells(torch.cat([y, context], -1), state)
         elif kind == "bahdanau":
-            context, weights = self.attention(state["h"][:, -1], state["memory"], state["mask"], state["keys"])
+            query = state["h"][:, -1]  # (B, N): s_{t-1}, the top layer's previous state
+            context, weights = self.attention(query, state["memory"], state["mask"], state["keys"])
             top, new["h"], new["c"] = self._cells(torch.cat([y, context], -1), state)
         else:  # luong
             x = torch.cat([y, state["feed"]], -1) if "feed" in state else y
@@ -250,7 +251,8 @@ class Seq2Seq(nn.Module):
         ``tgt_in[:, t]`` with this probability, else a token sampled from its step t-1 output."""
         if not isinstance(tgt_in, Tensor) or tgt_in.dtype != torch.long or tgt_in.dim() != 2 \
                 or tgt_in.shape[0] != src.shape[0]:
-            got = f"{tgt_in.dtype} {tuple(tgt_in.shape)}" if isinstance(tgt_in, Tensor) else type(tgt_in).__name__
+            got = (f"{tgt_in.dtype} {tuple(tgt_in.shape)}" if isinstance(tgt_in, Tensor)
+                   else type(tgt_in).__name__)
             raise ValueError(f"tgt_in: expected a long tensor ({src.shape[0]}, T), got {got}")
         if teacher_forcing_ratio is not None and not 0 <= teacher_forcing_ratio <= 1:
             raise ValueError(f"teacher_forcing_ratio: expected a probability in [0, 1], got "
