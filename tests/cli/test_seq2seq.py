@@ -10,7 +10,8 @@ def test_train_translate_evaluate_on_a_tsv(tmp_path, capsys):
     out = tmp_path / "run"
     rc = main(["seq2seq", "train", "--tsv", str(tsv), "--epochs", "1", "--embedding-dim", "8",
                "--hidden-size", "8", "--beam-width", "2", "--no-compare-none", "--out", str(out),
-               "--no-progress"])
+               "--no-progress", "--scheduled-sampling", "inverse-sigmoid", "--decay-k", "10",
+               "--label-smoothing", "0.1"])
     assert rc == 0
     assert "seq2seq-bahdanau/greedy" in capsys.readouterr().out
     assert main(["seq2seq", "translate", "--checkpoint", str(out), "--beam-width", "2", "--n-best", "2",
