@@ -54,7 +54,7 @@ def beam_speed(checkpoint: Path, n: int, width: int = 5, batch: int = 128) -> di
             for s in srcs:
                 bos, state = m.start(torch.tensor([s]), torch.tensor([len(s)]))
                 hyps = beam_search(m.step, bos, state, beam_width=width, max_new_tokens=ld.max_new_tokens,
-                                   eos_id=eos, state_batch_dim=0)
+                                   eos_id=eos, reorder_state=m.beam_reorder)
                 out.append([h._replace(tokens=[t for t in h.tokens if t != eos]) for h in hyps])
         return out
 
@@ -95,7 +95,7 @@ def main(argv=None) -> None:
     ap.add_argument("--g2p-max-train", type=int, default=0)
     ap.add_argument("--g2p-hidden", type=int, default=128)
     ap.add_argument("--g2p-batch", type=int, default=128)
-    ap.add_argument("--dates-epochs", type=int, default=5)
+    ap.add_argument("--dates-epochs", type=int, default=6)
     ap.add_argument("--beam-task", choices=["dates", "g2p"], default="dates")
     ap.add_argument("--beam-n", type=int, default=300)
     ap.add_argument("--beam-checkpoint", default=None, help="default: OUT/BEAM_TASK/model.pt")

@@ -288,6 +288,22 @@ class Seq2Seq(nn.Module):
         """Attention received per source position (rows, S), padded positions 1 (beam's coverage)."""
         return state["cov"].masked_fill(~state["mask"], 1.0)
 
+    STATIC = ("memory", "keys", "mask", "context")  # per source; the same for all its beams
+
+    @staticmethod
+    def beam_reorder(state: dict, index: Tensor) -> dict:
+        """Reorder the state rows for beam search. The beams of one source share its memory, so
+        the per-source parts are only gathered when the number of rows changes (expanding a
+        sentence into its beams); reordering beams within a sentence leaves them as they are.
+        Only valid for indices that keep each row within its own source's beams."""
+        out = {}
+        for k, v in state.items():
+            if k in Seq2Seq.STATIC and v.shape[0] == index.numel():
+                out[k] = v
+            else:
+                out[k] = v.index_select(0, index.to(v.device))
+        return out
+
     @torch.no_grad()
     def translate(self, src: Tensor, lengths: Tensor, *, beam_width: int = 1,
                   max_new_tokens: int | None = None, min_new_tokens: int = 0,
@@ -316,7 +332,7 @@ class Seq2Seq(nn.Module):
                     self.step, bos, state, beam_width=beam_width, max_new_tokens=max_new_tokens,
                     eos_id=c.eos_id, min_new_tokens=min_new_tokens, length_penalty=length_penalty,
                     coverage_penalty=coverage_penalty, coverage=self.coverage, n_best=n_best,
-                    state_batch_dim=0)
+                    reorder_state=self.beam_reorder)
         finally:
             self.train(was)
         return [[h._replace(tokens=[t for t in h.tokens if t != c.eos_id]) for h in hyps] for hyps in out]
