@@ -16,6 +16,7 @@ SUBCOMMANDS = [
     "lstmkit.cli.demo",
     "lstmkit.cli.forecast",
     "lstmkit.cli.lm",
+    "lstmkit.cli.serve",
 ]
 
 
