@@ -63,7 +63,8 @@ class ServeConfig:
     max_new_tokens: int = 1024
     max_pending: int = 64  # requests queued on one session before 429
     api_key_env: str = "LSTMKIT_API_KEY"  # the bearer token is read from this variable, if set
-    threads: int = 1  # torch threads of the model thread
+    threads: int = 1  # torch threads for the model
+    model_thread: bool = False  # run the model in its own thread instead of on the event loop
     sweep_s: float = 10.0  # how often idle sessions are swept out
 
     def __post_init__(self) -> None:
@@ -305,7 +306,8 @@ def create_app(model: StreamingModel, config: ServeConfig | None = None, *, fing
     metrics = Metrics()
     store = SessionStore(model.state_shape, max_sessions=cfg.max_sessions, ttl=cfg.ttl, clock=clock,
                          on_evict=metrics.count_eviction)
-    executor = ThreadPoolExecutor(1, thread_name_prefix="lstmkit-model")
+    # the model (and the database) run on one thread: the event loop's, or a dedicated one
+    executor = ThreadPoolExecutor(1, thread_name_prefix="lstmkit-model") if cfg.model_thread else None
     ctx: dict[str, Any] = {"db": None}
 
     def run_steps(jobs: list[_StepJob]):
@@ -337,6 +339,8 @@ def create_app(model: StreamingModel, config: ServeConfig | None = None, *, fing
     batcher = DynamicBatcher(run_steps, executor, window_s=cfg.window_ms / 1000.0, max_batch=cfg.max_batch)
 
     async def in_model_thread(fn, *args):
+        if executor is None:
+            return fn(*args)
         return await asyncio.get_running_loop().run_in_executor(executor, partial(fn, *args))
 
     async def persist(rows=(), delete=()):
@@ -381,7 +385,8 @@ def create_app(model: StreamingModel, config: ServeConfig | None = None, *, fing
             await batcher.stop()
             if ctx["db"] is not None:
                 await in_model_thread(ctx["db"].close)
-            executor.shutdown(wait=True)
+            if executor is not None:
+                executor.shutdown(wait=True)
 
     app = FastAPI(title="lstmkit serve", version=__version__, lifespan=lifespan,
                   description="Stateful streaming inference for lstmkit checkpoints: sessions keep "

@@ -5,6 +5,10 @@ Symbols: B jobs in a batch. The batcher lives in the event loop; the model runs 
 dedicated thread (``run_batch`` is called there), so the loop keeps reading requests while a
 batch computes, and the next batch gathers whatever arrived meanwhile.
 
+With ``executor=None`` the batch runs on the event loop itself: no thread hand-offs (each
+costs a scheduler wake-up, which is milliseconds on a loaded machine), and requests that arrive
+during a batch wait in their sockets and make up the next one.
+
 A job is whatever the caller queues; ``run_batch(jobs) -> results`` (one per job) or raises, in
 which case every job of the batch gets the exception. Same-session ordering is the caller's
 part (the server holds a per-session lock around each submit, so one session has at most one
@@ -34,11 +38,12 @@ from typing import Any
 
 
 class DynamicBatcher:
-    """Collects jobs for up to ``window_s`` seconds (or ``max_batch`` jobs) per batch.
+    """Collects jobs for up to ``window_s`` seconds (or ``max_batch`` jobs) per batch; the
+    window is skipped while batches hold one job (a lone client pays no wait).
 
     ``max_batch=1`` turns batching off: every job runs alone, in arrival order."""
 
-    def __init__(self, run_batch: Callable[[list[Any]], list[Any]], executor: Executor, *,
+    def __init__(self, run_batch: Callable[[list[Any]], list[Any]], executor: Executor | None, *,
                  window_s: float = 0.002, max_batch: int = 64,
                  on_batch: Callable[[list[Any]], None] | None = None) -> None:
         if not isinstance(max_batch, int) or max_batch < 1:
@@ -50,6 +55,7 @@ class DynamicBatcher:
         self.on_batch = on_batch
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
+        self._concurrent = True
 
     def start(self) -> None:
         self._queue = asyncio.Queue()
@@ -77,22 +83,19 @@ class DynamicBatcher:
         """Queue ``job`` and wait for its result."""
         return await self.enqueue(job)
 
+    def _drain(self, batch: list) -> None:
+        while len(batch) < self.max_batch and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+
     async def _collect(self) -> list[tuple[Any, asyncio.Future]]:
-        q = self._queue
-        batch = [await q.get()]
-        while len(batch) < self.max_batch and not q.empty():
-            batch.append(q.get_nowait())
-        if self.window_s > 0 and len(batch) < self.max_batch:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + self.window_s
-            while len(batch) < self.max_batch:
-                left = deadline - loop.time()
-                if left <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(q.get(), left))
-                except TimeoutError:
-                    break
+        """Everything queued now; then, if the last batch showed concurrent clients, whatever
+        else arrives within the window. (A lone client never waits for the window.)"""
+        batch = [await self._queue.get()]
+        self._drain(batch)
+        if self.window_s > 0 and len(batch) < self.max_batch and self._concurrent:
+            await asyncio.sleep(self.window_s)
+            self._drain(batch)
+        self._concurrent = len(batch) > 1
         return batch
 
     async def _worker(self) -> None:
@@ -101,7 +104,10 @@ class DynamicBatcher:
             batch = await self._collect()
             jobs = [j for j, _ in batch]
             try:
-                results = await loop.run_in_executor(self.executor, self.run_batch, jobs)
+                if self.executor is None:
+                    results = self.run_batch(jobs)
+                else:
+                    results = await loop.run_in_executor(self.executor, self.run_batch, jobs)
             except asyncio.CancelledError:
                 for _, f in batch:
                     if not f.done():
