@@ -314,10 +314,11 @@ def section_soak(ckpt: str, args, out: list[str]) -> None:
     g = torch.Generator().manual_seed(1)
     S, total, inflight = 256, args.soak_steps, 64
     streams = [{"sid": None, "x": [], "y": []} for _ in range(S)]
-    stats = {"steps": 0, "evicted": 0, "closed": 0, "restarts": 0, "requests": 0}
+    stats = {"steps": 0, "evicted": 0, "closed": 0, "restarts": 0, "requests": 0, "transport_errors": 0}
 
     async def run(url: str, until: int) -> None:
-        async with httpx.AsyncClient(base_url=url, timeout=60) as c:
+        limits = httpx.Limits(max_connections=inflight, keepalive_expiry=2.0)
+        async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as c:
             async def fresh(st):
                 st["sid"] = (await c.post("/v1/sessions")).json()["session_id"]
                 st["x"], st["y"] = [], []
@@ -335,8 +336,13 @@ def section_soak(ckpt: str, args, out: list[str]) -> None:
                         stats["closed"] += 1
                         await fresh(st)
                     x = torch.randn(rng.randint(1, 3), I, generator=g)
-                    r = await c.post(f"/v1/sessions/{st['sid']}/step",
-                                     json={"inputs": x.tolist(), "position": len(st["x"])})
+                    try:
+                        r = await c.post(f"/v1/sessions/{st['sid']}/step",
+                                         json={"inputs": x.tolist(), "position": len(st["x"])})
+                    except httpx.TransportError:  # outcome unknown: this stream starts again
+                        stats["transport_errors"] += 1
+                        await fresh(st)
+                        return
                     stats["requests"] += 1
                     if r.status_code == 404 and "evicted" in r.json()["detail"]:
                         stats["evicted"] += 1
@@ -353,10 +359,25 @@ def section_soak(ckpt: str, args, out: list[str]) -> None:
     t0 = time.perf_counter()
     asyncio.run(run(srv.url, total // 2))
     live_before = metric(srv.url, "lstmkit_live_sessions")
+    # which of the streams' sessions are live now (the others were evicted since their last step)
+    live = {}
+    with httpx.Client(base_url=srv.url) as c:
+        for k, st in enumerate(streams):
+            r = c.get(f"/v1/sessions/{st['sid']}")
+            if r.status_code == 200:
+                live[k] = r.json()["position"]
+            else:
+                st["sid"] = None  # evicted: the stream starts again in a new session
+                stats["evicted"] += 1
     srv.kill()  # SIGKILL: nothing graceful
     stats["restarts"] += 1
     srv = Server(ckpt, *flags)
     live_after = metric(srv.url, "lstmkit_live_sessions")
+    resumed = 0
+    with httpx.Client(base_url=srv.url) as c:
+        for k, pos in live.items():
+            r = c.get(f"/v1/sessions/{streams[k]['sid']}")
+            resumed += r.status_code == 200 and r.json()["position"] == pos == len(streams[k]["x"])
     asyncio.run(run(srv.url, total))
     secs = time.perf_counter() - t0
     evictions = metric(srv.url, 'lstmkit_session_evictions_total{reason="lru"}')
@@ -366,7 +387,8 @@ def section_soak(ckpt: str, args, out: list[str]) -> None:
     worst = 0.0
     with httpx.Client(base_url=srv.url) as c:
         for st in streams:
-            pos = c.get(f"/v1/sessions/{st['sid']}").json()["position"]
+            r = c.get(f"/v1/sessions/{st['sid']}")
+            pos = r.json()["position"] if r.status_code == 200 else len(st["x"])  # 404: evicted since
             if not st["x"]:
                 ok += pos == 0
                 continue
@@ -383,8 +405,10 @@ def section_soak(ckpt: str, args, out: list[str]) -> None:
             f"{stats['evicted']} streams found their session evicted (the server counted "
             f"{evictions:.0f} LRU evictions after the restart), {stats['closed']} closed and reopened, "
             f"server SIGKILLed and restarted once ({live_before:.0f} live sessions before, "
-            f"{live_after:.0f} resumed after); streams equal to the offline run: **{ok}/{S}**, "
-            f"mismatched {bad}, largest difference {worst:.1e}.")
+            f"{live_after:.0f} after; the clients' {len(live)} live sessions resumed at their exact "
+            f"position: {resumed}/{len(live)}); streams equal to the offline run: **{ok}/{S}**, "
+            f"mismatched {bad}, largest difference {worst:.1e}; transport errors "
+            f"{stats['transport_errors']}.")
     print("  soak: " + line, flush=True)
     out.append(line)
 

@@ -18,6 +18,10 @@ import uvicorn
 from .adapters import checkpoint_fingerprint, load_streaming_model
 from .app import ServeConfig, create_app
 
+# idle keep-alive connections are closed after this long (uvicorn's 5 s default races clients
+# whose own pool expiry is also 5 s, e.g. httpx: a request then meets a closing socket)
+KEEP_ALIVE_S = 30
+
 
 def build_app(checkpoint: str, config: ServeConfig | None = None):
     """Load ``checkpoint`` (weights_only) and make its app."""
@@ -30,7 +34,7 @@ def serve(checkpoint: str, host: str = "127.0.0.1", port: int = 8000,
     """Serve ``checkpoint`` until interrupted (uvicorn, one process)."""
     app = build_app(checkpoint, config)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log,
-                timeout_graceful_shutdown=5)
+                timeout_graceful_shutdown=5, timeout_keep_alive=KEEP_ALIVE_S)
 
 
 class BackgroundServer:
@@ -41,7 +45,8 @@ class BackgroundServer:
 
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0, *, start_timeout: float = 20.0) -> None:
         self.config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                                     lifespan="on", timeout_graceful_shutdown=2)
+                                     lifespan="on", timeout_graceful_shutdown=2,
+                                     timeout_keep_alive=KEEP_ALIVE_S)
         self.server = uvicorn.Server(self.config)
         self.thread = threading.Thread(target=self.server.run, daemon=True, name="lstmkit-serve")
         self.start_timeout = start_timeout
