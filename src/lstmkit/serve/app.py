@@ -372,7 +372,7 @@ def create_app(model: StreamingModel, config: ServeConfig | None = None, *, fing
                     store.add(s)
             while len(store) > cfg.max_sessions:  # restarted with a smaller limit: keep the newest
                 stale.append(store.ids()[0])
-                store._forget(stale[-1], "evicted (least recently used; max_sessions lowered)")
+                store.drop(stale[-1], "evicted (least recently used; max_sessions lowered)")
             await persist(delete=stale)
         batcher.start()
         sweep_task = asyncio.get_running_loop().create_task(sweeper())
@@ -424,7 +424,7 @@ def create_app(model: StreamingModel, config: ServeConfig | None = None, *, fing
         s.waiting += 1
         try:
             async with s.lock:
-                if store._sessions.get(sid) is not s:  # deleted/evicted while we waited
+                if store.peek(sid) is not s:  # deleted/evicted while we waited
                     get(sid)
                     raise HTTPException(404, f"session {sid} was deleted")
                 yield s

@@ -97,6 +97,14 @@ class SessionStore:
     def ids(self) -> list[str]:
         return list(self._sessions)
 
+    def peek(self, sid: str) -> Session | None:
+        """The live session ``sid`` or None, without touching it or checking its TTL."""
+        return self._sessions.get(sid)
+
+    def drop(self, sid: str, why: str) -> None:
+        """Forget ``sid``; later lookups of it say it ``was <why>``."""
+        self._forget(sid, why)
+
     def _forget(self, sid: str, why: str) -> None:
         self._sessions.pop(sid, None)
         self._gone[sid] = why
