@@ -17,6 +17,7 @@ SUBCOMMANDS = [
     "lstmkit.cli.forecast",
     "lstmkit.cli.lm",
     "lstmkit.cli.seq2seq",
+    "lstmkit.cli.serve",
 ]
 
 
