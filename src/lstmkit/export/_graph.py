@@ -147,7 +147,7 @@ def _native_layer(g: Graph, s: LayerSpec, k: int, x: str, lens32: str | None, h0
             order = [1, 0, 2]  # torch r, z, n -> ONNX z, r, h
         else:
             order = [0]
-        re = lambda w: np.concatenate([_split_rows(w, len(order))[j] for j in order])  # noqa: E731
+        re = lambda w, order=order: np.concatenate([_split_rows(w, len(order))[j] for j in order])  # noqa: E731
         Ws.append(re(w_ih))
         Rs.append(re(w_hh))
         if b_ih is not None:
@@ -331,7 +331,7 @@ def build_layer(g: Graph, s: LayerSpec, x: str, lens: str | None, h0: str, c0: s
             keep[j] = None
     layer_in, finals_h, finals_c = x, [], []
     for k in range(L):
-        sl = lambda t: g.op("Slice", [t, g.i64([k * D]), g.i64([(k + 1) * D]), g.i64([0])])  # noqa: E731
+        sl = lambda t, k=k: g.op("Slice", [t, g.i64([k * D]), g.i64([(k + 1) * D]), g.i64([0])])  # noqa: E731
         h0k, c0k = sl(h0), sl(c0) if c0 else None
         if native:
             out, hk, ck = _native_layer(g, s, k, layer_in, lens32, h0k, c0k, lens_zero)
@@ -341,8 +341,8 @@ def build_layer(g: Graph, s: LayerSpec, x: str, lens: str | None, h0: str, c0: s
         else:
             outs = []
             for d in range(D):
-                pick = lambda t: g.op("Squeeze", [g.op("Slice", [t, g.i64([d]), g.i64([d + 1]), g.i64([0])]),  # noqa: E731
-                                                  g.i64([0])])
+                pick = lambda t, d=d: g.op("Squeeze", [g.op("Slice", [t, g.i64([d]), g.i64([d + 1]),  # noqa: E731
+                                                              g.i64([0])]), g.i64([0])])
                 xin = layer_in
                 if d == 1:
                     xin = (g.op("ReverseSequence", [layer_in, lens_rev], batch_axis=1, time_axis=0)

@@ -5,12 +5,14 @@ L layers, V vocabulary, E embedding.
 
 What is exported (always the eval-mode function: dropout off, zoneout as its expectation):
 
-| model | ``step=False`` (sequence) | ``step=True`` |
-|---|---|---|
-| ``lk.LSTM/GRU/RNN`` | ``input`` (T, B, I) or (B, T, I), ``lengths`` (B,), ``h0`` [``c0``] -> ``output``, ``h_n`` [``c_n``] | ``input`` (B, I), ``h0`` [``c0``] (L, B, P) -> ``output`` (B, P), ``h_n`` [``c_n``] |
-| ``lk.LSTMCell/GRUCell/RNNCell`` | - | ``input`` (B, I), ``h0`` [``c0``] (B, H) -> ``h_n`` [``c_n``] |
-| ``LanguageModel`` | ``tokens`` (B, T), ``h0``, ``c0`` -> ``logits`` (B, T, V), ``h_n``, ``c_n`` | ``tokens`` (B,) -> ``log_probs`` (B, V), ``h_n``, ``c_n`` |
-| ``Forecaster`` (single, direct) | ``x`` (B, T, F) -> ``forecast`` (B, h) | - |
+- ``lk.LSTM/GRU/RNN``, sequence: ``input`` (T, B, I) or (B, T, I) as ``batch_first``,
+  ``lengths`` (B,) int64, ``h0`` [``c0``] (L*D, B, P|H) -> ``output``, ``h_n`` [``c_n``];
+  ``step=True``: ``input`` (B, I), ``h0`` [``c0``] (L, B, P|H) -> ``output`` (B, P), ``h_n`` [``c_n``].
+- ``lk.LSTMCell/GRUCell/RNNCell`` (``step=True``): ``input`` (B, I), ``h0`` [``c0``] (B, H) ->
+  ``h_n`` [``c_n``].
+- ``LanguageModel``: ``tokens`` (B, T), ``h0``, ``c0`` -> ``logits`` (B, T, V), ``h_n``, ``c_n``;
+  ``step=True``: ``tokens`` (B,) -> ``log_probs`` (B, V), ``h_n``, ``c_n`` (generation loops).
+- ``Forecaster`` (modes single, direct): ``x`` (B, T, F) -> ``forecast`` (B, h).
 
 Batch and time are dynamic. Every export is run in onnxruntime against the PyTorch model on
 random inputs (random lengths including 0 and the full length, random initial states, two
@@ -411,6 +413,8 @@ def to_onnx(model: nn.Module, path: str | os.PathLike, *, step: bool = False, le
             f.write(data)
 
     atomic_write(path, write)
-    return ExportReport(os.fspath(path), repr(model).splitlines()[0][:120], kind, used, err, trials,
+    desc = f"{type(model).__name__}({model.extra_repr()})" if _is_layer(model) or _is_cell(model) \
+        else type(model).__name__
+    return ExportReport(os.fspath(path), desc, kind, used, err, trials,
                         [i.name for i in onx.graph.input], [o.name for o in onx.graph.output],
                         len(data))
