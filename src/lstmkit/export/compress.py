@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import os
 
 import torch
@@ -190,13 +191,13 @@ class HalfWeights(Reparametrized):
 class LowRank(Reparametrized):
     """Each listed matrix W (G, n) as U (G, r) @ V (r, n), trainable."""
 
-    def __init__(self, base: nn.Module, names: list[str], rank: int | float) -> None:
+    def __init__(self, base: nn.Module, names: list[str], rank: int | float | dict[str, int]) -> None:
         originals = {n: base.get_parameter(n).detach().clone() for n in names}
         super().__init__(base, names, "low_rank")
         self.ranks = {}
         for n, w in originals.items():
             U, S, Vh = torch.linalg.svd(w.double(), full_matrices=False)
-            r = _rank(rank, S)
+            r = min(int(rank[n]), S.numel()) if isinstance(rank, dict) else _rank(rank, S)
             self.ranks[n] = r
             self.register_parameter(self.key(n) + "__U", nn.Parameter((U[:, :r] * S[:r]).to(w.dtype)))
             self.register_parameter(self.key(n) + "__V", nn.Parameter(Vh[:r].to(w.dtype).contiguous()))
@@ -224,6 +225,8 @@ def _rank(rank: int | float, S: Tensor) -> int:
 def _check_model(model) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected an nn.Module, got {type(model).__name__}")
+    if isinstance(model, Reparametrized):
+        raise ValueError(f"model: already compressed ({model.method}); compress the original model")
     if not _recurrent_layers(model):
         raise ValueError(f"model: expected a module holding an lstmkit layer, got {type(model).__name__}")
     m = copy.deepcopy(model).cpu().float()
@@ -364,7 +367,7 @@ def prune_hidden(model: nn.Module, keep: int | float) -> nn.Module:
     G = {"LSTM": 3 if layer.mode == "LSTM" and layer.coupled else 4, "GRU": 3}.get(layer.mode, 1)
     kw = _layer_kwargs(layer)
     kw["hidden_size"] = keep
-    new = build_layer({"class": type(layer).__name__, **kw})
+    new = build_layer({"class": type(layer).__name__, **kw}).train(layer.training)
     with torch.no_grad():
         for k in range(layer.num_layers):
             prev_cols = None
@@ -446,6 +449,13 @@ def quantize_onnx(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     from .._io import atomic_write
 
     def write(tmp: str) -> None:
-        quantize_dynamic(os.fspath(src), tmp, weight_type=QuantType.QInt8)
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # the quantiser logs advice on the root logger
+        try:
+            quantize_dynamic(os.fspath(src), tmp, weight_type=QuantType.QInt8,
+                             extra_options={"EnableSubgraph": True})
+        finally:
+            root.setLevel(level)
 
     atomic_write(dst, write)

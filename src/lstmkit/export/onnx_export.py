@@ -356,6 +356,12 @@ def build(model: nn.Module, *, step: bool = False, lengths: bool = True, lowerin
     if lowering not in ("auto", "native", "scan"):
         raise ValueError(f"lowering: expected 'auto', 'native' or 'scan', got {lowering!r}")
     _check_supported(model)
+    from .compress import Reparametrized
+
+    if isinstance(model, Reparametrized):
+        raise ValueError(f"model: a compressed ({model.method}) model is not exported: export the "
+                         "float model, then quantise the ONNX file (lstmkit compress --method "
+                         "onnx-int8, or lstmkit.export.compress.quantize_onnx)")
     m = copy.deepcopy(model).float().cpu().eval()
     if isinstance(m, LanguageModel):
         inner = m.lstm
