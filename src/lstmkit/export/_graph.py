@@ -10,7 +10,7 @@ Two lowerings of one layer-direction:
   (``linear_before_reset``) and RNN tanh/relu. Gate rows are reordered from torch's
   (LSTM i, f, g, o -> ONNX i, o, f, c; GRU r, z, n -> z, r, h; peepholes -> i, o, f).
 - **scan**: an ONNX ``Scan`` whose body is the step in primitive operators (MatMul, Sigmoid,
-  Tanh, LayerNormalization, ...). Serves everything the operators cannot express: coupled
+  Tanh, ReduceMean, ...). Serves everything the operators cannot express: coupled
   (CIFG), layer_norm, proj_size, eval-mode zoneout; it is also used for any layer when asked.
 
 Why ``onnx.helper`` and not ``torch.onnx``: the graph is small and fully determined by the
@@ -32,7 +32,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-OPSET = 17  # LayerNormalization
+OPSET = 17
 IR_VERSION = 8  # readable by onnxruntime 1.14+
 
 
@@ -124,6 +124,17 @@ def _fvi(name: str, shape) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
 
 
+def _layer_norm(g: Graph, b: Graph, x: str, w: np.ndarray, bias: np.ndarray) -> str:
+    """LayerNorm over the last axis in two passes (mean, then the mean of squared deviations),
+    as lstmkit computes it; onnxruntime's LayerNormalization uses E[x^2] - E[x]^2, which loses
+    float32 digits when the variance is small. Nodes go to ``b``, constants to ``g``."""
+    mean = b.op("ReduceMean", [x], axes=[-1], keepdims=1)
+    dev = b.op("Sub", [x, mean])
+    var = b.op("ReduceMean", [b.op("Mul", [dev, dev])], axes=[-1], keepdims=1)
+    rstd = b.op("Reciprocal", [b.op("Sqrt", [b.op("Add", [var, g.const(1e-5)])])])
+    return b.op("Add", [b.op("Mul", [b.op("Mul", [dev, rstd]), g.const(w, "ln_w")]), g.const(bias, "ln_b")])
+
+
 def _split_rows(w: np.ndarray, n: int) -> list[np.ndarray]:
     return np.split(w, n, axis=0)
 
@@ -198,8 +209,7 @@ def _scan_direction(g: Graph, s: LayerSpec, k: int, d: int, x: str, h0: str, c0:
     # input projection for all steps: one MatMul (T, B, In) @ (In, G)
     xg = g.op("MatMul", [x, g.const(w_ih.T, "w_ih_t")])
     if s.layer_norm:
-        xg = g.op("LayerNormalization", [xg, g.const(p["ln_ih_weight" + sfx]),
-                                         g.const(p["ln_ih_bias" + sfx])], axis=-1, epsilon=1e-5)
+        xg = _layer_norm(g, g, xg, p["ln_ih_weight" + sfx], p["ln_ih_bias" + sfx])
     b_hn = None
     if b_ih is not None:
         if s.mode == "GRU" and s.reset_after:
@@ -220,8 +230,7 @@ def _scan_direction(g: Graph, s: LayerSpec, k: int, d: int, x: str, h0: str, c0:
     if s.mode == "LSTM":
         hh = b.op("MatMul", [h_prev, whh_t])
         if s.layer_norm:
-            hh = b.op("LayerNormalization", [hh, g.const(p["ln_hh_weight" + sfx]),
-                                             g.const(p["ln_hh_bias" + sfx])], axis=-1, epsilon=1e-5)
+            hh = _layer_norm(g, b, hh, p["ln_hh_weight" + sfx], p["ln_hh_bias" + sfx])
         a = b.op("Add", [xg_t, hh])  # (B, G)
         n_g = 3 if s.coupled else 4
         parts = b.op("Split", [a, g.i64([H] * n_g)], n_g, axis=1)
@@ -242,8 +251,7 @@ def _scan_direction(g: Graph, s: LayerSpec, k: int, d: int, x: str, h0: str, c0:
         o = b.op("Sigmoid", [a_o])
         cn = c_new
         if s.layer_norm:
-            cn = b.op("LayerNormalization", [c_new, g.const(p["ln_c_weight" + sfx]),
-                                             g.const(p["ln_c_bias" + sfx])], axis=-1, epsilon=1e-5)
+            cn = _layer_norm(g, b, c_new, p["ln_c_weight" + sfx], p["ln_c_bias" + sfx])
         h_new = b.op("Mul", [o, b.op("Tanh", [cn])])
         if s.proj_size:
             h_new = b.op("MatMul", [h_new, g.const(p["weight_hr" + sfx].T, "w_hr_t")])
