@@ -124,6 +124,36 @@ def lm_loss(model, batch):
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
 
 
+def distill_section(lm, cfg, train_dl, val_dl, te, te_t, epochs: int, d: str) -> list[dict]:
+    """A student with ~1/4 of the teacher's parameters, trained alone vs distilled (same data,
+    steps, seed, Trainer)."""
+    from dataclasses import replace
+
+    from lstmkit.export import compress as C
+    from lstmkit.models.language_model import LanguageModel
+
+    target = C.count_params(lm) / 4
+    H = min(range(8, cfg.hidden_size), key=lambda h: abs(C.count_params(
+        LanguageModel(replace(cfg, hidden_size=h))) - target))
+    rows = []
+    for name in ("student alone", "student distilled (T=2, alpha=0.5)"):
+        torch.manual_seed(0)
+        student = LanguageModel(replace(cfg, hidden_size=H))
+        out = os.path.join(d, f"kd{len(rows)}")
+        if name == "student alone":
+            C.fine_tune(student, lm_loss, train_dl, val_dl, out_dir=out, epochs=epochs, lr=3e-3)
+        else:
+            C.distill(lm, student, train_dl, val_dl, out_dir=out, temperature=2.0, alpha=0.5,
+                      epochs=epochs, lr=3e-3)
+        rows.append({"name": f"{name}, H={H}", "params": C.count_params(student),
+                     "params_vs_teacher": C.count_params(student) / C.count_params(lm),
+                     "test_bpc": bpc(student, te, te_t)})
+        print(f"   {rows[-1]['name']}: {rows[-1]['params']:,} params "
+              f"({rows[-1]['params_vs_teacher']:.2f} of the teacher), {rows[-1]['test_bpc']:.3f} bpc",
+              flush=True)
+    return rows
+
+
 # -- 3. latency worker (its own process per backend) ------------------------------------------------
 def worker(kind: str, path: str, batch: int, min_ms: float, runs: int) -> dict:
     torch.set_num_threads(1)
@@ -196,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--out", default="deploy_out")
     ap.add_argument("--sweep-only", action="store_true", help="only the export parity sweep")
+    ap.add_argument("--distill-only", action="store_true", help="only train the LM and the distillation")
     ap.add_argument("--worker", nargs=3, metavar=("KIND", "PATH", "BATCH"), help=argparse.SUPPRESS)
     ap.add_argument("--runs", type=int, default=5, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -214,7 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.time()
     load0 = os.getloadavg()[0]
     print("1. ONNX export parity sweep ...", flush=True)
-    sweep = parity_sweep(args.quick)
+    sweep = parity_sweep(args.quick) if not args.distill_only else {
+        "configurations": 0, "exports": 0, "native": 0, "scan": 0, "failures": [],
+        "max_abs_error_written": 0.0}
     print(f"   {sweep['configurations']} layer configurations, {sweep['exports']} exports "
           f"({sweep['native']} native, {sweep['scan']} scan), {len(sweep['failures'])} failures, "
           f"max abs error of the written ones {sweep['max_abs_error_written']:.2e}", flush=True)
@@ -247,6 +280,14 @@ def main(argv: list[str] | None = None) -> int:
                     epochs=ft_epochs, lr=1e-3, masks=masks)
         return model
 
+    if args.distill_only:
+        print("4. distillation ...", flush=True)
+        rows = distill_section(lm, cfg, train_dl, val_dl, te, te_t, 2 * ft_epochs, d)
+        rows.insert(0, {"name": "teacher", "params": C.count_params(lm), "test_bpc": bpc(lm, te, te_t)})
+        from lstmkit._io import atomic_write_text
+
+        atomic_write_text(os.path.join(args.out, "distill.json"), json.dumps(rows, indent=2) + "\n")
+        return 0
     variants = {"float32 (torch)": lm}
     variants["int8 weights (torch, lstmkit)"] = C.quantize_int8(lm)
     variants["float16 weights"] = C.cast_weights(lm, "float16")
@@ -291,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
             results.append(res)
             print(f"   {res['name']}: {res['test_bpc']:.3f} bpc, {res['file_bytes'] / 1024:.0f} KiB, "
                   f"{res['us_b1']:.0f} / {res['us_b16']:.0f} us/step", flush=True)
+    print("4. distillation ...", flush=True)
+    distilled = distill_section(lm, cfg, train_dl, val_dl, te, te_t, 2 * ft_epochs, d)
     base = results[0]
     for r in results:
         r["bpc_vs_float_pct"] = 100 * (r["test_bpc"] / base["test_bpc"] - 1)
@@ -300,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"sweep": sweep, "lm": {"config": cfg.__dict__, "train_steps": fit["steps"],
                                    "train_seconds": fit["seconds"], "train_chars": len(tr_t),
                                    "test_chars": len(te_t), "fine_tune_epochs": ft_epochs},
-            "results": results, "seconds": time.time() - t_start,
+            "results": results, "distillation": distilled, "seconds": time.time() - t_start,
             "loadavg_start_end": [load0, os.getloadavg()[0]], "threads": 1}
     from lstmkit._io import atomic_write_text
 
@@ -312,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {r['name']} | {r['backend']} | {r['file_bytes'] / 1024:.0f} | {r['params']:,}{nz} | "
                      f"{r['test_bpc']:.3f} | {r['bpc_vs_float_pct']:+.1f}% | {r['us_b1']:.0f} | "
                      f"{r['us_b16']:.0f} | {r['speed_b1_x']:.2f}x |")
+    lines += ["", "| distillation | params | vs teacher | test bits/char |", "|---|---|---|---|"]
+    lines += [f"| {r['name']} | {r['params']:,} | {r['params_vs_teacher']:.2f} | {r['test_bpc']:.3f} |"
+              for r in distilled]
     table = "\n".join(lines)
     atomic_write_text(os.path.join(args.out, "deploy.md"), table + "\n")
     print(table)

@@ -156,3 +156,19 @@ def test_checkpoints_round_trip_and_the_cli(tmp_path, capsys):
     back, _ = load_model(tmp_path / "g.pt")
     assert back.zoneout == layer.zoneout and back.hidden_size == 5
     assert main(["export", str(tmp_path / "g.pt")]) == 0
+
+
+def test_distillation_moves_the_student_towards_the_teacher(tmp_path):
+    torch.manual_seed(0)
+    teacher = LanguageModel(LanguageModelConfig(vocab_size=12, embedding_dim=8, hidden_size=16)).eval()
+    student = LanguageModel(LanguageModelConfig(vocab_size=12, embedding_dim=4, hidden_size=4))
+    x = torch.randint(0, 12, (32, 10))
+    with torch.no_grad():
+        y = teacher(x)[0].argmax(-1)
+    loader = DataLoader(TensorDataset(x, y), batch_size=16)
+    kd = C.DistillLoss(teacher, temperature=2.0, alpha=1.0)
+    before = float(kd(student, (x, y)).detach())
+    C.distill(teacher, student, loader, out_dir=tmp_path, alpha=1.0, epochs=3, lr=1e-2)
+    assert float(kd(student, (x, y)).detach()) < before
+    with pytest.raises(ValueError, match="temperature"):
+        C.DistillLoss(teacher, temperature=0)

@@ -21,6 +21,8 @@ included), through the public parameters only:
 - :func:`low_rank`: each recurrent weight matrix ``W (G, n)`` replaced by ``U (G, r) @ V (r, n)``
   from its truncated SVD (trainable factors; at full rank ``U @ V == W``).
 - :func:`fine_tune`: a few epochs through :class:`lstmkit.train.trainer.Trainer`.
+- :func:`distill`: a small student trained on a teacher's soft targets (temperature ``T``)
+  plus the labels, through the Trainer.
 - :func:`quantize_onnx`: onnxruntime's ``quantize_dynamic`` (int8 weights) on an exported file.
 
 >>> import torch, lstmkit as lk
@@ -459,3 +461,58 @@ def quantize_onnx(src: str | os.PathLike, dst: str | os.PathLike) -> None:
             root.setLevel(level)
 
     atomic_write(dst, write)
+
+
+class DistillLoss:
+    """Knowledge distillation (Hinton et al. 2015) for a ``Trainer``: batches ``(x, y)``, models
+    whose first output is logits (..., V)::
+
+        loss = alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T))
+               + (1 - alpha) * CE(student, y)
+
+    The teacher runs in eval mode without gradients."""
+
+    def __init__(self, teacher: nn.Module, temperature: float = 2.0, alpha: float = 0.5) -> None:
+        if not temperature > 0:
+            raise ValueError(f"temperature: expected > 0, got {temperature!r}")
+        if not 0 <= alpha <= 1:
+            raise ValueError(f"alpha: expected a weight in [0, 1], got {alpha!r}")
+        self.teacher = teacher.eval()
+        self.T, self.alpha = float(temperature), float(alpha)
+
+    def __call__(self, student: nn.Module, batch) -> Tensor:
+        import torch.nn.functional as F
+
+        x, y = batch
+        s = _logits(student(x))
+        V = s.shape[-1]
+        hard = F.cross_entropy(s.reshape(-1, V), y.reshape(-1))
+        if not self.alpha:
+            return hard
+        with torch.no_grad():
+            t = _logits(self.teacher(x))
+        log_s = F.log_softmax(s.reshape(-1, V) / self.T, -1)
+        log_t = F.log_softmax(t.reshape(-1, V) / self.T, -1)
+        soft = F.kl_div(log_s, log_t, log_target=True, reduction="batchmean") * self.T ** 2
+        return self.alpha * soft + (1 - self.alpha) * hard
+
+
+def _logits(out) -> Tensor:
+    return out[0] if isinstance(out, tuple) else out
+
+
+def distill(teacher: nn.Module, student: nn.Module, train_loader, val_loader=None, *,
+            out_dir: str | os.PathLike, temperature: float = 2.0, alpha: float = 0.5, epochs: int = 3,
+            lr: float = 3e-3, seed: int = 0) -> list[dict]:
+    """Train ``student`` on soft targets of ``teacher`` (plus the hard labels) through
+    :class:`~lstmkit.train.trainer.Trainer`; returns the per-epoch history."""
+    from ..train.trainer import TrainConfig, Trainer
+
+    cfg = TrainConfig(epochs=epochs, lr=lr, weight_decay=0.0, patience=None, seed=seed,
+                      progress=False, resume=False)
+    trainer = Trainer(student, DistillLoss(teacher, temperature, alpha), cfg, out_dir)
+    hist = trainer.fit(train_loader, val_loader)
+    if val_loader is not None:
+        trainer.load_best()
+    student.eval()
+    return hist
