@@ -11,6 +11,7 @@ Writes DIR/deploy.json, DIR/deploy.md (the table) and DIR/pareto.png.
 from __future__ import annotations
 
 import argparse
+import copy
 import itertools
 import json
 import math
@@ -289,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_text(os.path.join(args.out, "distill.json"), json.dumps(rows, indent=2) + "\n")
         return 0
     variants = {"float32 (torch)": lm}
+    variants["float32 + the same fine-tune (control)"] = tuned(copy.deepcopy(lm))
     variants["int8 weights (torch, lstmkit)"] = C.quantize_int8(lm)
     variants["float16 weights"] = C.cast_weights(lm, "float16")
     variants["bfloat16 weights"] = C.cast_weights(lm, "bfloat16")
