@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 METHODS = ("int8", "onnx-int8", "float16", "bfloat16", "magnitude", "prune", "low-rank")
 
@@ -39,7 +40,10 @@ def run(args) -> int:
     src_bytes = os.path.getsize(_resolve(args.checkpoint))
     info = {"method": args.method, "source": _resolve(args.checkpoint),
             "params_before": C.count_params(model), "weight_bytes_before": C.model_bytes(model)}
-    extra = {k: v for k, v in extra.items() if k in ("series_spec", "scaler", "tokenizer")}
+    extra = {k: v for k, v in extra.items() if k in ("series_spec", "scaler", "extra")}
+    tok = os.path.join(os.path.dirname(_resolve(args.checkpoint)), "tokenizer.json")
+    if os.path.isfile(tok):  # an LM folder: keep it usable by `lstmkit lm generate`
+        shutil.copyfile(tok, os.path.join(args.out, "tokenizer.json"))
     if args.method == "onnx-int8":
         from ..export.onnx_export import to_onnx
 
