@@ -12,8 +12,10 @@ import sys
 
 # subcommand modules, imported when the parser is built
 SUBCOMMANDS = [
+    "lstmkit.cli.compress",
     "lstmkit.cli.datasets",
     "lstmkit.cli.demo",
+    "lstmkit.cli.export",
     "lstmkit.cli.forecast",
     "lstmkit.cli.lm",
     "lstmkit.cli.seq2seq",
