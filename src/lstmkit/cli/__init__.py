@@ -16,6 +16,8 @@ SUBCOMMANDS = [
     "lstmkit.cli.demo",
     "lstmkit.cli.forecast",
     "lstmkit.cli.lm",
+    "lstmkit.cli.classify",
+    "lstmkit.cli.tag",
 ]
 
 

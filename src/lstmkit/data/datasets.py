@@ -21,6 +21,7 @@ from dataclasses import dataclass
 # modules that call register() when imported (one per job family)
 _SOURCES = [
     "lstmkit.data._forecast_sets",
+    "lstmkit.data._classify_sets",
 ]
 
 
