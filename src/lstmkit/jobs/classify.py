@@ -193,7 +193,30 @@ class TextEncoder:
         return pad_ids(ids)
 
 
+class BucketBatches(torch.utils.data.Sampler):
+    """Shuffled batches of similar lengths: the examples are shuffled, cut into pools of 50
+    batches, sorted by length inside a pool and batched; the batches are shuffled. Draws from
+    torch's global RNG, which the Trainer reseeds every epoch."""
+
+    def __init__(self, lengths, batch_size: int, pool: int = 50) -> None:
+        self.lengths, self.batch_size, self.pool = torch.as_tensor(lengths), batch_size, pool
+
+    def __iter__(self):
+        perm = torch.randperm(len(self.lengths)).tolist()
+        size = self.batch_size * self.pool
+        batches = []
+        for i in range(0, len(perm), size):
+            chunk = sorted(perm[i:i + size], key=lambda j: int(self.lengths[j]))
+            batches += [chunk[k:k + self.batch_size] for k in range(0, len(chunk), self.batch_size)]
+        for b in torch.randperm(len(batches)).tolist():
+            yield batches[b]
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+
 def _loader(x, lengths, y, batch_size: int, shuffle: bool, seed: int):
+    """Batches trimmed to their longest sequence; shuffled ones grouped by length."""
     ds = torch.utils.data.TensorDataset(x, lengths, y)
 
     def collate(items):
@@ -201,9 +224,10 @@ def _loader(x, lengths, y, batch_size: int, shuffle: bool, seed: int):
         T = int(lb.max())
         return xb[:, :T], lb, yb  # trim the padding to this batch's longest
 
-    g = torch.Generator().manual_seed(seed)
-    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g,
-                                       collate_fn=collate)
+    if shuffle:
+        return torch.utils.data.DataLoader(ds, batch_sampler=BucketBatches(lengths, batch_size),
+                                           collate_fn=collate)
+    return torch.utils.data.DataLoader(ds, batch_size=batch_size, collate_fn=collate)
 
 
 def classify_loss(model, batch) -> torch.Tensor:
@@ -457,11 +481,14 @@ def train(cfg: ClassifyConfig, echo=print) -> Result:
     atomic_write_text(os.path.join(cfg.out, "config.json"), json.dumps(asdict(cfg), indent=2) + "\n")
     plot_confusion(os.path.join(cfg.out, "confusion.png"), y_test, proba.argmax(1), classes,
                    f"lstmkit {name} on {about}: test accuracy {metrics['lstmkit']['accuracy']:.3f}")
+    attn_model = name
     if attn is None and "bilstm-attention" in models:  # plot the attention candidate's weights
-        attn = predict_proba(models["bilstm-attention"], *test_x, attention=True)[1]
+        attn_model = "bilstm-attention"
+        attn = predict_proba(models[attn_model], *test_x, attention=True)[1]
     if attn is not None:
         show = test.series if kind == "series" else [words(t)[:cfg.max_len] for t in test.texts]
-        plot_attention(os.path.join(cfg.out, "attention.png"), show, attn, test.labels, kind)
+        plot_attention(os.path.join(cfg.out, "attention.png"), show, attn, test.labels, kind,
+                       attn_model)
     echo(format_table(metrics, f"test split of {about}: {len(test)} examples"))
     return Result(metrics, chosen, rows, secs, cfg.out, attn)
 
@@ -492,9 +519,10 @@ def plot_confusion(path: str, y_true, y_pred, classes: list[str], title: str) ->
     plt = _plt()
     cm = confusion_matrix(y_true, y_pred, labels=list(range(len(classes))))
     k = len(classes)
-    fig, ax = plt.subplots(figsize=(min(14, 3 + 0.35 * k), min(13, 2.5 + 0.33 * k)))
+    fig, ax = plt.subplots(figsize=(min(14, max(5.5, 3 + 0.35 * k)), min(13, max(4.5, 2.5 + 0.33 * k))))
     ax.imshow(cm, cmap="Blues")
-    ax.set_xticks(range(k), classes, rotation=90 if k > 8 else 0, fontsize=7 if k > 15 else 9)
+    tilt = k > 8 or max(len(c) for c in classes) * k > 40
+    ax.set_xticks(range(k), classes, rotation=90 if tilt else 0, fontsize=7 if k > 15 else 9)
     ax.set_yticks(range(k), classes, fontsize=7 if k > 15 else 9)
     if k <= 15:
         for i in range(k):
@@ -503,7 +531,9 @@ def plot_confusion(path: str, y_true, y_pred, classes: list[str], title: str) ->
                         color="white" if cm[i, j] > cm.max() / 2 else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title, fontsize=9)
+    import textwrap
+
+    ax.set_title("\n".join(textwrap.wrap(title, 60)), fontsize=9)
     fig.tight_layout()
     from .._io import atomic_write
 
@@ -511,7 +541,8 @@ def plot_confusion(path: str, y_true, y_pred, classes: list[str], title: str) ->
     plt.close(fig)
 
 
-def plot_attention(path: str, items, attn: np.ndarray, labels, kind: str, n: int = 4) -> None:
+def plot_attention(path: str, items, attn: np.ndarray, labels, kind: str, model: str,
+                   n: int = 4) -> None:
     plt = _plt()
     n = min(n, len(items))
     fig, axes = plt.subplots(n, 1, figsize=(10, 2.0 * n), squeeze=False)
@@ -522,14 +553,14 @@ def plot_attention(path: str, items, attn: np.ndarray, labels, kind: str, n: int
             ax2 = ax.twinx()
             ax2.fill_between(range(len(s)), attn[i, :len(s)], color="tab:red", alpha=0.35)
             ax2.set_ylabel("attention", color="tab:red", fontsize=8)
-            ax.set_title(f"test example {i} (label {labels[i]}): series and attention weight",
-                         fontsize=9)
+            ax.set_title(f"test example {i} (label {labels[i]}): series and the attention weights "
+                         f"of {model}", fontsize=9)
         else:
             toks = items[i][:40]
             ax.bar(range(len(toks)), attn[i, :len(toks)], color="tab:red")
             ax.set_xticks(range(len(toks)), toks, rotation=90, fontsize=7)
-            ax.set_title(f"test text {i} (label {labels[i]}): attention over its first words",
-                         fontsize=9)
+            ax.set_title(f"test text {i} (label {labels[i]}): {model} attention over its first "
+                         "words", fontsize=9)
     fig.tight_layout()
     from .._io import atomic_write
 

@@ -6,12 +6,12 @@ Symbols: M members, N examples, K classes.
 - :func:`hard_vote`: each member votes its argmax; the most votes win, ties broken by the
   summed probabilities (so it is deterministic) -> (N,) labels.
 - :class:`VotingEnsemble`: an ``nn.Module`` over member classifiers whose forward returns the
-  ensemble's probabilities (soft) or one-hot votes share (hard).
+  ensemble's probabilities (soft) or each class's share of the votes (hard).
 
 >>> import torch
 >>> p = torch.tensor([[[0.6, 0.4]], [[0.2, 0.8]], [[0.55, 0.45]]])
->>> soft_vote(p).tolist(), hard_vote(p).tolist()
-([[0.44999998807907104, 0.550000011920929]], [0])
+>>> soft_vote(p), hard_vote(p)
+(tensor([[0.4500, 0.5500]]), tensor([0]))
 """
 
 from __future__ import annotations
