@@ -45,7 +45,8 @@ def reference_accuracy(aeon_name: str, estimator: str = "InceptionTime") -> tupl
     return None
 
 
-def run_series(problems, seeds: int, epochs: int, patience: int, out: str, results: dict, save):
+def run_series(problems, seeds: int, epochs: int, patience: int, out: str, results: dict, save,
+               model: str = "auto"):
     from lstmkit.data._classify_sets import AEON_PROBLEMS
     from lstmkit.jobs.classify import ClassifyConfig, train
 
@@ -55,7 +56,7 @@ def run_series(problems, seeds: int, epochs: int, patience: int, out: str, resul
             continue
         t = time.perf_counter()
         r = train(ClassifyConfig(dataset=name, out=os.path.join(out, "runs", name), seeds=seeds,
-                                 epochs=epochs, patience=patience, progress=False))
+                                 epochs=epochs, patience=patience, progress=False, model=model))
         accs = r.chosen.get("member_accuracy", [r.metrics["lstmkit"]["accuracy"]])
         ref = reference_accuracy(AEON_PROBLEMS[name][0])
         results[key] = dict(
@@ -128,6 +129,7 @@ def main(argv=None) -> None:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--patience", type=int, default=40)
+    p.add_argument("--model", default="auto", help="series: 'auto' or one preset for every problem")
     p.add_argument("--tag-epochs", type=int, default=8)
     p.add_argument("--text-seeds", type=int, default=1)
     p.add_argument("--out", default="runs/bench-classify")
@@ -145,7 +147,8 @@ def main(argv=None) -> None:
 
     sections = a.sections.split(",")
     if "series" in sections:
-        run_series(a.problems.split(","), a.seeds, a.epochs, a.patience, a.out, results, save)
+        run_series(a.problems.split(","), a.seeds, a.epochs, a.patience, a.out, results, save,
+                   a.model)
     if "tag" in sections:
         run_tag(a.out, results, save, a.tag_epochs)
     if "text" in sections:
