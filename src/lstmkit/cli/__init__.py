@@ -20,6 +20,8 @@ SUBCOMMANDS = [
     "lstmkit.cli.lm",
     "lstmkit.cli.seq2seq",
     "lstmkit.cli.serve",
+    "lstmkit.cli.classify",
+    "lstmkit.cli.tag",
 ]
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 _SOURCES = [
     "lstmkit.data._forecast_sets",
     "lstmkit.data._seq2seq_sets",
+    "lstmkit.data._classify_sets",
 ]
 
 
