@@ -43,7 +43,8 @@ import numpy as np
 import torch
 
 import lstmkit as lk
-from lstmkit.serve import load_streaming_model, save_layer_checkpoint
+from lstmkit.models.checkpoints import save_model
+from lstmkit.serve import load_streaming_model
 
 I, H, L = 32, 256, 2
 KEY = "bench-key-0123456789"
@@ -526,7 +527,7 @@ def main(argv=None) -> int:
     tmp = tempfile.mkdtemp(prefix="lstmkit-bench-serve-")
     ckpt = os.path.join(tmp, "lstm.pt")
     torch.manual_seed(0)
-    save_layer_checkpoint(ckpt, lk.LSTM(I, H, L, batch_first=True))
+    save_model(ckpt, lk.LSTM(I, H, L, batch_first=True))
     load = os.getloadavg()
     head = (f"lstmkit serve load test: 2-layer LSTM H={H}, I={I}; {os.cpu_count()} CPUs; load average "
             f"{load[0]:.1f} at start; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")

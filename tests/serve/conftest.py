@@ -6,8 +6,9 @@ import pytest
 import torch
 
 import lstmkit as lk
+from lstmkit.models.checkpoints import save_model
 from lstmkit.serve import BackgroundServer, ServeConfig, create_app, load_streaming_model
-from lstmkit.serve.adapters import checkpoint_fingerprint, save_layer_checkpoint
+from lstmkit.serve.adapters import checkpoint_fingerprint
 
 I, H, L = 3, 5, 2
 
@@ -25,7 +26,7 @@ def layer_path(tmp_path_factory):
     torch.manual_seed(0)
     lstm = lk.LSTM(I, H, L, batch_first=True)
     path = tmp_path_factory.mktemp("ckpt") / "layer.pt"
-    save_layer_checkpoint(path, lstm)
+    save_model(path, lstm)
     return path
 
 

@@ -30,18 +30,18 @@ def run(args) -> int:
     import torch
 
     from ..export import compress as C
-    from ..export.checkpoints import _resolve, example_inputs, first_output, load_model, save_model
+    from ..export.checkpoints import example_inputs, first_output, load_model, resolve, save_model
 
     model, extra = load_model(args.checkpoint)
     os.makedirs(args.out, exist_ok=True)
     x = example_inputs(model)
     with torch.no_grad():
         ref = first_output(model(*x))
-    src_bytes = os.path.getsize(_resolve(args.checkpoint))
-    info = {"method": args.method, "source": _resolve(args.checkpoint),
+    src_bytes = os.path.getsize(resolve(args.checkpoint))
+    info = {"method": args.method, "source": resolve(args.checkpoint),
             "params_before": C.count_params(model), "weight_bytes_before": C.model_bytes(model)}
     extra = {k: v for k, v in extra.items() if k in ("series_spec", "scaler", "extra")}
-    tok = os.path.join(os.path.dirname(_resolve(args.checkpoint)), "tokenizer.json")
+    tok = os.path.join(os.path.dirname(resolve(args.checkpoint)), "tokenizer.json")
     if os.path.isfile(tok):  # an LM folder: keep it usable by `lstmkit lm generate`
         shutil.copyfile(tok, os.path.join(args.out, "tokenizer.json"))
     if args.method == "onnx-int8":

@@ -23,11 +23,11 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..export.checkpoints import _resolve, load_model
+    from ..export.checkpoints import load_model, resolve
     from ..export.onnx_export import to_onnx
 
     model, _ = load_model(args.checkpoint)
-    stem = os.path.splitext(_resolve(args.checkpoint))[0]
+    stem = os.path.splitext(resolve(args.checkpoint))[0]
     out = args.out or stem + (".step" if args.step else "") + ".onnx"
     rep = to_onnx(model, out, step=args.step, lengths=not args.no_lengths, lowering=args.lowering,
                   atol=args.atol)

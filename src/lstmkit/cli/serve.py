@@ -1,7 +1,7 @@
 """``lstmkit serve CHECKPOINT``: the stateful streaming inference server (argparse only).
 
 CHECKPOINT is a model.pt (or the --out folder holding it) of a job (forecast, lm) or a bare
-layer saved with ``lstmkit.serve.save_layer_checkpoint``. See ``lstmkit.serve.app`` for routes.
+layer saved with ``lstmkit.models.checkpoints.save_model``. See ``lstmkit.serve.app`` for routes.
 """
 
 from __future__ import annotations

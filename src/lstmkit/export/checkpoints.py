@@ -1,99 +1,58 @@
-"""The one adapter between checkpoints on disk and the models export/compress work on.
-
-Reads (``weights_only=True``, through ``train.checkpoint``) the checkpoints lstmkit writes:
-
-- a language model (``kind="language_model"``: ``config`` + ``model``, ``models.language_model``);
-- a forecaster (``model_config`` + ``model``: ``models.forecaster``);
-- a bare layer (``kind="layer"``: ``layer_config`` + ``model``, written by :func:`save_model`);
-- a compressed model (``kind="compressed"``, written by :func:`save_model` for int8 / half /
-  low-rank wrappers).
-
-A folder means its ``model.pt``.
+"""Checkpoints for export and compress: every model checkpoint ``models.checkpoints`` reads
+(language model, forecaster, bare layer), plus compressed models (``kind="compressed"``: the
+method, the wrapped names and the base model's parts, written by :func:`save_model` for int8 /
+half / low-rank wrappers). A folder means its ``model.pt``.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, fields
 
 import torch
 from torch import nn
 
+from ..models.checkpoints import RESERVED, model_from_parts, model_parts, resolve  # noqa: F401
+from ..models.checkpoints import load_model as models_load
+from ..models.checkpoints import save_model as models_save
 from ..train.checkpoint import load_checkpoint, save_checkpoint
 from . import compress as C
 
 
-def _resolve(path) -> str:
-    path = os.fspath(path)
-    return os.path.join(path, "model.pt") if os.path.isdir(path) else path
-
-
-def _base_from(ck: dict, path: str) -> tuple[nn.Module, str]:
-    from ..models.forecaster import Forecaster, ForecasterConfig
-    from ..models.language_model import LanguageModel, LanguageModelConfig
-
-    kind = ck.get("kind")
-    if kind == "language_model":
-        names = {f.name for f in fields(LanguageModelConfig)}
-        m = LanguageModel(LanguageModelConfig(**{k: v for k, v in ck["config"].items() if k in names}))
-        return m, "language_model"
-    if "model_config" in ck:
-        return Forecaster(ForecasterConfig(**ck["model_config"])), "forecaster"
-    if kind == "layer":
-        return C.build_layer(ck["layer_config"]), "layer"
-    raise ValueError(f"checkpoint {path!r}: expected a language model, forecaster or layer "
-                     f"checkpoint, got kind={kind!r} with parts {sorted(ck)[:10]}")
-
-
 def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict]:
-    """(model in eval mode, the checkpoint's other parts) from an lstmkit checkpoint."""
-    path = _resolve(path)
+    """(model in eval mode, the checkpoint's other parts) from an lstmkit checkpoint, compressed
+    ones included."""
+    path = resolve(path)
     ck = load_checkpoint(path)
-    if ck.get("kind") == "compressed":
-        base, _ = _base_from(ck["base"], path)
-        names, method = ck["names"], ck["method"]
-        if method == "int8":
-            m = C.Int8Weights(base, names)
-        elif method in ("float16", "bfloat16"):
-            m = C.HalfWeights(base, names, getattr(torch, method))
-        elif method == "low_rank":
-            m = C.LowRank(base, names, {n: int(r) for n, r in ck["ranks"].items()})
-        else:
-            raise ValueError(f"checkpoint {path!r}: unknown compression method {method!r}")
-        m.load_state_dict(ck["model"])
-        return m.eval(), {k: v for k, v in ck.items() if k not in ("model",)}
-    model, kind = _base_from(ck, path)
-    model.load_state_dict(ck["model"])
-    return model.eval(), {k: v for k, v in ck.items() if k != "model"}
-
-
-def _base_parts(model: nn.Module) -> dict:
-    from ..models.forecaster import Forecaster
-    from ..models.language_model import LanguageModel
-
-    if isinstance(model, LanguageModel):
-        return {"kind": "language_model", "config": asdict(model.config)}
-    if isinstance(model, Forecaster):
-        return {"model_config": asdict(model.config)}
-    if hasattr(model, "mode") and hasattr(model, "num_layers"):
-        return {"kind": "layer", "layer_config": C.layer_config(model)}
-    raise TypeError(f"model: expected a LanguageModel, Forecaster or lstmkit layer, got "
-                    f"{type(model).__name__}")
+    if ck.get("kind") != "compressed":
+        return models_load(path)
+    base, _ = model_from_parts(ck["base"], path)
+    names, method = ck["names"], ck["method"]
+    if method == "int8":
+        m = C.Int8Weights(base, names)
+    elif method in ("float16", "bfloat16"):
+        m = C.HalfWeights(base, names, getattr(torch, method))
+    elif method == "low_rank":
+        m = C.LowRank(base, names, {n: int(r) for n, r in ck["ranks"].items()})
+    else:
+        raise ValueError(f"checkpoint {path!r}: unknown compression method {method!r}")
+    m.load_state_dict(ck["model"])
+    return m.eval(), {k: v for k, v in ck.items() if k != "model"}
 
 
 def save_model(path: str | os.PathLike, model: nn.Module, **extra) -> None:
-    """Write ``model`` (atomically) so that :func:`load_model` reads it back; ``extra`` parts
-    (e.g. a forecaster's scaler and series spec) are kept beside it."""
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    if isinstance(model, C.Reparametrized):
-        parts = {"kind": "compressed", "method": model.method, "names": list(model._names),
-                 "base": _base_parts(model.base)}
-        if isinstance(model, C.LowRank):
-            parts["ranks"] = dict(model.ranks)
-    else:
-        parts = _base_parts(model)
-    reserved = {"kind", "config", "model_config", "layer_config", "model", "method", "names", "base", "ranks"}
+    """Write ``model`` (atomically) so that :func:`load_model` reads it back; a compressed
+    wrapper is stored with its method and its base model's parts, anything else as
+    ``models.checkpoints.save_model`` stores it. ``extra`` parts are kept beside it."""
+    if not isinstance(model, C.Reparametrized):
+        models_save(path, model, **extra)
+        return
+    parts = {"kind": "compressed", "method": model.method, "names": list(model._names),
+             "base": model_parts(model.base)}
+    if isinstance(model, C.LowRank):
+        parts["ranks"] = dict(model.ranks)
+    reserved = RESERVED | {"method", "names", "base", "ranks"}
     parts.update({k: v for k, v in extra.items() if k not in reserved})
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     save_checkpoint(path, model=state, **parts)
 
 

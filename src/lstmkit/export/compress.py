@@ -44,6 +44,8 @@ import os
 import torch
 from torch import Tensor, nn
 
+from ..models.checkpoints import build_layer, layer_config
+
 INT8_TOL = 5e-2  # documented: int8 outputs vs float, max abs, for unit-scale inputs (tests)
 
 
@@ -279,43 +281,6 @@ def magnitude_prune(model: nn.Module, amount: float) -> tuple[nn.Module, dict[st
     return m, masks
 
 
-def _layer_kwargs(m: nn.Module) -> dict:
-    """The constructor arguments of an lstmkit layer, read from its public attributes."""
-    kw = dict(input_size=m.input_size, hidden_size=m.hidden_size, num_layers=m.num_layers,
-              bias=m.bias, batch_first=m.batch_first, dropout=m.dropout,
-              bidirectional=m.bidirectional, input_dropout=m.input_dropout,
-              recurrent_dropout=m.recurrent_dropout, zoneout=tuple(m.zoneout),
-              weight_drop=m.weight_drop, init=m.init, residual=m.residual, stateful=m.stateful,
-              engine=m.engine)
-    if m.mode == "LSTM":
-        kw.update(proj_size=m.proj_size, peephole=m.peephole, coupled=m.coupled,
-                  layer_norm=m.layer_norm, forget_bias=m.forget_bias)
-    else:
-        kw["zoneout"] = m.zoneout[1]  # GRU/RNN: p_h (no cell)
-        if m.mode == "GRU":
-            kw.update(reset_after=m.reset_after)
-        else:
-            kw.update(nonlinearity=m.nonlinearity)
-    return kw
-
-
-def layer_config(m: nn.Module) -> dict:
-    """{"class": "LSTM" | "GRU" | "RNN", **constructor kwargs}: enough to rebuild the layer."""
-    return {"class": type(m).__name__, **_layer_kwargs(m)}
-
-
-def build_layer(config: dict) -> nn.Module:
-    import lstmkit as lk
-
-    kw = dict(config)
-    cls = kw.pop("class")
-    if cls not in ("LSTM", "GRU", "RNN"):
-        raise ValueError(f"config: expected class LSTM, GRU or RNN, got {cls!r}")
-    if isinstance(kw.get("zoneout"), list):
-        kw["zoneout"] = tuple(kw["zoneout"])
-    return getattr(lk, cls)(**kw)
-
-
 def _unit_index(layer, keep: int, consumer_cols: list[Tensor | None]) -> list[Tensor]:
     """Kept unit indices per layer-direction (sorted), by the L2 norm of the weights that read
     each unit: its W_hh column and the consumer's columns (next layer's W_ih, or the head)."""
@@ -367,9 +332,9 @@ def prune_hidden(model: nn.Module, keep: int | float) -> nn.Module:
     cons.append(head.weight if head is not None else None)
     idx = _unit_index(layer, keep, cons)
     G = {"LSTM": 3 if layer.mode == "LSTM" and layer.coupled else 4, "GRU": 3}.get(layer.mode, 1)
-    kw = _layer_kwargs(layer)
+    kw = layer_config(layer)
     kw["hidden_size"] = keep
-    new = build_layer({"class": type(layer).__name__, **kw}).train(layer.training)
+    new = build_layer(kw).train(layer.training)
     with torch.no_grad():
         for k in range(layer.num_layers):
             prev_cols = None

@@ -7,9 +7,9 @@
 - ``server``: ``serve`` (blocking) and ``BackgroundServer`` (tests, benchmarks).
 """
 
-from .adapters import StreamingModel, load_streaming_model, save_layer_checkpoint
+from .adapters import StreamingModel, load_streaming_model
 from .app import ServeConfig, create_app
 from .server import BackgroundServer, build_app, serve
 
-__all__ = ["StreamingModel", "load_streaming_model", "save_layer_checkpoint", "ServeConfig",
+__all__ = ["StreamingModel", "load_streaming_model", "ServeConfig",
            "create_app", "BackgroundServer", "build_app", "serve"]

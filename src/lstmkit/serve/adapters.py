@@ -1,12 +1,11 @@
 """A checkpoint -> a streaming model: ``init_state`` / ``step`` / ``predict``.
 
-This is the one place the server knows about checkpoint layouts; everything else sees a
-:class:`StreamingModel`. Three layouts are read (all through ``train.checkpoint``, so with
+This is the one place the server turns a checkpoint into something it can stream; everything else
+sees a :class:`StreamingModel`. Checkpoints are read by ``models.checkpoints`` (with
 ``weights_only=True``):
 
-- ``kind="lstm_layer"``: a bare ``lstmkit.LSTM`` (its constructor kwargs in ``config``, its
-  state_dict in ``model``); written by :func:`save_layer_checkpoint`. Outputs are the top
-  layer's hidden states.
+- a bare ``lstmkit.LSTM`` written by ``lstmkit.models.checkpoints.save_model``. Outputs are the
+  top layer's hidden states.
 - the forecaster (``model_config`` + ``model`` [+ ``series_spec``, ``scaler``]): inputs are the
   model's feature rows (in its transformed units), each step's output is the forecast of the
   next ``horizon`` values from the state so far (modes ``single`` and ``direct``).
@@ -29,21 +28,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import fields
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from .. import LSTM, LSTMCell
-from ..models.forecaster import Forecaster, ForecasterConfig
-from ..models.language_model import LanguageModel, LanguageModelConfig
-from ..train.checkpoint import load_checkpoint, save_checkpoint
-
-LAYER_KIND = "lstm_layer"
-# the lstmkit.LSTM kwargs a layer checkpoint may carry
-_LAYER_KWARGS = ("input_size", "hidden_size", "num_layers", "bias", "proj_size", "peephole",
-                 "coupled", "layer_norm", "residual", "forget_bias", "init")
+from ..models.checkpoints import ForecasterEnsemble, load_model, resolve
+from ..models.forecaster import Forecaster
+from ..models.language_model import LanguageModel
 
 
 class LSTMStepper:
@@ -210,38 +203,17 @@ class LanguageModelAdapter(StreamingModel):
 
 
 # -- checkpoints -----------------------------------------------------------------------------
-def save_layer_checkpoint(path: str | os.PathLike, lstm: LSTM) -> None:
-    """Write a bare ``lstmkit.LSTM`` (kwargs + state_dict) atomically, for ``lstmkit serve``."""
-    if not isinstance(lstm, LSTM):
-        raise TypeError(f"lstm: expected lstmkit.LSTM, got {type(lstm).__name__}")
-    config = {k: getattr(lstm, k) for k in _LAYER_KWARGS}
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(path, kind=LAYER_KIND, config=config,
-                    model={k: v.detach().cpu() for k, v in lstm.state_dict().items()})
-
-
-def _config(cls, d: dict, path):
-    if not isinstance(d, dict):
-        raise ValueError(f"checkpoint {path}: expected a config dict, got {type(d).__name__}")
-    names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in d.items() if k in names})
-
-
 def load_streaming_model(path: str | os.PathLike) -> StreamingModel:
-    """A checkpoint file (or a job's ``--out`` folder holding ``model.pt``) -> a StreamingModel."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / "model.pt"
-    ck = load_checkpoint(p)
-    kind = ck.get("kind")
-    if kind == LAYER_KIND:
-        cfg = {k: v for k, v in ck.get("config", {}).items() if k in _LAYER_KWARGS}
-        lstm = LSTM(**cfg, batch_first=True)
-        lstm.load_state_dict(ck["model"])
-        return LayerModel(lstm)
-    if kind == "language_model":
-        model = LanguageModel(_config(LanguageModelConfig, ck.get("config"), p))
-        model.load_state_dict(ck["model"])
+    """A checkpoint file (or a job's ``--out`` folder holding ``model.pt``) -> a StreamingModel.
+
+    The checkpoint is read by ``models.checkpoints.load_model`` (every layout lstmkit writes);
+    a bare layer must be a unidirectional ``lstmkit.LSTM``."""
+    p = Path(resolve(path))
+    model, _ = load_model(p)
+    if isinstance(model, LSTM):
+        model.batch_first = True  # the server's rows are (B, T, I); the weights do not change
+        return LayerModel(model)
+    if isinstance(model, LanguageModel):
         tok = None
         tok_path = p.parent / "tokenizer.json"
         if tok_path.exists():
@@ -252,12 +224,13 @@ def load_streaming_model(path: str | os.PathLike) -> StreamingModel:
                 raise ValueError(f"{tok_path}: tokenizer has {len(tok)} tokens but the model "
                                  f"expects {model.config.vocab_size}")
         return LanguageModelAdapter(model, tok)
-    if "model_config" in ck and "model" in ck:
-        model = Forecaster(_config(ForecasterConfig, ck["model_config"], p))
-        model.load_state_dict(ck["model"])
+    if isinstance(model, Forecaster):
         return ForecasterModel(model)
-    raise ValueError(f"checkpoint {p}: expected a lstm_layer, forecaster or language_model "
-                     f"checkpoint, got kind={kind!r} with keys {sorted(ck)[:10]}")
+    if isinstance(model, ForecasterEnsemble):
+        raise ValueError(f"checkpoint {p}: a forecaster ensemble of {len(model.members)} members "
+                         "cannot stream one state per session; train with --ensemble 1 to serve it")
+    raise ValueError(f"checkpoint {p}: expected an lstmkit.LSTM layer, a forecaster or a language "
+                     f"model, got {type(model).__name__}")
 
 
 def checkpoint_fingerprint(path: str | os.PathLike) -> str:
@@ -273,4 +246,4 @@ def checkpoint_fingerprint(path: str | os.PathLike) -> str:
 
 
 __all__ = ["StreamingModel", "LayerModel", "ForecasterModel", "LanguageModelAdapter", "LSTMStepper",
-           "load_streaming_model", "save_layer_checkpoint", "checkpoint_fingerprint"]
+           "load_streaming_model", "checkpoint_fingerprint"]
