@@ -29,7 +29,7 @@ def _quantiles(s: str) -> list[float] | None:
     try:
         return [float(v) for v in s.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated levels like 0.1,0.5,0.9, got {s!r}") from None
+        raise argparse.ArgumentTypeError(f"expected levels like 0.1,0.5,0.9, got {s!r}") from None
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -63,7 +63,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a("--lr", type=float, default=d.lr)
     a("--patience", type=int, default=d.patience)
     a("--quantiles", type=_quantiles, default=d.quantiles, help="levels, or 'none' (default 0.1,0.5,0.9)")
-    a("--no-search", dest="search", action="store_false", help="no search, no refit: one model")
+    a("--search", dest="search", action="store_const", const=True, default=None,
+      help="search candidates, refit on train+val (default: where cheap)")
+    a("--no-search", dest="search", action="store_const", const=False, help="one model, no refit")
     a("--ensemble", type=int, help="K seeds, median (default: 3 if it helps on validation)")
     a("--eval-stride", type=int, default=d.eval_stride, help="step between test origins")
     a("--seed", type=int, default=d.seed)

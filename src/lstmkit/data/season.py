@@ -77,7 +77,7 @@ def detect_season(y: np.ndarray, hint: int | None = None, max_season: int | None
              and r[k] >= max(MIN_SCORE, noise) and r[k] - r[k // 2:k].min() >= MIN_PROMINENCE]
     hint_ok = hint is not None and 2 <= hint <= max_lag
     if not peaks:
-        why = "no autocorrelation peak above %.2f up to lag %d" % (max(MIN_SCORE, noise), max_lag)
+        why = f"no autocorrelation peak above {max(MIN_SCORE, noise):.2f} up to lag {max_lag}"
         if hint_ok:
             why += f" (the timestamps suggest {hint}; the data do not show it: ACF {r[hint]:.2f})"
         return Season(1, 0.0, why)

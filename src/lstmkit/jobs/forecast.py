@@ -60,6 +60,7 @@ from ..train.metrics import forecast_metrics, mase_scale
 from ..train.trainer import TrainConfig, Trainer
 
 BASELINES = ("naive", "seasonal_naive", "ets", "arima", "theta")
+SEARCH_BUDGET = 40_000  # training windows x input length per epoch, beyond which search is off
 
 
 @dataclass
@@ -87,7 +88,7 @@ class ForecastConfig:
     lr: float = 3e-3
     patience: int = 8
     quantiles: list[float] | None = field(default_factory=lambda: [0.1, 0.5, 0.9])
-    search: bool = True
+    search: bool | None = None  # None: on where it is cheap (<= SEARCH_BUDGET window-steps)
     ensemble: int | None = None  # K models (median); None: 3 if it helps on validation, else 1
     eval_stride: int = 1
     seed: int = 0
@@ -246,7 +247,7 @@ def resolve(cfg: ForecastConfig, series: list[Series]) -> dict:
                 want = max(2 * m if m > 1 else 0, 4 * h)
                 got = min(max(want, h), cap)
                 setattr(cfg, name, got)
-                why[name] = (f"{got}: " + (f"2 seasons or 4 horizons" if got == want else
+                why[name] = (f"{got}: " + ("2 seasons or 4 horizons" if got == want else
                                            f"20% of the {n_min} points (capped)") +
                              f", at least the horizon {h}")
     n_test = resolve_size(cfg.test_size, n_min, "test_size")
@@ -259,16 +260,32 @@ def resolve(cfg: ForecastConfig, series: list[Series]) -> dict:
         cap = max(2, (n_med - n_test - n_val) // 2 if many else n_train // 3)
         cfg.input_len = int(min(want, cap, 256))
         why["input_len"] = (f"{cfg.input_len}: " + ("one season, " if m > 1 else "") +
-                            f"at least 2 horizons and 8 steps" +
+                            "at least 2 horizons and 8 steps" +
                             (f", capped to leave training windows ({n_train} training points)"
                              if cfg.input_len < want else ""))
-    need = 2 + h if many else cfg.input_len + h + 1
-    if n_train < need:
+    if many:
+        n_max = max(lengths) - n_test - n_val
+        if n_train < 2 or n_max < h + 2:
+            raise ValueError(f"series: the shortest series keeps {n_train} training points and the "
+                             f"longest {n_max} after {n_test} test and {n_val} validation points; "
+                             f"expected at least 2 each and horizon + 2 = {h + 2} in one of them")
+    elif n_train < cfg.input_len + h + 1:
+        need = cfg.input_len + h + 1
         raise ValueError(f"series: {n_min} points leave {n_train} for training after {n_test} test "
                          f"and {n_val} validation points; expected at least {need} "
                          f"(input_len + horizon + 1); give a smaller --input-len/--val-size/--test-size")
     if cfg.hidden_size is None:
         cfg.hidden_size = 48 if many else 64
+    if cfg.search is None:
+        windows = sum(max(0, len(s.values) - n_test - n_val - h - (1 if many else cfg.input_len))
+                      for s in series)
+        cost = windows * cfg.input_len
+        cfg.search = cost <= SEARCH_BUDGET
+        why["search"] = (f"{'on' if cfg.search else 'off'}: {windows} training windows x input "
+                         f"{cfg.input_len} = {cost} steps per epoch "
+                         + ("<=" if cfg.search else ">") + f" {SEARCH_BUDGET} "
+                         + ("(cheap enough to try a few candidates)" if cfg.search else
+                            "(the defaults have plenty of data; --search forces it)"))
     return why
 
 
@@ -332,10 +349,38 @@ def _fourier(n0: int, n: int, m: int, k: int) -> np.ndarray:
     return np.column_stack([np.sin(2 * np.pi * t / m), np.cos(2 * np.pi * t / m)])
 
 
+def _one_blas_thread():
+    """statsmodels' state-space filters run tiny matrices: extra BLAS threads only spin (measured
+    40x slower with 2 OpenBLAS threads on a busy 2-core machine)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - comes with scikit-learn (the forecast extra)
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(1)
+
+
+def seasonal_strength(y: np.ndarray, season: int) -> float:
+    """Hyndman's strength of seasonality from statsmodels' STL: max(0, 1 - var(R) / var(S + R))."""
+    from statsmodels.tsa.seasonal import STL
+
+    r = STL(np.asarray(y, dtype=np.float64), period=season, robust=True).fit()
+    v = np.var(r.seasonal + r.resid)
+    return float(max(0.0, 1.0 - np.var(r.resid) / v)) if v > 0 else 0.0
+
+
 def arima_order(y: np.ndarray, season: int) -> dict:
-    """ARIMA order by AIC over a small grid (d from the KPSS test, as auto.arima does):
-    (p, q) in {0, 1, 2}^2 minus (2, 2), with a seasonal (1, 0, 0) or (0, 1, 1) part for
-    seasons up to 12, Fourier terms (3 harmonics) as regressors for longer seasons."""
+    """ARIMA order the way auto.arima decides it, on a small grid: d from the KPSS test; for
+    seasons up to 24 a seasonal difference with a seasonal MA(1) (the airline model's seasonal
+    part) where STL's seasonal strength is >= 0.64, for longer seasons 3 Fourier harmonics as
+    regressors; then (p, q) by AIC over (0,0) (1,0) (0,1) (1,1) (2,0) (0,2)."""
+
+    with _one_blas_thread():
+        return _arima_order(y, season)
+
+
+def _arima_order(y: np.ndarray, season: int) -> dict:
     from statsmodels.tsa.statespace.sarimax import SARIMAX
     from statsmodels.tsa.stattools import kpss
 
@@ -344,29 +389,26 @@ def arima_order(y: np.ndarray, season: int) -> dict:
         warnings.simplefilter("ignore")
         while d < 2 and len(x) > 10 and np.std(x) > 0 and kpss(x, regression="c", nlags="auto")[1] < 0.05:
             x, d = np.diff(x), d + 1
-    seasonal_opts = [(0, 0, 0, 0)]
-    fourier = 0
-    if 1 < season <= 12 and len(y) >= 3 * season:
-        seasonal_opts += [(1, 0, 0, season), (0, 1, 1, season)]
-    elif season > 12 and len(y) >= 2 * season:
+    so, fourier = (0, 0, 0, 0), 0
+    if 1 < season <= 24 and len(y) >= 3 * season + 2 and seasonal_strength(y, season) >= 0.64:
+        so = (0, 1, 1, season)
+    elif season > 24 and len(y) >= 2 * season:
         fourier = min(3, season // 2)
+    exog = _fourier(0, len(y), season, fourier) if fourier else None
+    trend = "c" if d == 0 and so[1] == 0 else ("t" if d + so[1] == 1 and len(y) > 20 else "n")
     best = None
-    for so in seasonal_opts:
-        for p, q in [(0, 0), (1, 0), (0, 1), (1, 1), (2, 0), (0, 2), (2, 1), (1, 2)]:
-            exog = _fourier(0, len(y), season, fourier) if fourier else None
-            trend = "c" if d == 0 and so[1] == 0 else ("t" if d + so[1] == 1 else "n")
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    r = SARIMAX(y, exog=exog, order=(p, d, q), seasonal_order=so, trend=trend).fit(disp=False)
-            except (np.linalg.LinAlgError, ValueError):
-                continue
-            if np.isfinite(r.aic) and (best is None or r.aic < best[0]):
-                best = (r.aic, dict(order=(p, d, q), seasonal_order=so, trend=trend, fourier=fourier),
-                        r.params)
+    for p, q in [(0, 0), (1, 0), (0, 1), (1, 1), (2, 0), (0, 2)]:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                r = SARIMAX(y, exog=exog, order=(p, d, q), seasonal_order=so, trend=trend).fit(disp=False)
+        except (np.linalg.LinAlgError, ValueError):
+            continue
+        if np.isfinite(r.aic) and (best is None or r.aic < best[0]):
+            best = (r.aic, (p, d, q), r.params)
     if best is None:
         return dict(order=(0, 1, 0), seasonal_order=(0, 0, 0, 0), trend="n", fourier=0, params=None)
-    return {**best[1], "params": best[2]}
+    return dict(order=best[1], seasonal_order=so, trend=trend, fourier=fourier, params=best[2])
 
 
 def arima_forecast(level: np.ndarray, fit_end: int, origins: np.ndarray, horizon: int,
@@ -381,7 +423,7 @@ def arima_forecast(level: np.ndarray, fit_end: int, origins: np.ndarray, horizon
     exog = _fourier(0, n, season, f) if f else None
     y = np.concatenate([level[:min(n, len(level))], np.full(max(0, n - len(level)), np.nan)])
     y[int(origins.max()) + 1:] = np.nan  # never condition on anything after the last origin
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _one_blas_thread():
         warnings.simplefilter("ignore")
         mod = SARIMAX(y, exog=exog, order=spec["order"], seasonal_order=spec["seasonal_order"],
                       trend=spec["trend"])
@@ -390,6 +432,13 @@ def arima_forecast(level: np.ndarray, fit_end: int, origins: np.ndarray, horizon
         out = np.empty((len(origins), horizon))
         for i, t in enumerate(origins):
             out[i] = res.predict(start=int(t) + 1, end=int(t) + horizon, dynamic=True)
+    # an explosive fit (short series, d = 2) can leave any plausible range: fall back to the
+    # random walk with drift (ARIMA(0,1,0) + drift) at those origins, as forecasting tools do
+    span = float(np.ptp(level[:fit_end])) or 1.0
+    bad = ~np.isfinite(out).all(axis=1) | (np.abs(out - level[origins][:, None]).max(axis=1) > 10 * span)
+    if bad.any():
+        drift = (level[fit_end - 1] - level[0]) / max(fit_end - 1, 1)
+        out[bad] = level[origins[bad]][:, None] + drift * np.arange(1, horizon + 1)
     return out
 
 
@@ -523,8 +572,9 @@ def fit_model(cfg: ForecastConfig, cand: Candidate, parts: list[Part], train_key
     if ds is None:
         raise ValueError(f"series: no training window of input_len {cand.input_len} + horizon "
                          f"{cfg.horizon} fits in the training split; give a smaller --input-len")
-    g = torch.Generator().manual_seed(seed)
-    train_loader = torch.utils.data.DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, generator=g)
+    # no generator of its own: the Trainer reseeds torch every epoch, so the shuffle depends only
+    # on (seed, epoch) and a resumed run replays what an uninterrupted one does
+    train_loader = torch.utils.data.DataLoader(ds, batch_size=cfg.batch_size, shuffle=True)
     val_loader = None
     if val_key:
         vds = _dataset(parts, val_key)
@@ -600,6 +650,16 @@ def _score(parts: list[Part], models, key: str, quantiles) -> float:
 
 
 # --- the job --------------------------------------------------------------------------------
+def _tag(cfg: ForecastConfig, name: str, cand: Candidate, seed: int, epochs: int | None = None) -> str:
+    """A training's folder under ``out/train``: its name plus a hash of everything it depends on,
+    so rerunning the same command resumes a killed run, and a changed one never resumes a stale one."""
+    import hashlib
+
+    keep = {k: v for k, v in cfg.to_dict().items() if k not in ("out", "no_progress", "threads")}
+    key = json.dumps([keep, asdict(cand), seed, epochs], sort_keys=True, default=str)
+    return f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+
+
 def _prepare_out(out: str) -> bool:
     """Make sure ``out`` can be written before any work; returns whether it was created."""
     if os.path.exists(out) and not os.path.isdir(out):
@@ -623,7 +683,16 @@ def train(config: ForecastConfig, data: pd.DataFrame | None = None, echo=print, 
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)  # a small recurrent model runs fastest on one thread
     try:
-        return _train(config, data, echo, log)
+        # statsmodels' state-space filters run tiny matrices: BLAS threads only spin (measured
+        # 40x slower with 2 OpenBLAS threads on a busy 2-core machine)
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - comes with scikit-learn (the forecast extra)
+        import contextlib
+
+        threadpool_limits = lambda n: contextlib.nullcontext()
+    try:
+        with threadpool_limits(config.threads):
+            return _train(config, data, echo, log)
     finally:
         torch.set_num_threads(threads)
 
@@ -671,6 +740,7 @@ def _fit_and_score(cfg, series, source, given, why, work, many, log) -> Result:
         return parts_cache[key]
 
     def run(cand: Candidate, seed: int, tag: str):
+        tag = _tag(cfg, tag, cand, seed)
         ps = parts_for(cand.transform, cand.input_len, False)
         c = ForecastConfig(**{**cfg.to_dict(), "input_len": cand.input_len})
         model, trainer = fit_model(c, cand, ps, "train", "val", seed, os.path.join(work, tag))
@@ -679,8 +749,9 @@ def _fit_and_score(cfg, series, source, given, why, work, many, log) -> Result:
     t0 = time.perf_counter()
     winner, members, epochs_needed = base, 1, None
     if cfg.search:
-        n_train = min(len(s.values) for s in series) - resolve_size(cfg.test_size, len(series[0].values), "t") \
-            - resolve_size(cfg.val_size, len(series[0].values), "v")
+        n0 = len(series[0].values)
+        n_train = min(len(s.values) for s in series) - resolve_size(cfg.test_size, n0, "t") \
+            - resolve_size(cfg.val_size, n0, "v")
         results = {}
 
         def trial(cand):
@@ -690,14 +761,16 @@ def _fit_and_score(cfg, series, source, given, why, work, many, log) -> Result:
             model, trainer, ps = run(cand, cfg.seed, tag)
             score = _score(ps, [model], "val", cfg.quantiles)
             results[tag] = (score, cand, model, trainer)
-            searched.append(dict(candidate=cand.label(), val_mase=round(score, 4), epochs=best_epoch(trainer)))
+            searched.append(dict(candidate=cand.label(), val_mase=round(score, 4),
+                                 epochs=best_epoch(trainer)))
             log(f"forecast: search {cand.label():<22} validation MASE {score:.4f} "
                 f"({trainer.epoch} epochs)")
             return results[tag]
 
         best = trial(base)
         if "transform" not in given:
-            other = Candidate(base.input_len, "level" if base.transform == "diff" else "diff", base.hidden_size)
+            flip = "level" if base.transform == "diff" else "diff"
+            other = Candidate(base.input_len, flip, base.hidden_size)
             r = trial(other)
             best = min(best, r, key=lambda t: t[0])
         if "input_len" not in given:
@@ -731,7 +804,9 @@ def _fit_and_score(cfg, series, source, given, why, work, many, log) -> Result:
         c = ForecastConfig(**{**cfg.to_dict(), "input_len": winner.input_len})
         models, trainers = [], []
         for k in range(members):
-            m_, tr_ = fit_model(c, winner, ps, "refit", None, cfg.seed + k, os.path.join(work, f"refit-{k}"),
+            m_, tr_ = fit_model(c, winner, ps, "refit", None, cfg.seed + k,
+                                os.path.join(work, _tag(cfg, f"refit-{k}", winner, cfg.seed + k,
+                                                        epochs_needed)),
                                 epochs=epochs_needed)
             models.append(m_)
             trainers.append(tr_)
