@@ -121,11 +121,11 @@ def test_differencing_forecasts_a_trend_beyond_the_training_range():
     np.testing.assert_allclose(w.x[:, :, 0], prep.d_scaled[origins[:, None] + np.arange(-11, 1)])
 
 
-@pytest.mark.parametrize("transform", ["diff", "level"])
+@pytest.mark.parametrize("transform", ["diff", "level", "sdiff"])
 def test_windows_see_only_the_past_and_invert_exactly(transform):
     rng = np.random.default_rng(3)
     y = 50 + rng.normal(size=120).cumsum()
-    spec = SeriesSpec(target="y", input_len=10, horizon=3, transform=transform)
+    spec = SeriesSpec(target="y", input_len=10, horizon=3, transform=transform, season=4)
     prep = Prepared(spec, y[:, None], None, scaler=None, train=slice(0, 80))
     origins = np.array([20, 60, 100])
     w = prep.windows(origins, 10, 3)

@@ -54,7 +54,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a("--test-size", type=_size, metavar="N", help="count or fraction (default: from length and season)")
     a("--val-size", type=_size, metavar="N", help="count or fraction (default: from length and season)")
     a("--season", type=int, metavar="M", help="seasonal period (default: from the data)")
-    a("--transform", choices=["diff", "level"], metavar="T", help="diff or level (default: searched)")
+    a("--transform", choices=["diff", "level", "sdiff"], metavar="T",
+      help="diff, level or sdiff (default: searched)")
     a("--mode", default=d.mode, choices=["single", "direct", "recursive", "seq2seq"], metavar="MODE",
       help="direct (default), single, recursive, seq2seq")
     a("--impute", default=d.impute, choices=["ffill", "interpolate"], metavar="HOW",

@@ -3,9 +3,10 @@
 Symbols: N time points, F features per step, C user covariates, K calendar features,
 T input length, h horizon, W windows, S series.
 
-Two representations of the target (``SeriesSpec.transform``), both per window, both ending in
-the same target: the path ``z_k = (y_{t+k} - y_t) / s`` for k = 1..h, where ``t`` is the
-window's origin and ``s`` its scale, so a forecast goes back to levels as ``y_t + s * z``:
+Three representations of the target (``SeriesSpec.transform``), all per window, all ending in
+the same kind of target: the path ``z_k = (y_{t+k} - a_k) / s`` for k = 1..h, where ``t`` is
+the window's origin, ``a`` its anchor and ``s`` its scale, so a forecast goes back to levels
+as ``a + s * z``:
 
 - ``diff``: the input carries first differences ``d_t = y_t - y_{t-1}`` standardised with the
   training split's mean and std (``s`` = that std). Differences of a trending series are
@@ -14,6 +15,11 @@ window's origin and ``s`` its scale, so a forecast goes back to levels as ``y_t 
 - ``level``: the input carries the window's levels relative to its last value, divided by the
   window's mean absolute difference (``s``): per-window scaling, the way global models
   (DeepAR, N-BEATS) put series of any size on one scale.
+- ``sdiff`` (seasonal series): the input carries seasonal differences ``y_t - y_{t-m}``
+  (standardised on the training split) and the anchor is the seasonal naive forecast, so the
+  model learns a correction to "same as one season ago" (the ES-RNN idea of letting a
+  classical forecast carry the season), anchor ``a_k = y_{t+k-m*ceil(k/m)}``.
+  For ``diff`` and ``level`` the anchor is the last value ``y_t``.
 
 The loss is taken on the path (the level error of every step), so errors cannot pile up unseen
 along the horizon.
@@ -37,7 +43,7 @@ from .split import chronological_split
 
 SEASON_BY_FREQ = {"h": 24, "D": 7, "B": 5, "W": 52, "M": 12, "MS": 12, "ME": 12, "Q": 4, "QS": 4,
                   "QE": 4, "min": 60}
-TRANSFORMS = ("diff", "level")
+TRANSFORMS = ("diff", "level", "sdiff")
 
 
 @dataclass
@@ -52,11 +58,13 @@ class SeriesSpec:
     season: int = 1
     impute: str = "interpolate"
     freq: str | None = None  # pandas frequency string of the time index, when known
-    transform: str = "diff"  # "diff" | "level" (module docstring)
+    transform: str = "diff"  # "diff" | "level" | "sdiff" (module docstring)
 
     def __post_init__(self) -> None:
         if self.transform not in TRANSFORMS:
             raise ValueError(f"transform: expected one of {TRANSFORMS}, got {self.transform!r}")
+        if self.transform == "sdiff" and self.season < 2:
+            raise ValueError(f"transform: 'sdiff' needs a season >= 2, got season={self.season}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -168,8 +176,8 @@ def future_times(times: pd.DatetimeIndex | None, freq: str | None, n_last: int, 
 @dataclass
 class Windows:
     """Model inputs and targets at W origins: ``x`` (W, T, F) float32, ``future`` (W, h, K)
-    float32, ``z`` (W, h) float32 target path (NaN where beyond the data), ``anchor`` (W,) and
-    ``scale`` (W,) float64 to map a path back to levels, ``step_offset`` (W,): the mean scaled
+    float32, ``z`` (W, h) float32 target path (NaN where beyond the data), ``anchor`` (W, h)
+    and ``scale`` (W,) float64 to map a path back to levels, ``step_offset`` (W,): the mean scaled
     difference (``diff`` only; a model that emits per-step differences adds it before cumsum)."""
 
     x: np.ndarray
@@ -182,8 +190,9 @@ class Windows:
 
     def to_levels(self, path: np.ndarray) -> np.ndarray:
         """path (W, h[, Q]) in scaled units -> levels, same shape."""
-        shape = (-1,) + (1,) * (path.ndim - 1)
-        return self.anchor.reshape(shape) + self.scale.reshape(shape) * path
+        if path.ndim == 3:
+            return self.anchor[..., None] + self.scale[:, None, None] * path
+        return self.anchor + self.scale[:, None] * path
 
 
 class Prepared:
@@ -193,7 +202,7 @@ class Prepared:
     ``n_future`` calendar channels. ``extend(h)`` appends h future calendar rows."""
 
     def __init__(self, spec: SeriesSpec, values: np.ndarray, times, scaler: StandardScaler | None,
-                 train: slice | None = None) -> None:
+                 train: slice | None = None, sdiff_stats: list[float] | None = None) -> None:
         names = [spec.target, *spec.covariates]
         values = np.asarray(values, dtype=np.float64)
         if values.ndim == 1:
@@ -220,8 +229,16 @@ class Prepared:
         self.times = times
         self.spec = spec
         # a fallback scale for flat windows: the training split's mean absolute difference
-        dd = np.abs(np.diff(self.level[:(train.stop if train is not None else self.n)]))
+        stop = train.stop if train is not None else self.n
+        dd = np.abs(np.diff(self.level[:stop]))
         self.flat_scale = float(dd.mean()) if dd.size and dd.mean() > 0 else 1.0
+        # seasonal differences' mean and std on the training split ("sdiff"; saved with the model)
+        m = spec.season
+        if sdiff_stats is None and m > 1:
+            sd = self.level[m:stop] - self.level[:max(stop - m, 0)]
+            sd_std = float(sd.std()) if sd.size > 1 else 0.0
+            sdiff_stats = [float(sd.mean()) if sd.size else 0.0, sd_std if sd_std > 1e-12 else 1.0]
+        self.sdiff_stats = sdiff_stats
 
     @property
     def input_size(self) -> int:
@@ -245,19 +262,29 @@ class Prepared:
         ahead = origins[:, None] + np.arange(1, h + 1)  # (W, h)
         x = self.features[idx].copy()  # (W, T, F)
         lv = self.level[idx]  # (W, T)
-        anchor = self.level[origins]  # (W,)
+        anchor = np.repeat(self.level[origins][:, None], h, axis=1)  # (W, h)
         fut_lv = np.where(ahead < n, self.level[np.minimum(ahead, n - 1)], np.nan)  # (W, h)
         if self.spec.transform == "diff":
             s = float(self.scaler.scale_[0])
             scale = np.full(len(origins), s)
             x[..., 0] = np.where(idx >= 1, self.d_scaled[idx], 0.0)
             offset = np.full(len(origins), float(self.scaler.mean_[0]) / s)
+        elif self.spec.transform == "sdiff":
+            m = self.spec.season
+            mu, s = self.sdiff_stats
+            scale = np.full(len(origins), s)
+            sd = self.level[idx] - self.level[np.clip(idx - m, 0, None)]  # (W, T)
+            x[..., 0] = np.where(idx >= m, (sd - mu) / s, 0.0)
+            k = np.arange(1, h + 1)
+            back = m * ((k - 1) // m + 1)  # (h,) the smallest multiple of m >= k
+            anchor = self.level[np.clip(origins[:, None] + k - back, 0, None)]  # (W, h) seasonal naive
+            offset = np.zeros(len(origins))
         else:
             mad = np.abs(np.diff(lv, axis=1)).mean(axis=1) if T > 1 else np.zeros(len(origins))
             scale = np.where(mad > 1e-8 * max(self.flat_scale, 1e-12), mad, self.flat_scale)
-            x[..., 0] = (lv - anchor[:, None]) / scale[:, None]
+            x[..., 0] = (lv - anchor[:, :1]) / scale[:, None]
             offset = np.zeros(len(origins))
-        z = (fut_lv - anchor[:, None]) / scale[:, None]  # (W, h)
+        z = (fut_lv - anchor) / scale[:, None]  # (W, h)
         k = self.n_future
         if k:
             rows = self.features.shape[0]

@@ -106,8 +106,8 @@ class ForecastConfig:
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise ValueError(f"{name}: expected an int >= 1 (or None: chosen from the data), got {v!r}")
-        if self.transform not in (None, "diff", "level"):
-            raise ValueError(f"transform: expected 'diff', 'level' or None, got {self.transform!r}")
+        if self.transform not in (None, "diff", "level", "sdiff"):
+            raise ValueError(f"transform: expected 'diff', 'level', 'sdiff' or None, got {self.transform!r}")
         if self.mode not in MODES:
             raise ValueError(f"mode: expected one of {MODES}, got {self.mode!r}")
         if self.impute not in IMPUTE_METHODS:
@@ -773,6 +773,9 @@ def _fit_and_score(cfg, series, source, given, why, work, many, log) -> Result:
             other = Candidate(base.input_len, flip, base.hidden_size)
             r = trial(other)
             best = min(best, r, key=lambda t: t[0])
+            if cfg.season > 1:  # a correction to the seasonal naive forecast
+                r = trial(Candidate(base.input_len, "sdiff", base.hidden_size))
+                best = min(best, r, key=lambda t: t[0])
         if "input_len" not in given:
             T = best[1].input_len
             longer = 2 * T if (2 * T <= (n_train // 3 if not many else 2 * n_train)) else None
@@ -872,7 +875,7 @@ def _write(res: Result, models, parts: list[Part], trainers) -> None:
         report["per_series"] = res.per_series
     atomic_write(os.path.join(out, "metrics.json"),
                  lambda p: open(p, "w").write(json.dumps(report, indent=2, default=float) + "\n"))
-    scalers = {p.series.name: p.prep.scaler.state_dict() for p in parts}
+    scalers = {p.series.name: {**p.prep.scaler.state_dict(), "sdiff": p.prep.sdiff_stats} for p in parts}
     save_checkpoint(os.path.join(out, "model.pt"), models=[m.state_dict() for m in models],
                     model_config=models[0].config, forecast_config=cfg.to_dict(), scalers=scalers,
                     metrics=res.metrics)
@@ -971,7 +974,8 @@ def predict(checkpoint: str, csv: str | None = None, data: pd.DataFrame | None =
                           input_len=cfg.input_len, horizon=cfg.horizon, season=cfg.season,
                           impute=cfg.impute, freq=s.freq, transform=cfg.transform)
         sc = scalers.get(s.name) or next(iter(scalers.values()))
-        prep = Prepared(spec, s.values, s.times, scaler=StandardScaler().load_state_dict(sc))
+        prep = Prepared(spec, s.values, s.times, scaler=StandardScaler().load_state_dict(sc),
+                        sdiff_stats=sc.get("sdiff"))
         if prep.input_size != models[0].config.input_size:
             raise ValueError(f"csv: expected {models[0].config.input_size} features like the "
                              f"checkpoint, got {prep.input_size}")
