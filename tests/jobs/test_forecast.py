@@ -193,3 +193,10 @@ def test_baselines_use_only_data_up_to_each_origin(fn):
     changed[71:] = -1e6
     np.testing.assert_allclose(fn(changed, 55, origins, 3, 4), a)
     assert np.isfinite(a).all()
+
+
+def test_calibration_widens_around_the_median_and_keeps_the_order():
+    q = np.array([[[1.0, 2.0, 4.0], [0.0, 1.0, 1.5]]])  # (W=1, h=2, Q=3)
+    w = job.widen(q, 2.0, [0.1, 0.5, 0.9])
+    np.testing.assert_allclose(w, [[[0.0, 2.0, 6.0], [-1.0, 1.0, 2.0]]])
+    assert np.all(np.diff(job.widen(q, 0.5, [0.1, 0.5, 0.9]), axis=-1) >= 0)

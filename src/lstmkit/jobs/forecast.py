@@ -22,7 +22,9 @@ Q quantiles, m seasonal period.
 
 With ``quantiles`` (default 0.1, 0.5, 0.9) the model is trained with the pinball loss and cannot
 cross its quantiles; its median is the point forecast; the metrics add interval coverage,
-the mean pinball loss and the CRPS (approximated from the quantiles).
+the mean pinball loss and the CRPS (approximated from the quantiles). The intervals are
+calibrated on the validation split (split conformal: one factor around the median that makes the
+outermost interval hold its nominal share of validation points), then applied to the test.
 """
 
 from __future__ import annotations
@@ -634,6 +636,39 @@ def quantile_metrics(actual: np.ndarray, q_pred: np.ndarray, quantiles: list[flo
     return out
 
 
+def widen(q: np.ndarray, c: float, quantiles) -> np.ndarray:
+    """Quantiles (..., Q) moved away from the median by the factor ``c`` (order kept for c > 0)."""
+    if q.ndim < 3 or c == 1.0:
+        return q
+    mid = min(range(len(quantiles)), key=lambda j: abs(quantiles[j] - 0.5))
+    med = q[..., mid:mid + 1]
+    return med + c * (q - med)
+
+
+def interval_scale(parts: list[Part], models, quantiles) -> float:
+    """Split-conformal calibration on the validation split (held out from ``models``): the factor
+    by which the outermost interval must be widened (or narrowed) around the median to hold its
+    nominal share of the validation points, with the finite-sample correction."""
+    need = []
+    for p in parts:
+        o = p.origins["val"]
+        if not len(o):
+            continue
+        q = predict_paths(models, p.prep, o)  # (W, h, Q)
+        a = p.prep.observed[o[:, None] + np.arange(1, p.spec_h + 1)]  # (W, h)
+        mid = min(range(len(quantiles)), key=lambda j: abs(quantiles[j] - 0.5))
+        med, lo, hi = q[..., mid], q[..., 0], q[..., -1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            c = np.maximum((med - a) / np.maximum(med - lo, 1e-12), (a - med) / np.maximum(hi - med, 1e-12))
+        need.append(c[np.isfinite(a)])
+    c = np.concatenate(need) if need else np.array([])
+    if c.size < 5:
+        return 1.0
+    level = quantiles[-1] - quantiles[0]
+    k = min(1.0, np.ceil((c.size + 1) * level) / c.size)
+    return float(np.clip(np.quantile(c, k), 0.25, 10.0))
+
+
 def _score(parts: list[Part], models, key: str, quantiles) -> float:
     """Mean over series of the validation MAE / MASE scale (the search's criterion)."""
     errs = []
@@ -802,6 +837,8 @@ def _fit_and_score(cfg, series, source, given, why, work, many, log) -> Result:
             searched.append(dict(candidate=f"{winner.label()} x{K} seeds", val_mase=round(e_score, 4),
                                  epochs=epochs_needed))
             members = K if keep else 1
+        val_models = ms if members > 1 else [model]
+        val_parts = parts_for(winner.transform, winner.input_len, False)
         # refit on train + validation for as many epochs as the winner needed
         ps = parts_for(winner.transform, winner.input_len, True)
         c = ForecastConfig(**{**cfg.to_dict(), "input_len": winner.input_len})
@@ -824,6 +861,12 @@ def _fit_and_score(cfg, series, source, given, why, work, many, log) -> Result:
             trainers.append(tr_)
         members = K
         ps = parts_for(winner.transform, winner.input_len, False)
+        val_models, val_parts = models, ps
+    c_int = interval_scale(val_parts, val_models, cfg.quantiles) if cfg.quantiles else 1.0
+    if cfg.quantiles:
+        log(f"forecast: intervals x{c_int:.2f} around the median, so that the "
+            f"{round(100 * (cfg.quantiles[-1] - cfg.quantiles[0]))}% interval holds that share of the "
+            f"validation points (split-conformal calibration)")
     train_s = time.perf_counter() - t0
     cfg.input_len, cfg.transform, cfg.hidden_size, cfg.ensemble = (winner.input_len, winner.transform,
                                                                   winner.hidden_size, members)
@@ -842,7 +885,7 @@ def _fit_and_score(cfg, series, source, given, why, work, many, log) -> Result:
         if not len(o):
             continue
         actual = prep.observed[o[:, None] + np.arange(1, h + 1)]  # (W, h); NaN = not observed
-        lstm = predict_paths(models, prep, o)
+        lstm = widen(predict_paths(models, prep, o), c_int, cfg.quantiles)
         preds = {"lstm": _point(lstm, cfg.quantiles)}
         preds.update(baseline_forecasts(prep.level, p.val.stop, o, h, cfg.season))
         scale = mase_scale(prep.observed[:p.val.stop], cfg.season)
@@ -859,6 +902,7 @@ def _fit_and_score(cfg, series, source, given, why, work, many, log) -> Result:
                for k in per_series[next(iter(per_series))]}
     n_test = resolve_size(cfg.test_size, len(series[0].values), "test_size")
     choices = dict(why, model=f"{winner.label()}" + (f" x{members}" if members > 1 else ""),
+                   interval_scale=round(c_int, 4),
                    n_test=n_test, train_seconds=round(train_s, 2), source=source, n_series=len(series))
     res = Result(cfg, metrics, per_series, choices, searched, forecasts, 0.0, cfg.out)
     _write(res, models, ps, trainers)
@@ -877,6 +921,7 @@ def _write(res: Result, models, parts: list[Part], trainers) -> None:
                  lambda p: open(p, "w").write(json.dumps(report, indent=2, default=float) + "\n"))
     scalers = {p.series.name: {**p.prep.scaler.state_dict(), "sdiff": p.prep.sdiff_stats} for p in parts}
     save_checkpoint(os.path.join(out, "model.pt"), models=[m.state_dict() for m in models],
+                    interval_scale=res.choices["interval_scale"],
                     model_config=models[0].config, forecast_config=cfg.to_dict(), scalers=scalers,
                     metrics=res.metrics)
     plot(os.path.join(out, "forecast.png"), res, parts)
@@ -952,6 +997,7 @@ def load(checkpoint: str) -> tuple[ForecastConfig, list[Forecaster], dict]:
         m = Forecaster(mcfg)
         m.load_state_dict(sd)
         models.append(m)
+    models[0].interval_scale = float(ck.get("interval_scale", 1.0))
     return cfg, models, ck["scalers"]
 
 
@@ -980,7 +1026,8 @@ def predict(checkpoint: str, csv: str | None = None, data: pd.DataFrame | None =
             raise ValueError(f"csv: expected {models[0].config.input_size} features like the "
                              f"checkpoint, got {prep.input_size}")
         prep.extend(cfg.horizon)
-        pred = predict_paths(models, prep, np.array([n - 1]))[0]  # (h[, Q])
+        pred = widen(predict_paths(models, prep, np.array([n - 1])), models[0].interval_scale,
+                     qs)[0]  # (h[, Q])
         result[s.name] = pred
         when = future_times(s.times, s.freq, n, cfg.horizon)
         keys = ([str(t.date()) if t.time() == t.time().min else str(t) for t in when]
@@ -1010,7 +1057,7 @@ def evaluate(checkpoint: str, data: pd.DataFrame | None = None, csv: str | None 
     out = {}
     for p in _parts(cfg, series, cfg.transform, refit=True):
         o = p.origins["test"]
-        pred = predict_paths(models, p.prep, o)
+        pred = widen(predict_paths(models, p.prep, o), models[0].interval_scale, cfg.quantiles or [])
         actual = p.prep.observed[o[:, None] + np.arange(1, cfg.horizon + 1)]
         scale = mase_scale(p.prep.observed[:p.val.stop], cfg.season)
         m = forecast_metrics(actual, _point(pred, cfg.quantiles), scale)
