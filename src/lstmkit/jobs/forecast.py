@@ -23,8 +23,8 @@ Q quantiles, m seasonal period.
 With ``quantiles`` (default 0.1, 0.5, 0.9) the model is trained with the pinball loss and cannot
 cross its quantiles; its median is the point forecast; the metrics add interval coverage,
 the mean pinball loss and the CRPS (approximated from the quantiles). The intervals are
-calibrated on the validation split (split conformal: one factor around the median that makes the
-outermost interval hold its nominal share of validation points), then applied to the test.
+calibrated on the validation split (split conformal: one factor >= 1 around the median that makes
+the outermost interval hold its nominal share of validation points), then applied to the test.
 """
 
 from __future__ import annotations
@@ -647,7 +647,7 @@ def widen(q: np.ndarray, c: float, quantiles) -> np.ndarray:
 
 def interval_scale(parts: list[Part], models, quantiles) -> float:
     """Split-conformal calibration on the validation split (held out from ``models``): the factor
-    by which the outermost interval must be widened (or narrowed) around the median to hold its
+    (>= 1) by which the outermost interval must be widened around the median to hold its
     nominal share of the validation points, with the finite-sample correction."""
     need = []
     for p in parts:
@@ -666,7 +666,10 @@ def interval_scale(parts: list[Part], models, quantiles) -> float:
         return 1.0
     level = quantiles[-1] - quantiles[0]
     k = min(1.0, np.ceil((c.size + 1) * level) / c.size)
-    return float(np.clip(np.quantile(c, k), 0.25, 10.0))
+    # only ever widen: a validation split of a few dozen points is too little evidence to narrow
+    # what the pinball loss fitted on every training window (narrowing lowered test coverage on
+    # the benchmark suite from 0.73 to 0.69)
+    return float(np.clip(np.quantile(c, k), 1.0, 10.0))
 
 
 def _score(parts: list[Part], models, key: str, quantiles) -> float:
