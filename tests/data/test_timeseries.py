@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lstmkit.data import missing, scaling, split, timeseries, windows
+from lstmkit.data import missing, scaling, season, split, timeseries, windows
 from lstmkit.data.missing import impute
 from lstmkit.data.scaling import StandardScaler
 from lstmkit.data.split import chronological_split, resolve_size
@@ -12,7 +12,7 @@ from lstmkit.data.timeseries import Prepared, SeriesSpec, read_frame
 from lstmkit.data.windows import make_windows, window_origins, windows_to_series
 
 
-@pytest.mark.parametrize("mod", [missing, scaling, split, timeseries, windows])
+@pytest.mark.parametrize("mod", [missing, scaling, season, split, timeseries, windows])
 def test_docstring_examples_hold(mod):
     assert doctest.testmod(mod).failed == 0
 
@@ -113,8 +113,39 @@ def test_differencing_forecasts_a_trend_beyond_the_training_range():
     # ...but the model's inputs there stay within the range it was trained on
     f_train, f_test = prep.features[1:200, 0], prep.features[250:, 0]
     assert f_train.min() - 1e-6 <= f_test.min() and f_test.max() <= f_train.max() + 1e-6
-    # and the true scaled differences map back exactly to the true future levels
+    # and the true target path maps back exactly to the true future levels
     origins = np.arange(250, n - 4)
-    _, d, _ = make_windows(prep.features, prep.d_scaled, 12, 4, origins=origins)
+    w = prep.windows(origins, 12, 4)
     want = y[origins[:, None] + np.arange(1, 5)]
-    np.testing.assert_allclose(prep.to_levels(d.astype(np.float64), origins), want, atol=1e-4)
+    np.testing.assert_allclose(w.to_levels(w.z.astype(np.float64)), want, atol=1e-4)
+    np.testing.assert_allclose(w.x[:, :, 0], prep.d_scaled[origins[:, None] + np.arange(-11, 1)])
+
+
+@pytest.mark.parametrize("transform", ["diff", "level", "sdiff"])
+def test_windows_see_only_the_past_and_invert_exactly(transform):
+    rng = np.random.default_rng(3)
+    y = 50 + rng.normal(size=120).cumsum()
+    spec = SeriesSpec(target="y", input_len=10, horizon=3, transform=transform, season=4)
+    prep = Prepared(spec, y[:, None], None, scaler=None, train=slice(0, 80))
+    origins = np.array([20, 60, 100])
+    w = prep.windows(origins, 10, 3)
+    want = y[origins[:, None] + [1, 2, 3]]
+    np.testing.assert_allclose(w.to_levels(w.z.astype(np.float64)), want, atol=1e-4)
+    changed = y.copy()
+    changed[101:] += 1e3  # the future after the last origin must not change its inputs
+    w2 = Prepared(spec, changed[:, None], None, scaler=None, train=slice(0, 80)).windows(origins, 10, 3)
+    np.testing.assert_array_equal(w2.x, w.x)
+
+
+def test_integer_year_column_is_parsed_as_years_not_nanoseconds():
+    df = pd.DataFrame({"year": np.arange(1749, 1749 + 40), "y": np.arange(40.0)})
+    _, times = read_frame(df, "y", "year")
+    assert times[0] == pd.Timestamp("1749-01-01") and times[-1] == pd.Timestamp("1788-01-01")
+    assert timeseries.infer_freq(times).startswith("YS")
+    assert timeseries.calendar_features(times).size == 0  # the same day of year on every row
+    for text, first in [(["1990Q1", "1990Q2", "1990Q3"], "1990-04-01"), (["Q1 1965", "Q2 1965", "Q3 1965"],
+                        "1965-04-01"), (["1939 Jan", "1939 Feb", "1939 Mar"], "1939-02-01")]:
+        _, t = read_frame(pd.DataFrame({"t": text, "y": [1.0, 2.0, 3.0]}), "y", "t")
+        assert t[1] == pd.Timestamp(first)
+    with pytest.raises(ValueError, match="expected timestamps, years"):
+        read_frame(pd.DataFrame({"t": [5, 6, 7], "y": [1.0, 2.0, 3.0]}), "y", "t")

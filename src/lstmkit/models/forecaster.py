@@ -1,7 +1,11 @@
 """Forecaster: an LSTM (``lstmkit.LSTM``) that maps a window of the past to the next h values.
 
 Symbols: B batch, T input length, F features per step, K known-future features (the last K
-of F, e.g. calendar), H hidden, h horizon.
+of F, e.g. calendar), H hidden, h horizon, Q quantiles.
+
+Quantiles (``ForecasterConfig.quantiles``, e.g. ``[0.1, 0.5, 0.9]``): the output becomes
+(B, h, Q). They cannot cross: the head emits the middle quantile and, for each further one, a
+``softplus`` step away from its neighbour, so ``q_1 <= q_2 <= ... <= q_Q`` by construction.
 
 Modes (``ForecasterConfig.mode``):
 
@@ -41,6 +45,7 @@ class ForecasterConfig:
     dropout: float = 0.0
     n_future: int = 0  # K: known-future features, the last K input channels
     target_index: int = 0  # channel of the input that holds the (transformed) target
+    quantiles: list[float] | None = None  # ascending levels in (0, 1); None: one point forecast
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -54,8 +59,35 @@ class ForecasterConfig:
             raise ValueError(f"n_future: expected 0 <= n_future < input_size={self.input_size}, "
                              f"got {self.n_future}")
 
+        if self.quantiles is not None:
+            q = [float(v) for v in self.quantiles]
+            if not q or any(not 0.0 < v < 1.0 for v in q) or sorted(set(q)) != q:
+                raise ValueError(f"quantiles: expected distinct ascending levels in (0, 1), got "
+                                 f"{self.quantiles}")
+            self.quantiles = q
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.quantiles) if self.quantiles else 1
+
+    @property
+    def median_index(self) -> int:
+        """Index of the quantile nearest 0.5 (the point forecast); 0 without quantiles."""
+        if not self.quantiles:
+            return 0
+        return min(range(len(self.quantiles)), key=lambda j: abs(self.quantiles[j] - 0.5))
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def monotone_quantiles(raw: Tensor, mid: int) -> Tensor:
+    """raw (..., Q) -> (..., Q) ascending: raw[mid] is kept, every other level is its neighbour
+    plus (or minus) a softplus step, so no two quantiles cross."""
+    centre = raw[..., mid:mid + 1]
+    up = torch.cumsum(nn.functional.softplus(raw[..., mid + 1:]), dim=-1)
+    down = torch.cumsum(nn.functional.softplus(raw[..., :mid].flip(-1)), dim=-1).flip(-1)
+    return torch.cat([centre - down, centre, centre + up], dim=-1)
 
 
 class Forecaster(nn.Module):
@@ -65,7 +97,7 @@ class Forecaster(nn.Module):
         drop = c.dropout if c.num_layers > 1 else 0.0
         self.lstm = LSTM(c.input_size, c.hidden_size, c.num_layers, batch_first=True, dropout=drop,
                          forget_bias=1.0, init="orthogonal")
-        out = c.horizon if c.mode == "direct" else 1
+        out = (c.horizon if c.mode == "direct" else 1) * c.n_outputs
         self.head = nn.Linear(c.hidden_size, out)
         if c.mode == "seq2seq":
             self.decoder = LSTM(max(c.n_future, 1), c.hidden_size, c.num_layers, batch_first=True,
@@ -82,27 +114,36 @@ class Forecaster(nn.Module):
                 raise ValueError(f"future: expected known-future features of shape {want}, got {got}")
         return future
 
+    def _out(self, raw: Tensor) -> Tensor:
+        """raw (B, h * Q) -> (B, h) or, with quantiles, (B, h, Q) ascending along Q."""
+        c = self.config
+        if not c.quantiles:
+            return raw
+        return monotone_quantiles(raw.reshape(raw.shape[0], -1, c.n_outputs), c.median_index)
+
     def forward(self, x: Tensor, future: Tensor | None = None) -> Tensor:
-        """x (B, T, F), future (B, h, K) -> forecasts (B, h) in the target's transformed units."""
+        """x (B, T, F), future (B, h, K) -> forecasts (B, h) in the target's transformed units,
+        or (B, h, Q) with ``config.quantiles``."""
         c = self.config
         future = self._check(x, future)
         y, state = self.lstm(x)  # (B, T, H)
         if c.mode in ("single", "direct"):
-            return self.head(y[:, -1])  # (B, h)
+            return self._out(self.head(y[:, -1]))  # (B, h[, Q])
         if c.mode == "seq2seq":
             B = x.shape[0]
             dec_in = future if c.n_future else x.new_ones(B, c.horizon, 1)  # (B, h, K)
             yd, _ = self.decoder(dec_in, state)  # (B, h, H)
-            return self.head(yd).squeeze(-1)  # (B, h)
-        # recursive: feed each prediction back, carrying the state
-        pred = self.head(y[:, -1])  # (B, 1)
+            return self._out(self.head(yd).reshape(B, -1))  # (B, h[, Q])
+        # recursive: feed each prediction (the median with quantiles) back, carrying the state
+        pred = self._out(self.head(y[:, -1]))  # (B, 1[, Q])
         outs = [pred]
         for k in range(c.horizon - 1):
             step = x.new_zeros(x.shape[0], 1, c.input_size)  # (B, 1, F)
-            step[:, 0, c.target_index] = pred[:, 0]
+            point = pred[:, 0, c.median_index] if c.quantiles else pred[:, 0]  # (B,)
+            step[:, 0, c.target_index] = point
             if c.n_future:
                 step[:, 0, -c.n_future:] = future[:, k]
             y, state = self.lstm(step, state)  # (B, 1, H)
-            pred = self.head(y[:, -1])
+            pred = self._out(self.head(y[:, -1]))
             outs.append(pred)
-        return torch.cat(outs, dim=1)  # (B, h)
+        return torch.cat(outs, dim=1)  # (B, h[, Q])
