@@ -222,9 +222,31 @@ def forecaster_model(fc, s: LayerSpec, *, native: bool):
     y, _, _ = _graph.build_layer(g, s, x, None, h0, c0, T, native)
     last = g.op("Squeeze", [g.op("Slice", [y, g.i64([-1]), g.i64([np.iinfo(np.int64).max]), g.i64([0])]),
                             g.i64([0])])  # (B, H)
-    g.nodes.append(_graph.helper.make_node("Identity", [_linear(g, last, fc.head)], ["forecast"]))
-    return _graph.make_model(g, [_fvi("x", ["B", "T", fc.config.input_size])],
-                             [_fvi("forecast", ["B", fc.config.horizon])], "lstmkit_forecaster")
+    raw = _linear(g, last, fc.head)  # (B, h * Q)
+    c = fc.config
+    out, shape = raw, ["B", c.horizon]
+    if c.quantiles:
+        out, shape = _monotone_quantiles(g, raw, c.n_outputs, c.median_index), ["B", c.horizon, c.n_outputs]
+    g.nodes.append(_graph.helper.make_node("Identity", [out], ["forecast"]))
+    return _graph.make_model(g, [_fvi("x", ["B", "T", c.input_size])], [_fvi("forecast", shape)],
+                             "lstmkit_forecaster")
+
+
+def _monotone_quantiles(g: Graph, raw: str, Q: int, mid: int) -> str:
+    """``models.forecaster.monotone_quantiles`` in ONNX: raw (B, h * Q) -> (B, h, Q) ascending,
+    the median level kept and the others reached by cumulative softplus steps out from it."""
+    raw = g.op("Reshape", [raw, g.i64([0, -1, Q])])  # (B, h, Q)
+    big = np.iinfo(np.int64).max
+    centre = g.op("Slice", [raw, g.i64([mid]), g.i64([mid + 1]), g.i64([2])])  # (B, h, 1)
+    parts = []
+    if mid > 0:
+        below = g.op("Softplus", [g.op("Slice", [raw, g.i64([0]), g.i64([mid]), g.i64([2])])])
+        parts.append(g.op("Sub", [centre, g.op("CumSum", [below, g.i64(2)], reverse=1)]))
+    parts.append(centre)
+    if mid + 1 < Q:
+        above = g.op("Softplus", [g.op("Slice", [raw, g.i64([mid + 1]), g.i64([big]), g.i64([2])])])
+        parts.append(g.op("Add", [centre, g.op("CumSum", [above, g.i64(2)])]))
+    return g.op("Concat", parts, axis=2) if len(parts) > 1 else centre
 
 
 # -- onnxruntime --------------------------------------------------------------------------------

@@ -107,7 +107,7 @@ def model_from_parts(ck: dict, path: str = "<checkpoint>") -> tuple[nn.Module, s
         return LanguageModel(_dataclass(LanguageModelConfig, ck.get("config"), path)), LM_KIND
     if "model_config" in ck:
         cfg = _dataclass(ForecasterConfig, ck["model_config"], path)
-        if "models" in ck:
+        if "models" in ck and len(ck["models"]) != 1:
             return ForecasterEnsemble([Forecaster(cfg) for _ in ck["models"]]), "forecaster"
         return Forecaster(cfg), "forecaster"
     if kind == LAYER_KIND:
@@ -121,6 +121,8 @@ def load_state(model: nn.Module, ck: dict) -> None:
     if isinstance(model, ForecasterEnsemble):
         for m, sd in zip(model.members, ck["models"]):
             m.load_state_dict(sd)
+    elif "model" not in ck and len(ck.get("models", ())) == 1:  # a job's one-member list
+        model.load_state_dict(ck["models"][0])
     else:
         model.load_state_dict(ck["model"])
 

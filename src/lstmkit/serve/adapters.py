@@ -158,7 +158,8 @@ class LayerModel(StreamingModel):
 
 
 class ForecasterModel(StreamingModel):
-    """The forecaster: each step's output is the forecast (horizon values) from the state so far."""
+    """The forecaster: each step's output is the forecast (horizon values) from the state so far;
+    a quantile forecaster serves its median level (the point forecast)."""
 
     kind = "forecaster"
 
@@ -171,12 +172,19 @@ class ForecasterModel(StreamingModel):
             self.streaming_error = (f"model: streaming steps need a forecaster in mode 'single' or "
                                     f"'direct' (this one is {c.mode!r}); use POST /v1/predict")
 
+    def _point(self, f: Tensor) -> Tensor:
+        """A quantile forecaster's median level: (..., h, Q) -> (..., h); else unchanged."""
+        c = self.model.config
+        return f[..., c.median_index] if c.quantiles else f
+
     def _outputs(self, y: Tensor) -> Tensor:
-        return self.model.head(y)  # (B, T, h)
+        B, T = y.shape[:2]
+        raw = self.model.head(y).reshape(B * T, -1)  # (B*T, h*Q)
+        return self._point(self.model._out(raw)).reshape(B, T, -1)  # (B, T, h)
 
     @torch.no_grad()
     def predict(self, x: Tensor, future: Tensor | None = None) -> Tensor:
-        return self.model(x, future)  # (B, h)
+        return self._point(self.model(x, future))  # (B, h): the point (median) forecast
 
 
 class LanguageModelAdapter(StreamingModel):
