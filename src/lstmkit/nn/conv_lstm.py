@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..functional._common import Masks
+from ..functional._common import Masks, padding_masks
 from ..functional.conv_lstm import ConvLSTMParams, conv_lstm, same_padding
 from ._checks import check_lengths
 
@@ -271,9 +271,7 @@ class ConvLSTM(_ConvLSTMParamsMixin, nn.Module):
         if lengths is not None:
             lens = check_lengths(lengths, B, T)
             if bool((lens < T).any()):
-                out = (torch.arange(T).unsqueeze(1) < lens.unsqueeze(0)).to(x)  # (T, B)
-                out = out.reshape(T, B, 1, 1, 1)
-                masks = Masks(keep_c=1.0 - out, keep_h=1.0 - out, out=out)
+                masks = padding_masks(lens, T, x, trailing=3)  # out: (T, B, 1, 1, 1)
         layer_in, outputs, finals = x.contiguous(), [], []
         for k in range(self.num_layers):
             h0, c0 = states[k]
