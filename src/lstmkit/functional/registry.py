@@ -95,6 +95,7 @@ class Family:
     eager: Callable  # the same equations differentiated by autograd (the oracle)
     doc: str  # one paragraph: the equations' name and reference
     fused: str | None = None  # module holding fn ``name`` and ``supports(name, p, masks, x, ...)``
+    fused_serves: Callable[[dict], bool] = lambda opts: True  # options the kernels implement
     fused_step: str | None = None  # streaming single-step function in ``fused`` (no autograd)
     vendor: Callable[[dict], str | None] | None = None  # opts -> torch's mode when same math
     prefer_vendor: bool = False  # engine="auto" picks vendor first (else fused, then reference)
@@ -137,7 +138,7 @@ class Family:
     def engines(self, opts: dict) -> tuple[str, ...]:
         """The engines this family claims for these options (``auto`` picks among them)."""
         out = ["reference"]
-        if self.fused is not None:
+        if self.fused is not None and self.fused_serves(opts):
             out.append("fused")
         if self.vendor_mode(opts) is not None:
             out.append("vendor")
