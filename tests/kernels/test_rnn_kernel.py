@@ -71,3 +71,21 @@ def test_fused_rnn_rejects_an_unknown_nonlinearity():
     p, x, h0 = make(torch.float32)
     with pytest.raises(ValueError, match="nonlinearity"):
         kernels.rnn(x, h0, p, Masks(), "sigmoid")
+
+
+def test_kernel_entry_points_check_their_arguments_at_the_boundary():
+    ext = kernels._ext()
+    xg, h0, w = torch.randn(4, 2, 3), torch.zeros(2, 3), torch.randn(3, 3)
+    none = torch.empty(0)
+    with pytest.raises(RuntimeError, match=r"h0: expected shape \[2, 3\]"):
+        ext.rnn_forward(xg, torch.zeros(2, 4), w, none, none, False)
+    with pytest.raises(RuntimeError, match="w_hh: expected dtype"):
+        ext.rnn_forward(xg, h0, w.double(), none, none, False)
+    with pytest.raises(RuntimeError, match="keep_h: expected a contiguous"):
+        ext.rnn_forward(xg, h0, w, none, torch.rand(2, 4, 3).transpose(0, 1), False)
+    with pytest.raises(RuntimeError, match="xg: expected 4H = 8 gate rows"):
+        ext.lstm_forward(torch.randn(4, 2, 6), h0[:, :2], h0[:, :2], torch.randn(6, 2), *[none] * 11,
+                         False, False)
+    with pytest.raises(RuntimeError, match=r"act: expected shape"):
+        ext.gru_backward(none, none, torch.zeros(5, 2, 3), torch.zeros(4, 2, 8), torch.zeros(4, 2, 3),
+                         torch.randn(9, 3), none, none)
