@@ -24,7 +24,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from ._common import Masks
 
@@ -91,3 +93,30 @@ def grads(ctx, dx: Tensor | None, dstate, dparams) -> tuple:
         dparams = [dparams.get(f) for f in params_type._fields]
     flat = (None, dx, *dstate, *([None] * N_MASKS), *dparams)
     return tuple(g if need else None for g, need in zip(flat, ctx.needs_input_grad))
+
+
+def reference_function(name: str, params_type, n_state: int, sequence_forward, sequence_backward,
+                       *, pass_needs_dx: bool = False) -> type:
+    """The autograd.Function of a reference family from its two sequence functions:
+    ``sequence_forward(x, *state, p, masks, *opts) -> (y, *state_n, saved NamedTuple)`` and
+    ``sequence_backward(dy, *dstate_n, saved, p, masks, *opts[, needs_dx]) -> (dx, *dstate0,
+    *Params of gradients)``."""
+
+    def forward(ctx, opts, *args):
+        inp = inputs(args, n_state, params_type)
+        *outs, saved = sequence_forward(inp.x, *inp.state, inp.params, inp.masks, *opts)
+        save(ctx, saved, inp, opts=opts)
+        return tuple(outs)
+
+    @once_differentiable
+    def backward(ctx, *douts):
+        saved, masks, p = load(ctx)
+        extra = (needs_dx(ctx),) if pass_needs_dx else ()
+        dx, *dstate, gp = sequence_backward(*douts, saved, p, masks, *ctx.opts, *extra)
+        return grads(ctx, dx, dstate, gp)
+
+    doc = (f"autograd.Function joining ``{sequence_forward.__name__}`` and the hand BPTT "
+           f"``{sequence_backward.__name__}``: ``apply(opts, x, *state, *masks, *params)``.")
+    return type(name, (torch.autograd.Function,), {
+        "forward": staticmethod(forward), "backward": staticmethod(backward), "__doc__": doc,
+        "__module__": sequence_forward.__module__})

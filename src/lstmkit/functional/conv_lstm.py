@@ -61,7 +61,6 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from . import _autograd as glue
 from ._common import Masks, add_output_grad, blend_at, keep_blend, masked_output
@@ -256,26 +255,10 @@ def conv_lstm_sequence_backward(dy, dh_n, dc_n, saved, p: ConvLSTMParams, masks:
     return dx, dh, dc, ConvLSTMParams(**grads)
 
 
-class ConvLSTMFunction(torch.autograd.Function):
-    """autograd.Function joining the sequence forward and the hand BPTT.
-
-    ``apply((), x, h0, c0, rec, keep_c, keep_h, out, *params)`` (``_autograd``'s layout).
-    """
-
-    @staticmethod
-    def forward(ctx, opts, *args):
-        inp = glue.inputs(args, 2, ConvLSTMParams)
-        y, h_n, c_n, saved = conv_lstm_sequence_forward(inp.x, *inp.state, inp.params, inp.masks)
-        glue.save(ctx, saved, inp)
-        return y, h_n, c_n
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, dy, dh_n, dc_n):
-        saved, masks, p = glue.load(ctx)
-        dx, dh0, dc0, gp = conv_lstm_sequence_backward(dy, dh_n, dc_n, saved, p, masks,
-                                                       glue.needs_dx(ctx))
-        return glue.grads(ctx, dx, (dh0, dc0), gp)
+# apply((), x, h0, c0, rec, keep_c, keep_h, out, *params); dx only when autograd wants it
+ConvLSTMFunction = glue.reference_function("ConvLSTMFunction", ConvLSTMParams, 2,
+                                           conv_lstm_sequence_forward, conv_lstm_sequence_backward,
+                                           pass_needs_dx=True)
 
 
 def conv_lstm(x: Tensor, h0: Tensor, c0: Tensor, p: ConvLSTMParams, masks: Masks = Masks()):

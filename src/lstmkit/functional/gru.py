@@ -50,11 +50,10 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from . import _autograd as glue
 from ._common import Masks, add_output_grad, keep_blend, masked_output, sum_bt
-from .registry import Family, Option, ParamSpec, register
+from .registry import Family, Option, ParamSpec, dense_specs, register
 
 
 class GRUParams(NamedTuple):
@@ -236,26 +235,9 @@ def gru_sequence_backward(dy, dh_n, saved, p: GRUParams, masks: Masks, reset_aft
     return dx, dh, GRUParams(dw_ih, dw_hh, db_ih, db_hh)
 
 
-class GRUFunction(torch.autograd.Function):
-    """autograd.Function joining the sequence forward and the hand BPTT.
-
-    ``apply((reset_after,), x, h0, rec, keep_c, keep_h, out, *params)`` (``_autograd``'s layout).
-    """
-
-    @staticmethod
-    def forward(ctx, opts, *args):
-        (reset_after,) = opts
-        inp = glue.inputs(args, 1, GRUParams)
-        y, h_n, saved = gru_sequence_forward(inp.x, *inp.state, inp.params, inp.masks, reset_after)
-        glue.save(ctx, saved, inp, reset_after=reset_after)
-        return y, h_n
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, dy, dh_n):
-        saved, masks, p = glue.load(ctx)
-        dx, dh0, gp = gru_sequence_backward(dy, dh_n, saved, p, masks, ctx.reset_after)
-        return glue.grads(ctx, dx, (dh0,), gp)
+# apply((reset_after,), x, h0, rec, keep_c, keep_h, out, *params)
+GRUFunction = glue.reference_function("GRUFunction", GRUParams, 1, gru_sequence_forward,
+                                      gru_sequence_backward)
 
 
 def gru(x: Tensor, h0: Tensor, p: GRUParams, masks: Masks = Masks(), reset_after: bool = True):
@@ -267,18 +249,7 @@ def gru(x: Tensor, h0: Tensor, p: GRUParams, masks: Masks = Masks(), reset_after
 
 
 def _param_specs(opts: dict, I: int, H: int, P: int, bias: bool) -> list[ParamSpec]:
-    specs = [ParamSpec("w_ih", "weight_ih", (3 * H, I), "input"),
-             ParamSpec("w_hh", "weight_hh", (3 * H, H), "recurrent")]
-    if bias:
-        specs += [ParamSpec("b_ih", "bias_ih", (3 * H,), "bias"),
-                  ParamSpec("b_hh", "bias_hh", (3 * H,), "bias")]
-    return specs
-
-
-def _eager(*args, **kw):
-    from .eager import gru_eager
-
-    return gru_eager(*args, **kw)
+    return dense_specs(3 * H, I, H, bias)
 
 
 FAMILY = register(Family(
@@ -293,7 +264,7 @@ FAMILY = register(Family(
     ),
     param_specs=_param_specs,
     reference=gru,
-    eager=_eager,
+    eager="lstmkit.functional.eager:gru_eager",
     doc="Gated recurrent unit (Cho et al. 2014), torch's gate order r, z, n.",
     fused="lstmkit.kernels",
     fused_serves=lambda o: o["reset_after"],  # the kernel implements torch's form only

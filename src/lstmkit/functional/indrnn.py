@@ -39,11 +39,10 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from . import _autograd as glue
 from ._common import Masks, add_output_grad, blend_at, keep_blend, masked_output, sum_bt
-from .registry import Family, Option, ParamSpec, register
+from .registry import Family, Option, ParamSpec, dense_specs, register
 
 NONLINEARITIES = ("relu", "tanh")
 
@@ -113,23 +112,9 @@ def indrnn_sequence_backward(dy, dh_n, saved: IndRNNSaved, p: IndRNNParams, mask
     return (da2 @ p.w_ih).reshape(x.shape), dh, grads
 
 
-class IndRNNFunction(torch.autograd.Function):
-    """``apply((nonlinearity,), x, h0, rec, keep_c, keep_h, out, *params)`` (``_autograd``'s layout)."""
-
-    @staticmethod
-    def forward(ctx, opts, *args):
-        (nonlinearity,) = opts
-        inp = glue.inputs(args, 1, IndRNNParams)
-        y, h_n, saved = indrnn_sequence_forward(inp.x, *inp.state, inp.params, inp.masks, nonlinearity)
-        glue.save(ctx, saved, inp, nonlinearity=nonlinearity)
-        return y, h_n
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, dy, dh_n):
-        saved, masks, p = glue.load(ctx)
-        dx, dh0, gp = indrnn_sequence_backward(dy, dh_n, saved, p, masks, ctx.nonlinearity)
-        return glue.grads(ctx, dx, (dh0,), gp)
+# apply((nonlinearity,), x, h0, rec, keep_c, keep_h, out, *params)
+IndRNNFunction = glue.reference_function("IndRNNFunction", IndRNNParams, 1, indrnn_sequence_forward,
+                                         indrnn_sequence_backward)
 
 
 def indrnn(x: Tensor, h0: Tensor, p: IndRNNParams, masks: Masks = Masks(), nonlinearity: str = "relu"):
@@ -155,11 +140,7 @@ def indrnn_eager(x: Tensor, h0: Tensor, p: IndRNNParams, masks: Masks = Masks(),
 
 
 def _param_specs(opts: dict, I: int, H: int, P: int, bias: bool) -> list[ParamSpec]:
-    specs = [ParamSpec("w_ih", "weight_ih", (H, I), "input"),
-             ParamSpec("w_hh", "weight_hh", (H,), "diagonal")]
-    if bias:
-        specs += [ParamSpec("b_ih", "bias_ih", (H,), "bias"), ParamSpec("b_hh", "bias_hh", (H,), "bias")]
-    return specs
+    return dense_specs(H, I, H, bias, recurrent=(H,), recurrent_role="diagonal")
 
 
 FAMILY = register(Family(

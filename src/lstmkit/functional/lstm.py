@@ -55,7 +55,6 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from . import _autograd as glue
 from ._common import (
@@ -67,7 +66,7 @@ from ._common import (
     masked_output,
     sum_bt,
 )
-from .registry import Family, Option, ParamSpec, register
+from .registry import Family, Option, ParamSpec, dense_specs, register
 
 
 class LSTMParams(NamedTuple):
@@ -343,26 +342,9 @@ def lstm_weight_grads(p: LSTMParams, x, h_all, c_all, act, tc, c_new, hh_hat, c_
     return grads
 
 
-class LSTMFunction(torch.autograd.Function):
-    """autograd.Function joining the sequence forward and the hand BPTT.
-
-    ``apply((), x, h0, c0, rec, keep_c, keep_h, out, *params)`` (``_autograd``'s layout; the
-    options are read off the params' shapes and presence).
-    """
-
-    @staticmethod
-    def forward(ctx, opts, *args):
-        inp = glue.inputs(args, 2, LSTMParams)
-        y, h_n, c_n, saved = lstm_sequence_forward(inp.x, *inp.state, inp.params, inp.masks)
-        glue.save(ctx, saved, inp)
-        return y, h_n, c_n
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, dy, dh_n, dc_n):
-        saved, masks, p = glue.load(ctx)
-        dx, dh0, dc0, gp = lstm_sequence_backward(dy, dh_n, dc_n, saved, p, masks)
-        return glue.grads(ctx, dx, (dh0, dc0), gp)
+# apply((), x, h0, c0, rec, keep_c, keep_h, out, *params): options are read off the params
+LSTMFunction = glue.reference_function("LSTMFunction", LSTMParams, 2, lstm_sequence_forward,
+                                       lstm_sequence_backward)
 
 
 def lstm(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, masks: Masks = Masks()):
@@ -372,10 +354,7 @@ def lstm(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, masks: Masks = Masks(
 
 def _param_specs(opts: dict, I: int, H: int, P: int, bias: bool) -> list[ParamSpec]:
     G = (3 if opts["coupled"] else 4) * H
-    specs = [ParamSpec("w_ih", "weight_ih", (G, I), "input"),
-             ParamSpec("w_hh", "weight_hh", (G, P), "recurrent")]
-    if bias:
-        specs += [ParamSpec("b_ih", "bias_ih", (G,), "bias"), ParamSpec("b_hh", "bias_hh", (G,), "bias")]
+    specs = dense_specs(G, I, P, bias)
     if P != H:
         specs.append(ParamSpec("w_hr", "weight_hr", (P, H), "proj"))
     if opts["peephole"]:
@@ -386,12 +365,6 @@ def _param_specs(opts: dict, I: int, H: int, P: int, bias: bool) -> list[ParamSp
             specs += [ParamSpec(f"ln_{part}_w", f"ln_{part}_weight", (width,), "ln_weight", False),
                       ParamSpec(f"ln_{part}_b", f"ln_{part}_bias", (width,), "ln_bias", False)]
     return specs
-
-
-def _eager(*args, **kw):
-    from .eager import lstm_eager
-
-    return lstm_eager(*args, **kw)
 
 
 FAMILY = register(Family(
@@ -411,7 +384,7 @@ FAMILY = register(Family(
     ),
     param_specs=_param_specs,
     reference=lstm,
-    eager=_eager,
+    eager="lstmkit.functional.eager:lstm_eager",
     doc="Long short-term memory (Hochreiter & Schmidhuber 1997, with the forget gate of Gers "
         "et al. 2000), torch's gate order i, f, g, o.",
     fused="lstmkit.kernels",

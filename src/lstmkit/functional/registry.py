@@ -81,6 +81,17 @@ class ParamSpec(NamedTuple):
     flat: bool = True  # one of torch's flat weights (registered first, in torch's order)
 
 
+def dense_specs(G: int, I: int, P: int, bias: bool, recurrent: tuple[int, ...] | None = None,
+                recurrent_role: str = "recurrent") -> list[ParamSpec]:
+    """torch's four flat weights of a dense family: weight_ih (G, I), weight_hh (G, P) (or
+    ``recurrent``), and with ``bias`` bias_ih, bias_hh (G,)."""
+    specs = [ParamSpec("w_ih", "weight_ih", (G, I), "input"),
+             ParamSpec("w_hh", "weight_hh", recurrent or (G, P), recurrent_role)]
+    if bias:
+        specs += [ParamSpec("b_ih", "bias_ih", (G,), "bias"), ParamSpec("b_hh", "bias_hh", (G,), "bias")]
+    return specs
+
+
 @dataclass(frozen=True)
 class Family:
     """Everything the package knows about one family of cells (see the module docstring)."""
@@ -92,7 +103,7 @@ class Family:
     options: tuple[Option, ...]
     param_specs: Callable[..., list[ParamSpec]]  # (opts, I, H, P, bias) -> specs
     reference: Callable  # fn(x, *state, p, masks, **call_opts) -> (y, *state_n)
-    eager: Callable  # the same equations differentiated by autograd (the oracle)
+    eager: Callable | str  # the same equations by autograd (the oracle); "module:function" is lazy
     doc: str  # one paragraph: the equations' name and reference
     fused: str | None = None  # module holding fn ``name`` and ``supports(name, p, masks, x, ...)``
     fused_serves: Callable[[dict], bool] = lambda opts: True  # options the kernels implement
@@ -123,6 +134,13 @@ class Family:
         opts = {o.name: o.check(options.get(o.name, o.default)) for o in self.options}
         self.check(opts)
         return opts
+
+    def oracle(self) -> Callable:
+        """The eager-autograd oracle (resolved on first use when given as "module:function")."""
+        if isinstance(self.eager, str):
+            module, fn = self.eager.split(":")
+            return getattr(importlib.import_module(module), fn)
+        return self.eager
 
     def call_options(self, opts: dict) -> dict:
         """The options passed as keywords to the sequence functions."""

@@ -33,11 +33,10 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from . import _autograd as glue
 from ._common import Masks, add_output_grad, keep_blend, masked_output, sum_bt
-from .registry import Family, Option, ParamSpec, register
+from .registry import Family, Option, ParamSpec, dense_specs, register
 
 NONLINEARITIES = ("tanh", "relu")
 
@@ -137,26 +136,9 @@ def rnn_sequence_backward(dy, dh_n, saved, p: RNNParams, masks: Masks, nonlinear
     return dx, dh, RNNParams(dw_ih, dw_hh, db, db)
 
 
-class RNNFunction(torch.autograd.Function):
-    """autograd.Function joining the sequence forward and the hand BPTT.
-
-    ``apply((nonlinearity,), x, h0, rec, keep_c, keep_h, out, *params)`` (``_autograd``'s layout).
-    """
-
-    @staticmethod
-    def forward(ctx, opts, *args):
-        (nonlinearity,) = opts
-        inp = glue.inputs(args, 1, RNNParams)
-        y, h_n, saved = rnn_sequence_forward(inp.x, *inp.state, inp.params, inp.masks, nonlinearity)
-        glue.save(ctx, saved, inp, nonlinearity=nonlinearity)
-        return y, h_n
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, dy, dh_n):
-        saved, masks, p = glue.load(ctx)
-        dx, dh0, gp = rnn_sequence_backward(dy, dh_n, saved, p, masks, ctx.nonlinearity)
-        return glue.grads(ctx, dx, (dh0,), gp)
+# apply((nonlinearity,), x, h0, rec, keep_c, keep_h, out, *params)
+RNNFunction = glue.reference_function("RNNFunction", RNNParams, 1, rnn_sequence_forward,
+                                      rnn_sequence_backward)
 
 
 def check_nonlinearity(nonlinearity: str) -> str:
@@ -175,17 +157,7 @@ def rnn(x: Tensor, h0: Tensor, p: RNNParams, masks: Masks = Masks(), nonlinearit
 
 
 def _param_specs(opts: dict, I: int, H: int, P: int, bias: bool) -> list[ParamSpec]:
-    specs = [ParamSpec("w_ih", "weight_ih", (H, I), "input"),
-             ParamSpec("w_hh", "weight_hh", (H, H), "recurrent")]
-    if bias:
-        specs += [ParamSpec("b_ih", "bias_ih", (H,), "bias"), ParamSpec("b_hh", "bias_hh", (H,), "bias")]
-    return specs
-
-
-def _eager(*args, **kw):
-    from .eager import rnn_eager
-
-    return rnn_eager(*args, **kw)
+    return dense_specs(H, I, H, bias)
 
 
 FAMILY = register(Family(
@@ -198,7 +170,7 @@ FAMILY = register(Family(
     ),
     param_specs=_param_specs,
     reference=rnn,
-    eager=_eager,
+    eager="lstmkit.functional.eager:rnn_eager",
     doc="Elman recurrent network, h = tanh(x W_ih^T + b_ih + h_prev W_hh^T + b_hh) (or relu).",
     fused="lstmkit.kernels",
     vendor=lambda o: f"RNN_{o['nonlinearity'].upper()}",

@@ -169,8 +169,7 @@ class FusedLSTMFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, dy, dh_n, dc_n):
         s, (rec, kc, kh, out), p = glue.load(ctx)
-        if dy is not None and out is not None:
-            dy = dy * out
+        dy = _masked(dy, out)
         da_all, dhh_all, dh_new_all, dcn_all, dh0, dc0 = _ext().lstm_backward(
             _opt(dy), _opt(dh_n), _opt(dc_n), s.h_all, s.c_all, s.act, s.tc, s.c_new, s.hh_hat,
             s.hh_rstd, s.c_hat, s.c_rstd, p.w_hh.contiguous(), _opt(p.w_hr), _opt(p.w_ci),
@@ -211,6 +210,49 @@ def lstm_step(x: Tensor, h: Tensor, c: Tensor, p: LSTMParams) -> tuple[Tensor, T
                                   is_coupled(p)))
 
 
+def _masked(dy: Tensor | None, out: Tensor | None) -> Tensor | None:
+    """The output gradient at valid steps only (the kernels add it to the carried d h)."""
+    return dy * out if dy is not None and out is not None else dy
+
+
+def _recurrent_input(h_all: Tensor, rec: Tensor | None) -> Tensor:
+    """(T, B, W) what each step's recurrent GEMM saw: h_{t-1}, times the recurrent dropout mask."""
+    return h_all[:-1] if rec is None else h_all[:-1] * rec
+
+
+def _save_h_only(ctx, saved, inp, rec, kh, h_all: Tensor, **attrs):
+    """An h-only fused family's forward tail: save ``saved`` (unless None) with the masks as the
+    kernel saw them, and return (y (T, B, H), h_n (B, H))."""
+    if saved is not None:
+        glue.save(ctx, saved, inp._replace(masks=Masks(rec, None, kh, inp.masks.out)), **attrs)
+    return masked_output(h_all[1:], inp.masks.out), h_all[-1].clone()
+
+
+def _load_h_only(ctx, dy):
+    """An h-only fused family's backward head: (saved, params, rec, keep_h, dy at valid steps)."""
+    s, (rec, _, kh, out), p = glue.load(ctx)
+    return s, p, rec, kh, _masked(dy, out)
+
+
+def _dense_grads(ctx, x: Tensor, hr_all: Tensor, da_all: Tensor, dhh_all: Tensor, w_ih: Tensor):
+    """The wanted ones of dW_ih, dW_hh, db_ih, db_hh, and dx, one GEMM or reduction each over
+    all T*B rows. da_all: (T, B, G) d xg; dhh_all: (T, B, G) d of the recurrent GEMM output;
+    hr_all: (T, B, H) what that GEMM saw."""
+    want, G = glue.wanted(ctx), da_all.shape[-1]
+    g = {}
+    if "w_hh" in want:
+        g["w_hh"] = dhh_all.reshape(-1, G).t() @ hr_all.reshape(-1, hr_all.shape[-1])
+    if "b_hh" in want:
+        g["b_hh"] = sum_bt(dhh_all)
+    da2 = da_all.reshape(-1, G)
+    if "w_ih" in want:
+        g["w_ih"] = da2.t() @ x.reshape(-1, x.shape[-1])
+    if "b_ih" in want:
+        g["b_ih"] = sum_bt(da_all)
+    dx = (da2 @ w_ih).reshape(*x.shape[:-1], -1) if glue.needs_dx(ctx) else None
+    return g, dx
+
+
 class FusedGRUSaved(NamedTuple):
     x: Tensor  # (T, B, I)
     h_all: Tensor  # (T+1, B, H)
@@ -232,36 +274,19 @@ class FusedGRUFunction(torch.autograd.Function):
         save = any(ctx.needs_input_grad)
         h_all, act, hn = _ext().gru_forward(xg.contiguous(), h0.contiguous(), p.w_hh.contiguous(), b_hn,
                                             _opt(rec), kh, bool(save))
-        if save:
-            glue.save(ctx, FusedGRUSaved(x, h_all, act, hn),
-                      inp._replace(masks=Masks(rec, None, kh, inp.masks.out)))
-        return masked_output(h_all[1:], inp.masks.out), h_all[T].clone()  # (T, B, H), (B, H)
+        return _save_h_only(ctx, FusedGRUSaved(x, h_all, act, hn) if save else None, inp, rec, kh,
+                            h_all)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dy, dh_n):
-        s, (rec, _, kh, out), p = glue.load(ctx)
-        if dy is not None and out is not None:
-            dy = dy * out
+        s, p, rec, kh, dy = _load_h_only(ctx, dy)
         dhh_all, dan_all, dh0 = _ext().gru_backward(_opt(dy), _opt(dh_n), s.h_all, s.act, s.hn,
                                                     p.w_hh.contiguous(), _opt(rec), kh)
-        T, B, G = s.act.shape
-        H, I = G // 3, s.x.shape[-1]
-        want = glue.wanted(ctx)
-        # weight gradients: one GEMM / reduction over all T*B rows
-        hr_all = s.h_all[:-1] if rec is None else s.h_all[:-1] * rec  # (T, B, H)
-        g = {}
-        if "w_hh" in want:
-            g["w_hh"] = dhh_all.reshape(-1, G).t() @ hr_all.reshape(-1, H)
-        if "b_hh" in want:
-            g["b_hh"] = sum_bt(dhh_all)
+        H = s.act.shape[-1] // 3
+        hr_all = _recurrent_input(s.h_all, rec)  # (T, B, H)
         da_all = torch.cat([dhh_all[..., : 2 * H], dan_all], -1)  # d xg: r, z rows are shared
-        da2 = da_all.reshape(-1, G)
-        if "w_ih" in want:
-            g["w_ih"] = da2.t() @ s.x.reshape(-1, I)
-        if "b_ih" in want:
-            g["b_ih"] = sum_bt(da_all)
-        dx = (da2 @ p.w_ih).reshape(T, B, I) if glue.needs_dx(ctx) else None
+        g, dx = _dense_grads(ctx, s.x, hr_all, da_all, dhh_all, p.w_ih)
         return glue.grads(ctx, dx, (dh0,), g)
 
 
@@ -294,31 +319,16 @@ class FusedRNNFunction(torch.autograd.Function):
         kh, rec = _keep(inp.masks.keep_h, T, B, H), _rec(inp.masks.rec, B, H)
         h_all, h_new = _ext().rnn_forward(xg.contiguous(), h0.contiguous(), p.w_hh.contiguous(),
                                           _opt(rec), kh, relu)
-        glue.save(ctx, FusedRNNSaved(x, h_all, h_new),
-                  inp._replace(masks=Masks(rec, None, kh, inp.masks.out)), relu=relu)
-        return masked_output(h_all[1:], inp.masks.out), h_all[T].clone()  # (T, B, H), (B, H)
+        return _save_h_only(ctx, FusedRNNSaved(x, h_all, h_new), inp, rec, kh, h_all, relu=relu)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dy, dh_n):
-        s, (rec, _, kh, out), p = glue.load(ctx)
-        if dy is not None and out is not None:
-            dy = dy * out
+        s, p, rec, kh, dy = _load_h_only(ctx, dy)
         da_all, dh0 = _ext().rnn_backward(_opt(dy), _opt(dh_n), s.h_new, p.w_hh.contiguous(),
                                           _opt(rec), kh, ctx.relu)
-        T, B, H = s.h_new.shape
-        want = glue.wanted(ctx)
-        # weight gradients: one GEMM / reduction over all T*B rows
-        hr_all = s.h_all[:-1] if rec is None else s.h_all[:-1] * rec
-        da2 = da_all.reshape(-1, H)
-        g = {}
-        if "w_hh" in want:
-            g["w_hh"] = da2.t() @ hr_all.reshape(-1, H)
-        if "w_ih" in want:
-            g["w_ih"] = da2.t() @ s.x.reshape(-1, s.x.shape[-1])
-        if want & {"b_ih", "b_hh"}:
-            g["b_ih"] = g["b_hh"] = sum_bt(da_all)
-        dx = (da2 @ p.w_ih).reshape(T, B, -1) if glue.needs_dx(ctx) else None
+        hr_all = _recurrent_input(s.h_all, rec)  # (T, B, H)
+        g, dx = _dense_grads(ctx, s.x, hr_all, da_all, da_all, p.w_ih)
         return glue.grads(ctx, dx, (dh0,), g)
 
 

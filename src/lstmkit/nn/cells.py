@@ -115,6 +115,7 @@ class CellBase(nn.Module):
             fam.fused_module().available())
 
     def forward(self, input: Tensor, hx=None):
+        """One step from ``hx`` (see the class docstring: Inputs and Outputs)."""
         return self._step(input, hx)
 
 

@@ -188,6 +188,7 @@ class RecurrentBase(nn.Module):
 
     # -- forward ----------------------------------------------------------------------------
     def forward(self, input, hx=None, *, lengths=None):
+        """Run the layers over ``input`` (see the class docstring: Inputs and Outputs)."""
         ref = self.weight_ih_l0
         packed = isinstance(input, PackedSequence)
         if packed:

@@ -6,6 +6,15 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <vector>
+
+// Run CALL (which names scalar_t) for REF's floating dtype and return its tensors.
+#define LSTMKIT_DISPATCH(REF, NAME, ...)                                         \
+  [&] {                                                                          \
+    std::vector<at::Tensor> out_;                                                \
+    AT_DISPATCH_FLOATING_TYPES((REF).scalar_type(), NAME, [&] { out_ = __VA_ARGS__; }); \
+    return out_;                                                                 \
+  }()
 
 namespace lstmkit {
 
@@ -34,6 +43,13 @@ inline void check(const at::Tensor& t, const char* name, const at::Tensor& ref,
 inline void check_opt(const at::Tensor& t, const char* name, const at::Tensor& ref,
                       std::initializer_list<int64_t> shape) {
   if (on(t)) check(t, name, ref, shape);
+}
+
+// The per-sequence masks of an h-only family: rec (B, W) and keep_h (T, B, W), both optional.
+inline void check_masks(const at::Tensor& rec, const at::Tensor& keep_h, const at::Tensor& ref,
+                        int64_t T, int64_t B, int64_t W) {
+  check_opt(rec, "rec", ref, {B, W});
+  check_opt(keep_h, "keep_h", ref, {T, B, W});
 }
 
 inline void check_floating(const at::Tensor& t, const char* name) {

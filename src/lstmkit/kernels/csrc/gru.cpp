@@ -160,13 +160,8 @@ std::vector<at::Tensor> gru_forward(at::Tensor xg, at::Tensor h0, at::Tensor w_h
   lstmkit::check(h0, "h0", xg, {B, H});
   lstmkit::check(w_hh, "w_hh", xg, {3 * H, H}, false);
   lstmkit::check_opt(b_hn, "b_hn", xg, {H});
-  lstmkit::check_opt(rec, "rec", xg, {B, H});
-  lstmkit::check_opt(keep_h, "keep_h", xg, {T, B, H});
-  std::vector<at::Tensor> out;
-  AT_DISPATCH_FLOATING_TYPES(xg.scalar_type(), "gru_forward", [&] {
-    out = forward_impl<scalar_t>(xg, h0, w_hh, b_hn, rec, keep_h, save);
-  });
-  return out;
+  lstmkit::check_masks(rec, keep_h, xg, T, B, H);
+  return LSTMKIT_DISPATCH(xg, "gru_forward", forward_impl<scalar_t>(xg, h0, w_hh, b_hn, rec, keep_h, save));
 }
 
 std::vector<at::Tensor> gru_backward(at::Tensor dy, at::Tensor dh_n, at::Tensor h_all, at::Tensor act,
@@ -179,11 +174,6 @@ std::vector<at::Tensor> gru_backward(at::Tensor dy, at::Tensor dh_n, at::Tensor 
   lstmkit::check_opt(dy, "dy", act, {T, B, H});
   lstmkit::check_opt(dh_n, "dh_n", act, {B, H});
   lstmkit::check(w_hh, "w_hh", act, {3 * H, H}, false);
-  lstmkit::check_opt(rec, "rec", act, {B, H});
-  lstmkit::check_opt(keep_h, "keep_h", act, {T, B, H});
-  std::vector<at::Tensor> out;
-  AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "gru_backward", [&] {
-    out = backward_impl<scalar_t>(dy, dh_n, h_all, act, hn, w_hh, rec, keep_h);
-  });
-  return out;
+  lstmkit::check_masks(rec, keep_h, act, T, B, H);
+  return LSTMKIT_DISPATCH(act, "gru_backward", backward_impl<scalar_t>(dy, dh_n, h_all, act, hn, w_hh, rec, keep_h));
 }

@@ -442,12 +442,8 @@ std::vector<at::Tensor> lstm_forward(
   lstmkit::check_opt(rec, "rec", xg, {B, P});
   lstmkit::check_opt(keep_c, "keep_c", xg, {T, B, H});
   lstmkit::check_opt(keep_h, "keep_h", xg, {T, B, P});
-  std::vector<at::Tensor> out;
-  AT_DISPATCH_FLOATING_TYPES(xg.scalar_type(), "lstm_forward", [&] {
-    out = forward_impl<scalar_t>(xg, h0, c0, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh_w, ln_hh_b,
-                                 ln_c_w, ln_c_b, rec, keep_c, keep_h, coupled, save);
-  });
-  return out;
+  return LSTMKIT_DISPATCH(xg, "lstm_forward", forward_impl<scalar_t>(xg, h0, c0, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh_w, ln_hh_b,
+                                 ln_c_w, ln_c_b, rec, keep_c, keep_h, coupled, save));
 }
 
 std::vector<at::Tensor> lstm_backward(
@@ -488,13 +484,9 @@ std::vector<at::Tensor> lstm_backward(
   lstmkit::check_opt(rec, "rec", act, {B, P});
   lstmkit::check_opt(keep_c, "keep_c", act, {T, B, H});
   lstmkit::check_opt(keep_h, "keep_h", act, {T, B, P});
-  std::vector<at::Tensor> out;
-  AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "lstm_backward", [&] {
-    out = backward_impl<scalar_t>(dy, dh_n, dc_n, h_all, c_all, act, tc, c_new, hh_hat, hh_rstd,
+  return LSTMKIT_DISPATCH(act, "lstm_backward", backward_impl<scalar_t>(dy, dh_n, dc_n, h_all, c_all, act, tc, c_new, hh_hat, hh_rstd,
                                   c_hat, c_rstd, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh_w, ln_c_w,
-                                  rec, keep_c, keep_h, coupled);
-  });
-  return out;
+                                  rec, keep_c, keep_h, coupled));
 }
 
 // Streaming step without autograd: x (B, I), h (B, P), c (B, H) -> {h (B, P), c (B, H)}.

@@ -106,13 +106,8 @@ std::vector<at::Tensor> rnn_forward(at::Tensor xg, at::Tensor h0, at::Tensor w_h
   lstmkit::check(xg, "xg", xg, {T, B, H});
   lstmkit::check(h0, "h0", xg, {B, H});
   lstmkit::check(w_hh, "w_hh", xg, {H, H}, false);
-  lstmkit::check_opt(rec, "rec", xg, {B, H});
-  lstmkit::check_opt(keep_h, "keep_h", xg, {T, B, H});
-  std::vector<at::Tensor> out;
-  AT_DISPATCH_FLOATING_TYPES(xg.scalar_type(), "rnn_forward", [&] {
-    out = forward_impl<scalar_t>(xg, h0, w_hh, rec, keep_h, relu);
-  });
-  return out;
+  lstmkit::check_masks(rec, keep_h, xg, T, B, H);
+  return LSTMKIT_DISPATCH(xg, "rnn_forward", forward_impl<scalar_t>(xg, h0, w_hh, rec, keep_h, relu));
 }
 
 std::vector<at::Tensor> rnn_backward(at::Tensor dy, at::Tensor dh_n, at::Tensor h_new, at::Tensor w_hh,
@@ -123,11 +118,6 @@ std::vector<at::Tensor> rnn_backward(at::Tensor dy, at::Tensor dh_n, at::Tensor 
   lstmkit::check_opt(dy, "dy", h_new, {T, B, H});
   lstmkit::check_opt(dh_n, "dh_n", h_new, {B, H});
   lstmkit::check(w_hh, "w_hh", h_new, {H, H}, false);
-  lstmkit::check_opt(rec, "rec", h_new, {B, H});
-  lstmkit::check_opt(keep_h, "keep_h", h_new, {T, B, H});
-  std::vector<at::Tensor> out;
-  AT_DISPATCH_FLOATING_TYPES(h_new.scalar_type(), "rnn_backward", [&] {
-    out = backward_impl<scalar_t>(dy, dh_n, h_new, w_hh, rec, keep_h, relu);
-  });
-  return out;
+  lstmkit::check_masks(rec, keep_h, h_new, T, B, H);
+  return LSTMKIT_DISPATCH(h_new, "rnn_backward", backward_impl<scalar_t>(dy, dh_n, h_new, w_hh, rec, keep_h, relu));
 }
