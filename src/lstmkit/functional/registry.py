@@ -32,6 +32,7 @@ or H), G gate rows.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import itertools
 import sys
@@ -142,9 +143,13 @@ class Family:
             return getattr(importlib.import_module(module), fn)
         return self.eager
 
+    @functools.cached_property
+    def _call_names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.options if o.call)
+
     def call_options(self, opts: dict) -> dict:
         """The options passed as keywords to the sequence functions."""
-        return {o.name: opts[o.name] for o in self.options if o.call}
+        return {n: opts[n] for n in self._call_names}
 
     def torch_mode(self, opts: dict) -> str:
         return self.mode(opts) if self.mode is not None else self.title.upper()

@@ -31,6 +31,7 @@ class CellBase(nn.Module):
                 raise ValueError(f"{name}: expected a positive int, got {value!r}")
         self.v = _params.Variant.make(family, **options)
         self.mode = self.v.mode
+        self._vendor_mode = self.v.vendor_mode  # read on every step
         for name, value in self.v.opts.items():
             setattr(self, name, value)
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
@@ -77,7 +78,7 @@ class CellBase(nn.Module):
                 check_state(h, name, (B, H) if batched else (H,), ref)
                 state.append(h if batched else h.unsqueeze(0))
         engine = self.engine
-        vendor = self.v.vendor_mode
+        vendor = self._vendor_mode
         if self._streaming(engine, x, state):
             # inference: one C++ call per step (the fused streaming path)
             fam = self.v.family
@@ -103,7 +104,7 @@ class CellBase(nn.Module):
         with less overhead)."""
         fam = self.v.family
         if fam.fused_step is None or engine not in ("auto", "fused") or (
-                engine == "auto" and self.v.vendor_mode is not None):
+                engine == "auto" and self._vendor_mode is not None):
             return False
         if torch.is_grad_enabled() and (
                 x.requires_grad or any(s.requires_grad for s in state)
