@@ -1,4 +1,4 @@
-"""Suite-wide test settings."""
+"""Suite-wide test settings and shared fixtures."""
 
 import pytest
 import torch
@@ -12,3 +12,21 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def pytest_configure(config):
+    # registered here because pyproject.toml is not ours to edit; `-m "not slow"` skips them
+    config.addinivalue_line("markers", "slow: end-to-end runs (training to a quality bar)")
+
+
+@pytest.fixture(params=[torch.float64, torch.float32], ids=["float64", "float32"])
+def dtype(request):
+    """Both dtypes the engines are compared in."""
+    return request.param
+
+
+@pytest.fixture
+def engine_tol():
+    """Engine-against-reference tolerance per dtype: float64 is the exactness check; float32
+    gradients are sums over T*B rows taken in another order (and layer norm cancels)."""
+    return {torch.float64: dict(rtol=1e-9, atol=1e-10), torch.float32: dict(rtol=1e-3, atol=2e-4)}

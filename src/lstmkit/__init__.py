@@ -33,6 +33,10 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str):
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
+    if name[:1].isupper():  # the layers and cells of every other registered family (IndRNN, ...)
+        nn = importlib.import_module("lstmkit.nn")
+        if name in nn.__all__:
+            return getattr(nn, name)
     raise AttributeError(f"module 'lstmkit' has no attribute {name!r}")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lstmkit.functional._common import Masks
+from lstmkit.functional._common import Masks, padding_masks
 from lstmkit.functional.conv_lstm import (
     ConvLSTMParams,
     conv_lstm,
@@ -32,9 +32,7 @@ def make(peephole: str | None, bias: bool = True, kernel=(3, 3), seed: int = 0, 
 
 
 def length_masks(lengths: list[int], dtype=torch.float64) -> Masks:
-    out = (torch.arange(T).unsqueeze(1) < torch.tensor(lengths).unsqueeze(0)).to(dtype)  # (T, B)
-    out = out.reshape(T, len(lengths), 1, 1, 1)
-    return Masks(keep_c=1.0 - out, keep_h=1.0 - out, out=out)
+    return padding_masks(lengths, T, torch.zeros((), dtype=dtype), trailing=3)  # out: (T, B, 1, 1, 1)
 
 
 CASES = [

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from lstmkit.functional import LSTMParams, Masks
+from lstmkit.functional._common import lengths_to_mask
 from lstmkit.functional.eager import lstm_eager
 from lstmkit.functional.lstm import lstm, lstm_step_backward, lstm_step_forward
 from lstmkit.testing import assert_matches_autograd
@@ -39,7 +40,7 @@ def make_masks(Pw, seed=1):
     rec = (torch.rand(B, Pw, generator=g, dtype=DT) > 0.3).to(DT) / 0.7
     zc = (torch.rand(T, B, H, generator=g, dtype=DT) > 0.5).to(DT)
     zh = torch.full((T, B, Pw), 0.3, dtype=DT)
-    out = (torch.arange(T)[:, None] < torch.tensor([4, 2, 1])[None]).to(DT)[..., None]
+    out = lengths_to_mask([4, 2, 1], T, torch.zeros((), dtype=DT))
     return Masks(rec, 1 - out * (1 - zc), 1 - out * (1 - zh), out)
 
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from lstmkit.functional import Masks, RNNParams
+from lstmkit.functional._common import lengths_to_mask
 from lstmkit.functional.eager import rnn_eager
 from lstmkit.functional.rnn import input_projection, rnn, rnn_step_backward, rnn_step_forward
 from lstmkit.testing import assert_matches_autograd
@@ -33,7 +34,7 @@ def make_masks(seed=1):
     rec = (torch.rand(B, H, generator=g, dtype=DT) > 0.3).to(DT) / 0.7
     u = torch.rand(T, B, H, generator=g, dtype=DT)
     zh = torch.where(u < 0.3, 1.0, torch.where(u < 0.6, 0.3, 0.0)).to(DT)
-    out = (torch.arange(T)[:, None] < torch.tensor([4, 2, 1])[None]).to(DT)[..., None]  # (T, B, 1)
+    out = lengths_to_mask([4, 2, 1], T, torch.zeros((), dtype=DT))  # (T, B, 1)
     return Masks(rec, None, 1 - out * (1 - zh), out)
 
 
@@ -118,7 +119,7 @@ def test_recurrent_dropout_masks_matmul_input():
 def test_padded_batch_equals_each_sequence_alone():
     p = make_params()
     lengths = [4, 2, 1]
-    out = (torch.arange(T)[:, None] < torch.tensor(lengths)[None]).to(DT)[..., None]
+    out = lengths_to_mask(lengths, T, torch.zeros((), dtype=DT))
     x, h0, *_ = inputs_for(p)
     y, h_n = rnn(x, h0, p, Masks(None, None, 1 - out, out))
     for b, n in enumerate(lengths):

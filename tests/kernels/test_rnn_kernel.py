@@ -6,17 +6,12 @@ import torch
 
 from lstmkit import kernels
 from lstmkit.functional import Masks
+from lstmkit.functional._common import lengths_to_mask
 from lstmkit.functional.rnn import RNNParams
 from lstmkit.functional.rnn import rnn as rnn_reference
 
 T, B, I, H = 5, 3, 4, 6
 TOL = {torch.float32: dict(rtol=1e-4, atol=2e-5), torch.float64: dict(rtol=1e-10, atol=1e-12)}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def need_kernels():
-    if not kernels.available():
-        pytest.skip("the fused C++ extension could not be built here")
 
 
 def make(dtype, seed=0):
@@ -35,7 +30,7 @@ def make_masks(kind, dtype, seed=1):
     g = torch.Generator().manual_seed(seed)
     if kind == "none":
         return Masks()
-    out = (torch.arange(T)[:, None] < torch.tensor([5, 2, 0])[None, :]).to(dtype)[..., None]
+    out = lengths_to_mask([5, 2, 0], T, torch.zeros((), dtype=dtype))
     rec = (torch.rand(B, H, generator=g, dtype=dtype) > 0.3).to(dtype) / 0.7
     zh = (torch.rand(T, B, H, generator=g, dtype=dtype) > 0.5).to(dtype)
     return Masks(rec=rec, keep_h=torch.maximum(zh, 1 - out), out=out)
@@ -76,3 +71,21 @@ def test_fused_rnn_rejects_an_unknown_nonlinearity():
     p, x, h0 = make(torch.float32)
     with pytest.raises(ValueError, match="nonlinearity"):
         kernels.rnn(x, h0, p, Masks(), "sigmoid")
+
+
+def test_kernel_entry_points_check_their_arguments_at_the_boundary():
+    ext = kernels._ext()
+    xg, h0, w = torch.randn(4, 2, 3), torch.zeros(2, 3), torch.randn(3, 3)
+    none = torch.empty(0)
+    with pytest.raises(RuntimeError, match=r"h0: expected shape \[2, 3\]"):
+        ext.rnn_forward(xg, torch.zeros(2, 4), w, none, none, False)
+    with pytest.raises(RuntimeError, match="w_hh: expected dtype"):
+        ext.rnn_forward(xg, h0, w.double(), none, none, False)
+    with pytest.raises(RuntimeError, match="keep_h: expected a contiguous"):
+        ext.rnn_forward(xg, h0, w, none, torch.rand(2, 4, 3).transpose(0, 1), False)
+    with pytest.raises(RuntimeError, match="xg: expected 4H = 8 gate rows"):
+        ext.lstm_forward(torch.randn(4, 2, 6), h0[:, :2], h0[:, :2], torch.randn(6, 2), *[none] * 11,
+                         False, False)
+    with pytest.raises(RuntimeError, match=r"act: expected shape"):
+        ext.gru_backward(none, none, torch.zeros(5, 2, 3), torch.zeros(4, 2, 8), torch.zeros(4, 2, 3),
+                         torch.randn(9, 3), none, none)

@@ -1,7 +1,13 @@
-"""Pieces shared by every cell family: layer norm with its hand backward, and the
-state-keeping blend used by zoneout and by ``lengths``.
+"""Pieces shared by every cell family: layer norm with its hand backward, the state-keeping
+blend used by zoneout and by ``lengths``, the lengths-to-masks construction and masked outputs.
 
 Symbols: T time, B batch, N normalised width.
+
+    >>> import torch
+    >>> lengths_to_mask(torch.tensor([3, 1]), 3, torch.zeros(()))[..., 0]
+    tensor([[1., 1.],
+            [1., 0.],
+            [1., 0.]])
 """
 
 from __future__ import annotations
@@ -40,6 +46,38 @@ def keep_blend(new: Tensor, prev: Tensor, keep: Tensor | None) -> Tensor:
     if keep is None:
         return new
     return torch.lerp(new, prev, keep)
+
+
+def lengths_to_mask(lengths, T: int, like: Tensor, trailing: int = 1) -> Tensor:
+    """``(T, B, 1, ...)`` mask, 1 at valid steps (t < length) and 0 at padding, with ``like``'s
+    dtype and device and ``trailing`` singleton dims after B (1 for (T, B, 1); 3 for frames)."""
+    lengths = torch.as_tensor(lengths)
+    mask = torch.arange(T).unsqueeze(1) < lengths.cpu().unsqueeze(0)  # (T, B)
+    return mask.to(like).reshape(T, -1, *([1] * trailing))
+
+
+def padding_masks(lengths, T: int, like: Tensor, trailing: int = 1) -> Masks:
+    """Masks for right-padded sequences alone: padded steps keep the state and output 0."""
+    out = lengths_to_mask(lengths, T, like, trailing)
+    return Masks(keep_c=1.0 - out, keep_h=1.0 - out, out=out)
+
+
+def masked_output(y: Tensor, out: Tensor | None) -> Tensor:
+    """Outputs ``y`` (T, B, ...) zeroed at padded steps; a fresh tensor either way."""
+    return y * out if out is not None else y.clone()
+
+
+def add_output_grad(dh: Tensor, dy: Tensor | None, out: Tensor | None) -> Tensor:
+    """The carried d h plus the output gradient of one step (zero at padded steps)."""
+    if dy is None:
+        return dh
+    return dh + (dy * out if out is not None else dy)
+
+
+def blend_at(new: Tensor, prev: Tensor, keep: Tensor | None, t: int) -> Tensor:
+    """The keep blend written plainly for the eager oracles: ``keep[t] * prev + (1 - keep[t]) *
+    new`` (``new`` when keep is None)."""
+    return new if keep is None else keep[t] * prev + (1 - keep[t]) * new
 
 
 def only_needed(needs: tuple[bool, ...], *grads):

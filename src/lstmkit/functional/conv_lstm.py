@@ -23,6 +23,23 @@ LSTM family the loop blends the new state with the old one, ``state = keep . pre
 . new``: a padded step of a shorter sequence has keep = 1 (``Masks.keep_c/keep_h`` of shape
 ``(T, B, 1, 1, 1)``), and outputs at padded steps are multiplied by ``Masks.out``.
 
+Step backward (``d`` = d loss / d; ``s'`` = s (1 - s); ``conv^T`` the convolution's input
+gradient), t = T .. 1::
+
+    dh_new  = (1 - keep_h) . (dh_carried + out . dy);   dc_new = (1 - keep_c) . dc_carried
+    da_o    = dh_new . tanh(c) . o'
+    dc      = dc_new + dh_new . o . (1 - tanh(c)^2) + da_o . w_co
+    da_i    = dc . g . i';   da_f = dc . c_prev . f';   da_g = dc . i . (1 - g^2)
+    dc_prev = dc . f + da_i . w_ci + da_f . w_cf + keep_c . dc_carried
+    dh_prev = conv^T(da, W_h) . r + keep_h . dh
+
+and, after the loop, over all T*B frames at once::
+
+    dW_h = da (x) (h_prev . r)   (one weight-gradient convolution)
+    dW_x = da (x) x,   dx = conv^T(da, W_x),   db = sum da
+    dw_ci = sum da_i . c_prev,   dw_cf = sum da_f . c_prev,   dw_co = sum da_o . c
+    (each peephole gradient summed over whatever its weight broadcasts over)
+
 The forward computes ``W_x * x + b`` for all T steps in ONE convolution (frames stacked as
 ``(T*B, C, Hs, Ws)``) and stores only what the backward needs (gate activations, cell states,
 tanh of the cell). The backward walks time in reverse doing only the recurrent convolution's
@@ -44,9 +61,10 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
-from ._common import Masks, keep_blend, only_needed
+from . import _autograd as glue
+from ._common import Masks, add_output_grad, blend_at, keep_blend, masked_output
+from .registry import Family, Option, ParamSpec, register
 
 
 class ConvLSTMParams(NamedTuple):
@@ -163,6 +181,17 @@ def conv_lstm_step_backward(
     return da, dh_prev, dc_prev
 
 
+class ConvLSTMSaved(NamedTuple):
+    """What the sequence backward needs."""
+
+    x: Tensor  # (T, B, C, Hs, Ws)
+    h_all: Tensor  # (T+1, B, K, Hs, Ws) carried h
+    c_all: Tensor  # (T+1, B, K, Hs, Ws) carried c
+    act: Tensor  # (T, B, G, Hs, Ws) gate activations
+    tc: Tensor  # (T, B, K, Hs, Ws) tanh(c_new)
+    c_new: Tensor  # (T, B, K, Hs, Ws) cell before the keep blend
+
+
 def conv_lstm_sequence_forward(x: Tensor, h0: Tensor, c0: Tensor, p: ConvLSTMParams, masks: Masks):
     """Run T steps. x: (T, B, C, Hs, Ws); h0, c0: (B, K, Hs, Ws). Returns (y, h_n, c_n, saved)."""
     T = x.shape[0]
@@ -182,8 +211,8 @@ def conv_lstm_sequence_forward(x: Tensor, h0: Tensor, c0: Tensor, p: ConvLSTMPar
         if masks.keep_h is not None:
             h = keep_blend(h, h_all[t], masks.keep_h[t])
         h_all[t + 1] = h
-    y = h_all[1:] * masks.out if masks.out is not None else h_all[1:].clone()  # (T, B, K, Hs, Ws)
-    saved = (x, h_all, c_all, act, tc, c_new)
+    y = masked_output(h_all[1:], masks.out)  # (T, B, K, Hs, Ws)
+    saved = ConvLSTMSaved(x, h_all, c_all, act, tc, c_new)
     return y, h_all[T].clone(), c_all[T].clone(), saved
 
 
@@ -198,8 +227,7 @@ def conv_lstm_sequence_backward(dy, dh_n, dc_n, saved, p: ConvLSTMParams, masks:
     da_all = torch.empty_like(act)  # (T, B, G, Hs, Ws)
     kc, kh = masks.keep_c, masks.keep_h
     for t in reversed(range(T)):
-        if dy is not None:
-            dh = dh + (dy[t] * masks.out[t] if masks.out is not None else dy[t])
+        dh = add_output_grad(dh, None if dy is None else dy[t], None if masks.out is None else masks.out[t])
         # state = keep . prev + (1 - keep) . new
         dh_new = dh if kh is None else dh * (1.0 - kh[t])
         dc_new = dc if kc is None else dc * (1.0 - kc[t])
@@ -227,39 +255,15 @@ def conv_lstm_sequence_backward(dy, dh_n, dc_n, saved, p: ConvLSTMParams, masks:
     return dx, dh, dc, ConvLSTMParams(**grads)
 
 
-class ConvLSTMFunction(torch.autograd.Function):
-    """autograd.Function joining the sequence forward and the hand BPTT.
-
-    ``apply(x, h0, c0, rec, keep_c, keep_h, out, *params)`` with params in ``ConvLSTMParams`` order.
-    """
-
-    @staticmethod
-    def forward(ctx, x, h0, c0, rec, keep_c, keep_h, out, *params):
-        p, masks = ConvLSTMParams(*params), Masks(rec, keep_c, keep_h, out)
-        y, h_n, c_n, saved = conv_lstm_sequence_forward(x, h0, c0, p, masks)
-        ctx.save_for_backward(*saved, *masks, *params)
-        ctx.n_saved = len(saved)
-        return y, h_n, c_n
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, dy, dh_n, dc_n):
-        tensors = ctx.saved_tensors
-        n = ctx.n_saved
-        saved, masks, params = tensors[:n], Masks(*tensors[n : n + 4]), tensors[n + 4 :]
-        p = ConvLSTMParams(*params)
-        needs = ctx.needs_input_grad
-        dx, dh0, dc0, gp = conv_lstm_sequence_backward(dy, dh_n, dc_n, saved, p, masks, needs[0])
-        return only_needed(needs, dx, dh0, dc0, None, None, None, None, *gp[: len(params)])
+# apply((), x, h0, c0, rec, keep_c, keep_h, out, *params); dx only when autograd wants it
+ConvLSTMFunction = glue.reference_function("ConvLSTMFunction", ConvLSTMParams, 2,
+                                           conv_lstm_sequence_forward, conv_lstm_sequence_backward,
+                                           pass_needs_dx=True)
 
 
 def conv_lstm(x: Tensor, h0: Tensor, c0: Tensor, p: ConvLSTMParams, masks: Masks = Masks()):
     """One layer, reference engine. x: (T, B, C, Hs, Ws) -> y (T, B, K, Hs, Ws), h_n, c_n."""
-    return ConvLSTMFunction.apply(x, h0, c0, *masks, *p)
-
-
-def _blend(new: Tensor, prev: Tensor, keep: Tensor | None) -> Tensor:
-    return new if keep is None else keep * prev + (1 - keep) * new
+    return ConvLSTMFunction.apply(*glue.apply_args((), x, (h0, c0), masks, p))
 
 
 def conv_lstm_eager(x: Tensor, h0: Tensor, c0: Tensor, p: ConvLSTMParams, masks: Masks = Masks()):
@@ -280,7 +284,42 @@ def conv_lstm_eager(x: Tensor, h0: Tensor, c0: Tensor, p: ConvLSTMParams, masks:
         if p.w_co is not None:
             a_o = a_o + p.w_co * c_new
         h_new = torch.sigmoid(a_o) * torch.tanh(c_new)
-        c = _blend(c_new, c, None if masks.keep_c is None else masks.keep_c[t])
-        h = _blend(h_new, h, None if masks.keep_h is None else masks.keep_h[t])
+        c = blend_at(c_new, c, masks.keep_c, t)
+        h = blend_at(h_new, h, masks.keep_h, t)
         ys.append(h if masks.out is None else h * masks.out[t])
     return torch.stack(ys), h, c
+
+
+def _param_specs(opts: dict, I: int, H: int, P: int, bias: bool, kernel=(3, 3),
+                 frame=None) -> list[ParamSpec]:
+    """I input channels, H hidden channels; ``kernel`` (kh, kw); ``frame`` (Hs, Ws) gives Shi et
+    al.'s spatial peepholes (K, Hs, Ws), None per-channel ones (K, 1, 1)."""
+    G = 4 * H
+    specs = [ParamSpec("w_x", "weight_ih", (G, I, *kernel), "conv"),
+             ParamSpec("w_h", "weight_hh", (G, H, *kernel), "conv")]
+    if bias:
+        specs.append(ParamSpec("b", "bias_ih", (G,), "bias"))
+    if opts["peephole"]:
+        shape = (H, *frame) if frame is not None else (H, 1, 1)
+        specs += [ParamSpec(f"w_{k}", f"weight_{k}", shape, "peephole") for k in ("ci", "cf", "co")]
+    return specs
+
+
+FAMILY = register(Family(
+    name="conv_lstm",
+    title="ConvLSTM",
+    params=ConvLSTMParams,
+    state=("h", "c"),
+    options=(
+        Option("peephole", False, (False, True),
+               "peepholes, per channel (K, 1, 1) or, with frame_size, spatial (K, Hs, Ws)"),
+    ),
+    param_specs=_param_specs,
+    reference=conv_lstm,
+    eager=conv_lstm_eager,
+    doc="Convolutional LSTM (Shi et al. 2015): the LSTM's gates as 'same' convolutions over frames.",
+    gates=lambda o: 4,
+    forget_gate=lambda o: 1,
+    layer=False,  # ConvLSTM / ConvLSTMCell in lstmkit.nn.conv_lstm (channels, kernels, frames)
+    frame=(5, 4),
+))

@@ -13,16 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._common import LN_EPS, Masks
+from ._common import LN_EPS, Masks, blend_at
 from .lstm import LSTMParams, is_coupled
 
 
 def _ln(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
     return F.layer_norm(x, x.shape[-1:], w, b, LN_EPS)
-
-
-def _blend(new: Tensor, prev: Tensor, keep: Tensor | None) -> Tensor:
-    return new if keep is None else keep * prev + (1 - keep) * new
 
 
 def lstm_eager(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, masks: Masks = Masks()):
@@ -57,8 +53,8 @@ def lstm_eager(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, masks: Masks = 
         h_new = o * torch.tanh(cn)
         if p.w_hr is not None:
             h_new = h_new @ p.w_hr.t()
-        c = _blend(c_new, c, None if masks.keep_c is None else masks.keep_c[t])
-        h = _blend(h_new, h, None if masks.keep_h is None else masks.keep_h[t])
+        c = blend_at(c_new, c, masks.keep_c, t)
+        h = blend_at(h_new, h, masks.keep_h, t)
         ys.append(h if masks.out is None else h * masks.out[t])
     return torch.stack(ys), h, c
 
@@ -79,7 +75,7 @@ def gru_eager(x: Tensor, h0: Tensor, p, masks: Masks = Masks(), reset_after: boo
         else:
             n = torch.tanh(xn + b_in + (r * hr) @ w_hn.t() + b_hn)
         h_new = (1 - z) * n + z * h
-        h = _blend(h_new, h, None if masks.keep_h is None else masks.keep_h[t])
+        h = blend_at(h_new, h, masks.keep_h, t)
         ys.append(h if masks.out is None else h * masks.out[t])
     return torch.stack(ys), h
 
@@ -93,6 +89,6 @@ def rnn_eager(x: Tensor, h0: Tensor, p, masks: Masks = Masks(), nonlinearity: st
         a = x[t] @ p.w_ih.t() + hr @ p.w_hh.t()
         if p.b_ih is not None:
             a = a + p.b_ih + p.b_hh
-        h = _blend(act(a), h, None if masks.keep_h is None else masks.keep_h[t])
+        h = blend_at(act(a), h, masks.keep_h, t)
         ys.append(h if masks.out is None else h * masks.out[t])
     return torch.stack(ys), h

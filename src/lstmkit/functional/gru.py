@@ -20,6 +20,23 @@ The sequence loop then blends the new state with the old one, ``h = keep * h_pre
 * h_new`` (zoneout in training, its expectation at eval, a padded step with keep = 1), and
 outputs are ``y_t = out_t * h_t`` (zero at padded steps).
 
+Step backward (``d`` = d loss / d; ``s'`` = s (1 - s) for a sigmoid output s), t = T .. 1::
+
+    dh      = dh_carried + out * dy;     dh_new = (1 - keep_h) * dh
+    dz      = dh_new * (h_prev - n);     da_z = dz * z'
+    da_n    = dh_new * (1 - z) * (1 - n^2)                     through tanh
+    reset_after:   dhn = da_n * r;       da_r = da_n * hn * r'
+                   dhr = [da_r, da_z, dhn] W_hh
+    not:           dq = da_n W_hn;       da_r = dq * hr * r'
+                   dhr = [da_r, da_z] W_h{r,z} + dq * r
+    dh_prev = dh_new * z + dhr * rec + keep_h * dh
+
+and, after the loop, the weight gradients over all T*B rows (``da`` = [da_r, da_z, da_n])::
+
+    dW_ih = da^T x;   dx = da W_ih;   db_ih = sum da
+    reset_after:  dW_hh = [da_r, da_z, dhn]^T hr;   db_hh = sum [da_r, da_z, dhn]
+    not:          dW_h{r,z} = [da_r, da_z]^T hr;  dW_hn = da_n^T (r * hr);  db_hh = db_ih
+
 The forward precomputes ``x W_ih^T`` plus every bias that sits outside the reset (all of them
 for ``reset_after=False``; b_ih and the r, z rows of b_hh otherwise) for all steps in one GEMM,
 and stores only what the backward needs (r, z, n and, when ``reset_after``, ``hn``). The
@@ -33,9 +50,10 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
-from ._common import Masks, keep_blend, only_needed, sum_bt
+from . import _autograd as glue
+from ._common import Masks, add_output_grad, keep_blend, masked_output, sum_bt
+from .registry import Family, Option, ParamSpec, dense_specs, register
 
 
 class GRUParams(NamedTuple):
@@ -141,6 +159,15 @@ def gru_step_backward(
     return GRUStepGrads(dhh, da_n, dh_prev)
 
 
+class GRUSaved(NamedTuple):
+    """What the sequence backward needs."""
+
+    x: Tensor  # (T, B, I)
+    h_all: Tensor  # (T+1, B, H) carried h, h_all[0] = h0
+    act: Tensor  # (T, B, G) r, z, n
+    hn: Tensor | None  # (T, B, H) hr W_hn^T + b_hn (reset_after only)
+
+
 def gru_sequence_forward(x: Tensor, h0: Tensor, p: GRUParams, masks: Masks, reset_after: bool):
     """Run T steps. x: (T, B, I); h0: (B, H). Returns (y, h_n, saved)."""
     T, B = x.shape[0], x.shape[1]
@@ -159,8 +186,8 @@ def gru_sequence_forward(x: Tensor, h0: Tensor, p: GRUParams, masks: Masks, rese
         if kh is not None:
             h = keep_blend(h, h_all[t], kh[t])
         h_all[t + 1] = h
-    y = h_all[1:] * masks.out if masks.out is not None else h_all[1:].clone()  # (T, B, H)
-    return y, h_all[T].clone(), (x, h_all, act, hn)
+    y = masked_output(h_all[1:], masks.out)  # (T, B, H)
+    return y, h_all[T].clone(), GRUSaved(x, h_all, act, hn)
 
 
 def gru_sequence_backward(dy, dh_n, saved, p: GRUParams, masks: Masks, reset_after: bool):
@@ -174,8 +201,7 @@ def gru_sequence_backward(dy, dh_n, saved, p: GRUParams, masks: Masks, reset_aft
     da_n_all = x.new_empty(T, B, H) if reset_after else None
     kh = masks.keep_h
     for t in reversed(range(T)):
-        if dy is not None:
-            dh = dh + (dy[t] * masks.out[t] if masks.out is not None else dy[t])
+        dh = add_output_grad(dh, None if dy is None else dy[t], None if masks.out is None else masks.out[t])
         # h = keep * h_prev + (1 - keep) * h_new
         dh_new = dh if kh is None else dh * (1.0 - kh[t])
         cache = GRUStepCache(act[t], hn[t] if reset_after else None)
@@ -209,32 +235,9 @@ def gru_sequence_backward(dy, dh_n, saved, p: GRUParams, masks: Masks, reset_aft
     return dx, dh, GRUParams(dw_ih, dw_hh, db_ih, db_hh)
 
 
-class GRUFunction(torch.autograd.Function):
-    """autograd.Function joining the sequence forward and the hand BPTT.
-
-    ``apply(x, h0, reset_after, rec, keep_h, out, *params)`` with params in ``GRUParams`` order.
-    """
-
-    @staticmethod
-    def forward(ctx, x, h0, reset_after, rec, keep_h, out, *params):
-        p, masks = GRUParams(*params), Masks(rec, None, keep_h, out)
-        y, h_n, saved = gru_sequence_forward(x, h0, p, masks, reset_after)
-        saved = tuple(s for s in saved if s is not None)
-        ctx.save_for_backward(*saved, rec, keep_h, out, *params)
-        ctx.n_saved, ctx.reset_after = len(saved), reset_after
-        return y, h_n
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, dy, dh_n):
-        tensors = ctx.saved_tensors
-        n, reset_after = ctx.n_saved, ctx.reset_after
-        saved = tensors[:n] if reset_after else (*tensors[:n], None)
-        rec, keep_h, out = tensors[n : n + 3]
-        params = tensors[n + 3 :]
-        p, masks = GRUParams(*params), Masks(rec, None, keep_h, out)
-        dx, dh0, gp = gru_sequence_backward(dy, dh_n, saved, p, masks, reset_after)
-        return only_needed(ctx.needs_input_grad, dx, dh0, None, None, None, None, *gp[: len(params)])
+# apply((reset_after,), x, h0, rec, keep_c, keep_h, out, *params)
+GRUFunction = glue.reference_function("GRUFunction", GRUParams, 1, gru_sequence_forward,
+                                      gru_sequence_backward)
 
 
 def gru(x: Tensor, h0: Tensor, p: GRUParams, masks: Masks = Masks(), reset_after: bool = True):
@@ -242,4 +245,29 @@ def gru(x: Tensor, h0: Tensor, p: GRUParams, masks: Masks = Masks(), reset_after
 
     ``masks.keep_c`` is ignored (a GRU has no cell).
     """
-    return GRUFunction.apply(x, h0, bool(reset_after), masks.rec, masks.keep_h, masks.out, *p)
+    return GRUFunction.apply(*glue.apply_args((bool(reset_after),), x, (h0,), masks, p))
+
+
+def _param_specs(opts: dict, I: int, H: int, P: int, bias: bool) -> list[ParamSpec]:
+    return dense_specs(3 * H, I, H, bias)
+
+
+FAMILY = register(Family(
+    name="gru",
+    title="GRU",
+    params=GRUParams,
+    state=("h",),
+    options=(
+        Option("reset_after", True, (True, False),
+               "True: torch/cuDNN GRU (reset applied after the recurrent matmul); False: Cho et "
+               "al. 2014, n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)", call=True),
+    ),
+    param_specs=_param_specs,
+    reference=gru,
+    eager="lstmkit.functional.eager:gru_eager",
+    doc="Gated recurrent unit (Cho et al. 2014), torch's gate order r, z, n.",
+    fused="lstmkit.kernels",
+    fused_serves=lambda o: o["reset_after"],  # the kernel implements torch's form only
+    vendor=lambda o: "GRU" if o["reset_after"] else None,
+    gates=lambda o: 3,
+))

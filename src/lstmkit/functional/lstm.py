@@ -17,7 +17,31 @@ Step forward (all options; a flag that is off drops its term)::
 ``r`` is the recurrent-dropout mask (one per sequence). The sequence loop then blends the new
 state with the old one, ``state = keep * state_prev + (1 - keep) * state_new``, which is
 zoneout in training (keep ~ Bernoulli(p)), its expectation at eval (keep = p), and a padded
-step of a shorter sequence (keep = 1). Outputs at padded steps are zero (``out_mask``).
+step of a shorter sequence (keep = 1). Outputs at padded steps are zero (``y = out * h``).
+
+Step backward (``d`` = d loss / d; ``s'`` = s (1 - s) for a sigmoid output s; LN' is the layer
+norm's input gradient, ``_common.layer_norm_backward``), walking t = T .. 1::
+
+    dh      = dh_carried + out * dy                          the step's output gradient
+    dh_new  = (1 - keep_h) * dh;    dc_new = (1 - keep_c) * dc_carried
+    dm      = dh_new W_hr                                    (dm = dh_new without projection)
+    do      = dm * tanh(LN_c(c))
+    dc      = dc_new + LN_c'(dm * o * (1 - tanh(LN_c(c))^2))
+    da_o    = do * o'
+    dc     += da_o * w_co                                    o saw c through its peephole
+    da_i    = dc * g * i'                coupled: dc * (g - c_prev) * i'
+    da_f    = dc * c_prev * f'
+    da_g    = dc * i * (1 - g^2)
+    dc_prev = dc * f + da_i * w_ci + da_f * w_cf + keep_c * dc_carried
+    dhh     = LN_hh'(da)
+    dh_prev = (dhh W_hh) * r + keep_h * dh
+
+and, after the loop, every weight gradient in one GEMM or one reduction over all T*B rows::
+
+    dW_ih = LN_ih'(da)^T x       dx = LN_ih'(da) W_ih       db_ih = db_hh = sum da
+    dW_hh = dhh^T (h_prev * r)   dW_hr = dh_new^T m
+    dw_ci = sum da_i * c_prev    dw_cf = sum da_f * c_prev  dw_co = sum da_o * c
+    dLN_ih (w, b) = (sum da * x_hat, sum da)   likewise LN_hh with dhh's input, LN_c with dcn
 
 The forward precomputes ``x W_ih^T`` for all steps in one GEMM and stores only what the
 backward needs (gate activations, cell states, tanh of the cell, layer-norm statistics).
@@ -31,9 +55,18 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
-from ._common import Masks, keep_blend, layer_norm, layer_norm_backward, only_needed, sum_bt
+from . import _autograd as glue
+from ._common import (
+    Masks,
+    add_output_grad,
+    keep_blend,
+    layer_norm,
+    layer_norm_backward,
+    masked_output,
+    sum_bt,
+)
+from .registry import Family, Option, ParamSpec, dense_specs, register
 
 
 class LSTMParams(NamedTuple):
@@ -179,6 +212,23 @@ def lstm_step_backward(
     return LSTMStepGrads(da, dhh, dh_prev, dc_prev, dcn if p.ln_c_w is not None else None)
 
 
+class LSTMSaved(NamedTuple):
+    """What the sequence backward needs (None where an option is off)."""
+
+    x: Tensor  # (T, B, I)
+    h_all: Tensor  # (T+1, B, P) carried h, h_all[0] = h0
+    c_all: Tensor  # (T+1, B, H) carried c
+    act: Tensor  # (T, B, G) gate activations
+    tc: Tensor  # (T, B, H) tanh(LN_c(c_new))
+    c_new: Tensor  # (T, B, H) cell before the keep blend (c_all[1:] without keep_c)
+    x_hat: Tensor | None  # (T, B, G) layer_norm: normalised x W_ih^T
+    x_rstd: Tensor | None  # (T, B, 1)
+    hh_hat: Tensor | None  # (T, B, G)
+    hh_rstd: Tensor | None  # (T, B, 1)
+    c_hat: Tensor | None  # (T, B, H)
+    c_rstd: Tensor | None  # (T, B, 1)
+
+
 def lstm_sequence_forward(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, masks: Masks):
     """Run T steps. x: (T, B, I); h0: (B, P); c0: (B, H). Returns (y, h_n, c_n, saved)."""
     T, B = x.shape[0], x.shape[1]
@@ -210,8 +260,8 @@ def lstm_sequence_forward(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, mask
             hh_hat[t], hh_rstd[t], c_hat[t], c_rstd[t] = (
                 cache.hh_hat, cache.hh_rstd, cache.c_hat, cache.c_rstd
             )
-    y = h_all[1:] * masks.out if masks.out is not None else h_all[1:].clone()
-    saved = (x, h_all, c_all, act, tc, c_new, x_hat, x_rstd, hh_hat, hh_rstd, c_hat, c_rstd)
+    y = masked_output(h_all[1:], masks.out)  # (T, B, P)
+    saved = LSTMSaved(x, h_all, c_all, act, tc, c_new, x_hat, x_rstd, hh_hat, hh_rstd, c_hat, c_rstd)
     return y, h_all[T].clone(), c_all[T].clone(), saved
 
 
@@ -229,8 +279,7 @@ def lstm_sequence_backward(dy, dh_n, dc_n, saved, p: LSTMParams, masks: Masks):
     dcn_all = x.new_empty(T, B, H) if ln else None
     kc, kh = masks.keep_c, masks.keep_h
     for t in reversed(range(T)):
-        if dy is not None:
-            dh = dh + (dy[t] * masks.out[t] if masks.out is not None else dy[t])
+        dh = add_output_grad(dh, None if dy is None else dy[t], None if masks.out is None else masks.out[t])
         # state = keep * prev + (1 - keep) * new
         dh_new = dh if kh is None else dh * (1.0 - kh[t])
         dc_new = dc if kc is None else dc * (1.0 - kc[t])
@@ -293,32 +342,57 @@ def lstm_weight_grads(p: LSTMParams, x, h_all, c_all, act, tc, c_new, hh_hat, c_
     return grads
 
 
-class LSTMFunction(torch.autograd.Function):
-    """autograd.Function joining the sequence forward and the hand BPTT.
-
-    ``apply(x, h0, c0, rec, keep_c, keep_h, out, *params)`` with params in ``LSTMParams`` order.
-    """
-
-    @staticmethod
-    def forward(ctx, x, h0, c0, rec, keep_c, keep_h, out, *params):
-        p, masks = LSTMParams(*params), Masks(rec, keep_c, keep_h, out)
-        y, h_n, c_n, saved = lstm_sequence_forward(x, h0, c0, p, masks)
-        ctx.save_for_backward(*saved, *masks, *params)
-        ctx.n_saved = len(saved)
-        return y, h_n, c_n
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, dy, dh_n, dc_n):
-        tensors = ctx.saved_tensors
-        n = ctx.n_saved
-        saved, masks, params = tensors[:n], Masks(*tensors[n : n + 4]), tensors[n + 4 :]
-        p = LSTMParams(*params)
-        dx, dh0, dc0, gp = lstm_sequence_backward(dy, dh_n, dc_n, saved, p, masks)
-        return only_needed(ctx.needs_input_grad, dx, dh0, dc0, None, None, None, None,
-                           *gp[: len(params)])
+# apply((), x, h0, c0, rec, keep_c, keep_h, out, *params): options are read off the params
+LSTMFunction = glue.reference_function("LSTMFunction", LSTMParams, 2, lstm_sequence_forward,
+                                       lstm_sequence_backward)
 
 
 def lstm(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, masks: Masks = Masks()):
     """One layer, one direction, reference engine. x: (T, B, I) -> y (T, B, P), h_n, c_n."""
-    return LSTMFunction.apply(x, h0, c0, *masks, *p)
+    return LSTMFunction.apply(*glue.apply_args((), x, (h0, c0), masks, p))
+
+
+def _param_specs(opts: dict, I: int, H: int, P: int, bias: bool) -> list[ParamSpec]:
+    G = (3 if opts["coupled"] else 4) * H
+    specs = dense_specs(G, I, P, bias)
+    if P != H:
+        specs.append(ParamSpec("w_hr", "weight_hr", (P, H), "proj"))
+    if opts["peephole"]:
+        peep = ("ci", "co") if opts["coupled"] else ("ci", "cf", "co")
+        specs += [ParamSpec(f"w_{k}", f"weight_{k}", (H,), "peephole", False) for k in peep]
+    if opts["layer_norm"]:
+        for part, width in (("ih", G), ("hh", G), ("c", H)):
+            specs += [ParamSpec(f"ln_{part}_w", f"ln_{part}_weight", (width,), "ln_weight", False),
+                      ParamSpec(f"ln_{part}_b", f"ln_{part}_bias", (width,), "ln_bias", False)]
+    return specs
+
+
+FAMILY = register(Family(
+    name="lstm",
+    title="LSTM",
+    params=LSTMParams,
+    state=("h", "c"),
+    options=(
+        Option("peephole", False, (False, True),
+               "Gers & Schmidhuber peepholes: i, f see c_{t-1} and o sees c_t through diagonal "
+               "weights weight_ci/weight_cf/weight_co (H,)"),
+        Option("coupled", False, (False, True),
+               "CIFG: no forget gate, f = 1 - i; gate rows become (i, g, o), weight_ih is (3H, I)"),
+        Option("layer_norm", False, (False, True),
+               "Ba et al.: layer norm on W_ih x, on W_hh h (over all gate rows) and on c before "
+               "its tanh; params ln_{ih,hh,c}_{weight,bias}"),
+    ),
+    param_specs=_param_specs,
+    reference=lstm,
+    eager="lstmkit.functional.eager:lstm_eager",
+    doc="Long short-term memory (Hochreiter & Schmidhuber 1997, with the forget gate of Gers "
+        "et al. 2000), torch's gate order i, f, g, o.",
+    fused="lstmkit.kernels",
+    fused_step="lstm_step",
+    vendor=lambda o: None if (o["peephole"] or o["coupled"] or o["layer_norm"]) else "LSTM",
+    prefer_vendor=True,  # torch's oneDNN LSTM is as fast as it gets where its math is ours
+    gates=lambda o: 3 if o["coupled"] else 4,
+    forget_gate=lambda o: None if o["coupled"] else 1,
+    proj=True,
+    test_sizes=dict(proj=2),
+))

@@ -12,6 +12,16 @@ The sequence loop then blends the new state with the old one, ``h = keep * h_pre
 * h_new`` (zoneout in training, its expectation at eval, a padded step with keep = 1), and
 outputs are ``y_t = out_t * h_t`` (zero at padded steps).
 
+Step backward (``d`` = d loss / d), t = T .. 1::
+
+    dh      = dh_carried + out * dy;     dh_new = (1 - keep_h) * dh
+    da      = dh_new * (1 - h_new^2)     tanh    (relu: dh_new * [h_new > 0])
+    dh_prev = (da W_hh) * rec + keep_h * dh
+
+and, after the loop, over all T*B rows::
+
+    dW_ih = da^T x;   dx = da W_ih;   dW_hh = da^T (h_prev * rec);   db_ih = db_hh = sum da
+
 The forward precomputes ``x W_ih^T + b_ih + b_hh`` for all steps in one GEMM and stores only
 the new states before the blend (what the nonlinearity's derivative needs). The backward walks
 time in reverse and takes the weight gradients with one GEMM over all steps after the loop.
@@ -23,9 +33,10 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
-from ._common import Masks, keep_blend, only_needed, sum_bt
+from . import _autograd as glue
+from ._common import Masks, add_output_grad, keep_blend, masked_output, sum_bt
+from .registry import Family, Option, ParamSpec, dense_specs, register
 
 NONLINEARITIES = ("tanh", "relu")
 
@@ -72,6 +83,14 @@ def rnn_step_backward(
     return da, dh_prev
 
 
+class RNNSaved(NamedTuple):
+    """What the sequence backward needs."""
+
+    x: Tensor  # (T, B, I)
+    h_all: Tensor  # (T+1, B, H) carried h, h_all[0] = h0
+    h_new: Tensor  # (T, B, H) the new states before the keep blend
+
+
 def rnn_sequence_forward(x: Tensor, h0: Tensor, p: RNNParams, masks: Masks, nonlinearity: str):
     """Run T steps. x: (T, B, I); h0: (B, H). Returns (y, h_n, saved)."""
     T, B = x.shape[0], x.shape[1]
@@ -87,8 +106,8 @@ def rnn_sequence_forward(x: Tensor, h0: Tensor, p: RNNParams, masks: Masks, nonl
             h_new[t] = h
             h = keep_blend(h, h_all[t], kh[t])
         h_all[t + 1] = h
-    y = h_all[1:] * masks.out if masks.out is not None else h_all[1:].clone()  # (T, B, H)
-    return y, h_all[T].clone(), (x, h_all, h_new)
+    y = masked_output(h_all[1:], masks.out)  # (T, B, H)
+    return y, h_all[T].clone(), RNNSaved(x, h_all, h_new)
 
 
 def rnn_sequence_backward(dy, dh_n, saved, p: RNNParams, masks: Masks, nonlinearity: str):
@@ -100,8 +119,7 @@ def rnn_sequence_backward(dy, dh_n, saved, p: RNNParams, masks: Masks, nonlinear
     da_all = torch.empty_like(h_new)  # (T, B, H)
     kh = masks.keep_h
     for t in reversed(range(T)):
-        if dy is not None:
-            dh = dh + (dy[t] * masks.out[t] if masks.out is not None else dy[t])
+        dh = add_output_grad(dh, None if dy is None else dy[t], None if masks.out is None else masks.out[t])
         # h = keep * h_prev + (1 - keep) * h_new
         dh_step = dh if kh is None else dh * (1.0 - kh[t])
         da, dh_prev = rnn_step_backward(dh_step, h_new[t], p, masks.rec, nonlinearity)
@@ -118,28 +136,15 @@ def rnn_sequence_backward(dy, dh_n, saved, p: RNNParams, masks: Masks, nonlinear
     return dx, dh, RNNParams(dw_ih, dw_hh, db, db)
 
 
-class RNNFunction(torch.autograd.Function):
-    """autograd.Function joining the sequence forward and the hand BPTT.
+# apply((nonlinearity,), x, h0, rec, keep_c, keep_h, out, *params)
+RNNFunction = glue.reference_function("RNNFunction", RNNParams, 1, rnn_sequence_forward,
+                                      rnn_sequence_backward)
 
-    ``apply(x, h0, nonlinearity, rec, keep_h, out, *params)`` with params in ``RNNParams`` order.
-    """
 
-    @staticmethod
-    def forward(ctx, x, h0, nonlinearity, rec, keep_h, out, *params):
-        p, masks = RNNParams(*params), Masks(rec, None, keep_h, out)
-        y, h_n, saved = rnn_sequence_forward(x, h0, p, masks, nonlinearity)
-        ctx.save_for_backward(*saved, rec, keep_h, out, *params)
-        ctx.nonlinearity = nonlinearity
-        return y, h_n
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, dy, dh_n):
-        tensors = ctx.saved_tensors
-        saved, (rec, keep_h, out), params = tensors[:3], tensors[3:6], tensors[6:]
-        p, masks = RNNParams(*params), Masks(rec, None, keep_h, out)
-        dx, dh0, gp = rnn_sequence_backward(dy, dh_n, saved, p, masks, ctx.nonlinearity)
-        return only_needed(ctx.needs_input_grad, dx, dh0, None, None, None, None, *gp[: len(params)])
+def check_nonlinearity(nonlinearity: str) -> str:
+    if nonlinearity not in NONLINEARITIES:
+        raise ValueError(f"nonlinearity: expected one of {NONLINEARITIES}, got {nonlinearity!r}")
+    return nonlinearity
 
 
 def rnn(x: Tensor, h0: Tensor, p: RNNParams, masks: Masks = Masks(), nonlinearity: str = "tanh"):
@@ -147,6 +152,27 @@ def rnn(x: Tensor, h0: Tensor, p: RNNParams, masks: Masks = Masks(), nonlinearit
 
     ``masks.keep_c`` is ignored (an RNN has no cell).
     """
-    if nonlinearity not in NONLINEARITIES:
-        raise ValueError(f"nonlinearity: expected one of {NONLINEARITIES}, got {nonlinearity!r}")
-    return RNNFunction.apply(x, h0, nonlinearity, masks.rec, masks.keep_h, masks.out, *p)
+    opts = (check_nonlinearity(nonlinearity),)
+    return RNNFunction.apply(*glue.apply_args(opts, x, (h0,), masks, p))
+
+
+def _param_specs(opts: dict, I: int, H: int, P: int, bias: bool) -> list[ParamSpec]:
+    return dense_specs(H, I, H, bias)
+
+
+FAMILY = register(Family(
+    name="rnn",
+    title="RNN",
+    params=RNNParams,
+    state=("h",),
+    options=(
+        Option("nonlinearity", "tanh", NONLINEARITIES, "'tanh' or 'relu'", call=True),
+    ),
+    param_specs=_param_specs,
+    reference=rnn,
+    eager="lstmkit.functional.eager:rnn_eager",
+    doc="Elman recurrent network, h = tanh(x W_ih^T + b_ih + h_prev W_hh^T + b_hh) (or relu).",
+    fused="lstmkit.kernels",
+    vendor=lambda o: f"RNN_{o['nonlinearity'].upper()}",
+    mode=lambda o: f"RNN_{o['nonlinearity'].upper()}",
+))

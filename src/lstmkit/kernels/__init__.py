@@ -23,15 +23,18 @@ with one GEMM or one reduction over all steps.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from ..functional._common import LN_EPS, Masks, sum_bt
+from ..functional import _autograd as glue
+from ..functional._common import LN_EPS, Masks, masked_output, sum_bt
 from ..functional.gru import GRUParams
 from ..functional.gru import input_projection as gru_input_projection
 from ..functional.lstm import LSTMParams, input_projection, is_coupled, lstm_weight_grads
-from ..functional.rnn import RNNParams
+from ..functional.rnn import RNNParams, check_nonlinearity
 from ..functional.rnn import input_projection as rnn_input_projection
 from . import _loader
 
@@ -56,10 +59,12 @@ def _cpu_float(t: Tensor | None, dtype) -> bool:
     return t is None or (t.device.type == "cpu" and t.dtype == dtype and not t.is_sparse)
 
 
-def supports(family: str, p, masks: Masks | None, x: Tensor, *, reset_after: bool = True) -> bool:
+def supports(family: str, p, masks: Masks | None, x: Tensor, *, reset_after: bool = True,
+             nonlinearity: str = "tanh") -> bool:
     """Whether the fused engine can serve this call (it does not check ``available()``).
 
-    ``family``: "lstm" (every option), "gru" (``reset_after=True`` only), "rnn" (tanh, relu).
+    ``family``: "lstm" (every option), "gru" (``reset_after=True`` only), "rnn" (tanh, relu);
+    any other family: False.
     """
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or x.dim() != 3:
         return False
@@ -72,7 +77,7 @@ def supports(family: str, p, masks: Masks | None, x: Tensor, *, reset_after: boo
     if family == "gru":
         return isinstance(p, GRUParams) and bool(reset_after)
     if family == "rnn":
-        return isinstance(p, RNNParams)
+        return isinstance(p, RNNParams) and nonlinearity in ("tanh", "relu")
     if family != "lstm" or not isinstance(p, LSTMParams):
         return False
     peep = [p.w_ci is not None, p.w_co is not None]
@@ -108,70 +113,82 @@ def _keep(k: Tensor | None, T: int, B: int, W: int) -> Tensor:
     return k.expand(T, B, W).contiguous()
 
 
+class FusedLSTMSaved(NamedTuple):
+    """What the fused backward needs. Options that are off leave empty tensors or None."""
+
+    x: Tensor  # (T, B, I)
+    h_all: Tensor  # (T+1, B, P)
+    c_all: Tensor  # (T+1, B, H)
+    act: Tensor  # (T, B, G)
+    tc: Tensor  # (T, B, H)
+    c_new: Tensor  # (T, B, H) before the keep blend; empty without keep_c (then c_all[1:])
+    ln_ih_stats: Tensor | None  # (2, T, B, 1) LN_ih mean and rstd (torch's native layer norm)
+    xp: Tensor | None  # (T, B, G) x W_ih^T, LN_ih's input
+    hh_hat: Tensor  # (T, B, G) layer_norm (else empty)
+    hh_rstd: Tensor  # (T, B, 1)
+    c_hat: Tensor  # (T, B, H)
+    c_rstd: Tensor  # (T, B, 1)
+
+
 class FusedLSTMFunction(torch.autograd.Function):
-    """Same interface as ``functional.lstm.LSTMFunction``: ``apply(x, h0, c0, *masks, *params)``."""
+    """Same interface as ``functional.lstm.LSTMFunction``:
+    ``apply((), x, h0, c0, rec, keep_c, keep_h, out, *params)`` (``functional._autograd``'s layout)."""
 
     @staticmethod
-    def forward(ctx, x, h0, c0, rec, keep_c, keep_h, out, *params):
-        p = LSTMParams(*params)
+    def forward(ctx, opts, *args):
+        inp = glue.inputs(args, 2, LSTMParams)
+        x, (h0, c0), p = inp.x, inp.state, inp.params
         T, B = x.shape[0], x.shape[1]
         coupled = is_coupled(p)
+        ln_ih_stats = xp = None
         if p.ln_ih_w is None:
-            xg, x_hat, x_rstd = input_projection(x, p)  # (T, B, G), one GEMM
+            xg, _, _ = input_projection(x, p)  # (T, B, G), one GEMM
         else:  # LN_ih through torch's fused layer norm; saves (x W_ih^T, mean, rstd)
             xp = x @ p.w_ih.t()  # (T, B, G)
             xg, x_mean, x_rstd = torch.native_layer_norm(xp, [xp.shape[-1]], p.ln_ih_w, p.ln_ih_b, LN_EPS)
             if p.b_ih is not None:
                 xg = xg + (p.b_ih + p.b_hh)
-            x_hat = torch.stack([x_mean, x_rstd])  # (2, T, B, 1)
-            x_rstd = xp
-        kc, kh = _keep(keep_c, T, B, c0.shape[-1]), _keep(keep_h, T, B, h0.shape[-1])
-        rec = _rec(rec, B, h0.shape[-1])
+            ln_ih_stats = torch.stack([x_mean, x_rstd])  # (2, T, B, 1)
+        kc, kh = _keep(inp.masks.keep_c, T, B, c0.shape[-1]), _keep(inp.masks.keep_h, T, B, h0.shape[-1])
+        rec = _rec(inp.masks.rec, B, h0.shape[-1])
         save = torch.is_grad_enabled() or any(ctx.needs_input_grad)
         h_all, c_all, act, tc, c_new, hh_hat, hh_rstd, c_hat, c_rstd = _ext().lstm_forward(
             xg.contiguous(), h0.contiguous(), c0.contiguous(), p.w_hh.contiguous(), _opt(p.w_hr),
             _opt(p.w_ci), _opt(p.w_cf), _opt(p.w_co), _opt(p.ln_hh_w), _opt(p.ln_hh_b),
             _opt(p.ln_c_w), _opt(p.ln_c_b), _opt(rec), kc, kh, coupled, bool(save),
         )
-        y = h_all[1:] * out if out is not None else h_all[1:].clone()  # (T, B, P)
-        h_n, c_n = h_all[T].clone(), c_all[T].clone()
+        y = masked_output(h_all[1:], inp.masks.out)  # (T, B, P)
         if save:
-            ctx.save_for_backward(x, h_all, c_all, act, tc, c_new, x_hat, x_rstd, hh_hat, hh_rstd,
-                                  c_hat, c_rstd, rec, kc, kh, out, *params)
-            ctx.coupled = coupled
-        return y, h_n, c_n
+            saved = FusedLSTMSaved(x, h_all, c_all, act, tc, c_new, ln_ih_stats, xp, hh_hat,
+                                   hh_rstd, c_hat, c_rstd)
+            glue.save(ctx, saved, inp._replace(masks=Masks(rec, kc, kh, inp.masks.out)),
+                      coupled=coupled)
+        return y, h_all[T].clone(), c_all[T].clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dy, dh_n, dc_n):
-        saved = ctx.saved_tensors
-        (x, h_all, c_all, act, tc, c_new, x_hat, x_rstd, hh_hat, hh_rstd, c_hat, c_rstd,
-         rec, kc, kh, out) = saved[:16]
-        p = LSTMParams(*saved[16:])
-        if dy is not None and out is not None:
-            dy = dy * out
+        s, (rec, kc, kh, out), p = glue.load(ctx)
+        dy = _masked(dy, out)
         da_all, dhh_all, dh_new_all, dcn_all, dh0, dc0 = _ext().lstm_backward(
-            _opt(dy), _opt(dh_n), _opt(dc_n), h_all, c_all, act, tc, c_new, hh_hat, hh_rstd,
-            c_hat, c_rstd, p.w_hh.contiguous(), _opt(p.w_hr), _opt(p.w_ci), _opt(p.w_cf),
-            _opt(p.w_co), _opt(p.ln_hh_w), _opt(p.ln_c_w), _opt(rec), kc, kh, ctx.coupled,
+            _opt(dy), _opt(dh_n), _opt(dc_n), s.h_all, s.c_all, s.act, s.tc, s.c_new, s.hh_hat,
+            s.hh_rstd, s.c_hat, s.c_rstd, p.w_hh.contiguous(), _opt(p.w_hr), _opt(p.w_ci),
+            _opt(p.w_cf), _opt(p.w_co), _opt(p.ln_hh_w), _opt(p.ln_c_w), _opt(rec), kc, kh,
+            ctx.coupled,
         )
-        needs = ctx.needs_input_grad
-        G = act.shape[-1]
         d_ln_ih = None
-        if p.ln_ih_w is not None:  # saved: x_hat = (mean, rstd) stacked, x_rstd = x W_ih^T
+        if p.ln_ih_w is not None:
             dxp, *d_ln_ih = torch.ops.aten.native_layer_norm_backward(
-                da_all, x_rstd, [G], x_hat[0], x_hat[1], p.ln_ih_w, p.ln_ih_b, [True, True, True])
+                da_all, s.xp, [s.act.shape[-1]], s.ln_ih_stats[0], s.ln_ih_stats[1], p.ln_ih_w,
+                p.ln_ih_b, [True, True, True])
         else:
             dxp = da_all
-        wanted = [name for k, name in enumerate(LSTMParams._fields[: len(p)]) if needs[7 + k]]
-        grads = lstm_weight_grads(p, x, h_all, c_all, act, tc, c_new if c_new.numel() else c_all[1:],
-                                  hh_hat, c_hat, rec, da_all, dhh_all, dh_new_all, dcn_all, dxp,
-                                  d_ln_ih, wanted)
-        dx = dxp @ p.w_ih if needs[0] else None  # (T, B, I)
-        dparams = [grads.get(name) if needs[7 + k] else None for k, name in enumerate(LSTMParams._fields)]
-        dparams = dparams[: len(p)]
-        return (dx, dh0 if needs[1] else None, dc0 if needs[2] else None,
-                None, None, None, None, *dparams)
+        c_new = s.c_new if s.c_new.numel() else s.c_all[1:]
+        grads = lstm_weight_grads(p, s.x, s.h_all, s.c_all, s.act, s.tc, c_new, s.hh_hat,
+                                  s.c_hat, rec, da_all, dhh_all, dh_new_all, dcn_all, dxp,
+                                  d_ln_ih, glue.wanted(ctx))
+        dx = dxp @ p.w_ih if glue.needs_dx(ctx) else None  # (T, B, I)
+        return glue.grads(ctx, dx, (dh0, dc0), grads)
 
 
 def lstm(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, masks: Masks = Masks()):
@@ -180,7 +197,7 @@ def lstm(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, masks: Masks = Masks(
     Same semantics as ``lstmkit.functional.lstm.lstm`` (every option and mask); check
     ``available()`` and ``supports("lstm", p, masks, x)`` first.
     """
-    return FusedLSTMFunction.apply(x, h0, c0, *masks, *p)
+    return FusedLSTMFunction.apply(*glue.apply_args((), x, (h0, c0), masks, p))
 
 
 def lstm_step(x: Tensor, h: Tensor, c: Tensor, p: LSTMParams) -> tuple[Tensor, Tensor]:
@@ -193,47 +210,84 @@ def lstm_step(x: Tensor, h: Tensor, c: Tensor, p: LSTMParams) -> tuple[Tensor, T
                                   is_coupled(p)))
 
 
+def _masked(dy: Tensor | None, out: Tensor | None) -> Tensor | None:
+    """The output gradient at valid steps only (the kernels add it to the carried d h)."""
+    return dy * out if dy is not None and out is not None else dy
+
+
+def _recurrent_input(h_all: Tensor, rec: Tensor | None) -> Tensor:
+    """(T, B, W) what each step's recurrent GEMM saw: h_{t-1}, times the recurrent dropout mask."""
+    return h_all[:-1] if rec is None else h_all[:-1] * rec
+
+
+def _save_h_only(ctx, saved, inp, rec, kh, h_all: Tensor, **attrs):
+    """An h-only fused family's forward tail: save ``saved`` (unless None) with the masks as the
+    kernel saw them, and return (y (T, B, H), h_n (B, H))."""
+    if saved is not None:
+        glue.save(ctx, saved, inp._replace(masks=Masks(rec, None, kh, inp.masks.out)), **attrs)
+    return masked_output(h_all[1:], inp.masks.out), h_all[-1].clone()
+
+
+def _load_h_only(ctx, dy):
+    """An h-only fused family's backward head: (saved, params, rec, keep_h, dy at valid steps)."""
+    s, (rec, _, kh, out), p = glue.load(ctx)
+    return s, p, rec, kh, _masked(dy, out)
+
+
+def _dense_grads(ctx, x: Tensor, hr_all: Tensor, da_all: Tensor, dhh_all: Tensor, w_ih: Tensor):
+    """The wanted ones of dW_ih, dW_hh, db_ih, db_hh, and dx, one GEMM or reduction each over
+    all T*B rows. da_all: (T, B, G) d xg; dhh_all: (T, B, G) d of the recurrent GEMM output;
+    hr_all: (T, B, H) what that GEMM saw."""
+    want, G = glue.wanted(ctx), da_all.shape[-1]
+    g = {}
+    if "w_hh" in want:
+        g["w_hh"] = dhh_all.reshape(-1, G).t() @ hr_all.reshape(-1, hr_all.shape[-1])
+    if "b_hh" in want:
+        g["b_hh"] = sum_bt(dhh_all)
+    da2 = da_all.reshape(-1, G)
+    if "w_ih" in want:
+        g["w_ih"] = da2.t() @ x.reshape(-1, x.shape[-1])
+    if "b_ih" in want:
+        g["b_ih"] = sum_bt(da_all)
+    dx = (da2 @ w_ih).reshape(*x.shape[:-1], -1) if glue.needs_dx(ctx) else None
+    return g, dx
+
+
+class FusedGRUSaved(NamedTuple):
+    x: Tensor  # (T, B, I)
+    h_all: Tensor  # (T+1, B, H)
+    act: Tensor  # (T, B, G) r, z, n
+    hn: Tensor  # (T, B, H) hr W_hn^T + b_hn
+
+
 class FusedGRUFunction(torch.autograd.Function):
-    """Fused GRU, ``reset_after=True``: ``apply(x, h0, rec, keep_h, out, *params)`` (GRUParams order)."""
+    """Fused GRU, ``reset_after=True``: ``apply((), x, h0, rec, keep_c, keep_h, out, *params)``."""
 
     @staticmethod
-    def forward(ctx, x, h0, rec, keep_h, out, *params):
-        p = GRUParams(*params)
+    def forward(ctx, opts, *args):
+        inp = glue.inputs(args, 1, GRUParams)
+        x, (h0,), p = inp.x, inp.state, inp.params
         T, B, H = x.shape[0], x.shape[1], h0.shape[-1]
         xg = gru_input_projection(x, p, True)  # (T, B, G), one GEMM
-        kh, rec = _keep(keep_h, T, B, H), _rec(rec, B, H)
+        kh, rec = _keep(inp.masks.keep_h, T, B, H), _rec(inp.masks.rec, B, H)
         b_hn = p.b_hh[2 * H :].contiguous() if p.b_hh is not None else _NONE
         save = any(ctx.needs_input_grad)
         h_all, act, hn = _ext().gru_forward(xg.contiguous(), h0.contiguous(), p.w_hh.contiguous(), b_hn,
                                             _opt(rec), kh, bool(save))
-        y = h_all[1:] * out if out is not None else h_all[1:].clone()  # (T, B, H)
-        if save:
-            ctx.save_for_backward(x, h_all, act, hn, rec, kh, out, *params)
-        return y, h_all[T].clone()
+        return _save_h_only(ctx, FusedGRUSaved(x, h_all, act, hn) if save else None, inp, rec, kh,
+                            h_all)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dy, dh_n):
-        x, h_all, act, hn, rec, kh, out, *params = ctx.saved_tensors
-        p = GRUParams(*params)
-        if dy is not None and out is not None:
-            dy = dy * out
-        dhh_all, dan_all, dh0 = _ext().gru_backward(_opt(dy), _opt(dh_n), h_all, act, hn,
+        s, p, rec, kh, dy = _load_h_only(ctx, dy)
+        dhh_all, dan_all, dh0 = _ext().gru_backward(_opt(dy), _opt(dh_n), s.h_all, s.act, s.hn,
                                                     p.w_hh.contiguous(), _opt(rec), kh)
-        T, B, G = act.shape
-        H, I = G // 3, x.shape[-1]
-        needs = ctx.needs_input_grad
-        # weight gradients: one GEMM / reduction over all T*B rows
-        hr_all = h_all[:-1] if rec is None else h_all[:-1] * rec  # (T, B, H)
-        dw_hh = dhh_all.reshape(-1, G).t() @ hr_all.reshape(-1, H) if needs[6] else None
-        db_hh = sum_bt(dhh_all) if p.b_hh is not None and needs[8] else None
+        H = s.act.shape[-1] // 3
+        hr_all = _recurrent_input(s.h_all, rec)  # (T, B, H)
         da_all = torch.cat([dhh_all[..., : 2 * H], dan_all], -1)  # d xg: r, z rows are shared
-        da2 = da_all.reshape(-1, G)
-        dw_ih = da2.t() @ x.reshape(-1, I) if needs[5] else None
-        dx = (da2 @ p.w_ih).reshape(T, B, I) if needs[0] else None
-        db_ih = sum_bt(da_all) if p.b_ih is not None and needs[7] else None
-        grads = [dw_ih, dw_hh, db_ih, db_hh][: len(params)]
-        return (dx, dh0 if needs[1] else None, None, None, None, *grads)
+        g, dx = _dense_grads(ctx, s.x, hr_all, da_all, dhh_all, p.w_ih)
+        return glue.grads(ctx, dx, (dh0,), g)
 
 
 def gru(x: Tensor, h0: Tensor, p: GRUParams, masks: Masks = Masks(), reset_after: bool = True):
@@ -243,46 +297,39 @@ def gru(x: Tensor, h0: Tensor, p: GRUParams, masks: Masks = Masks(), reset_after
     """
     if not reset_after:
         raise ValueError("reset_after: the fused GRU serves reset_after=True only, got False")
-    return FusedGRUFunction.apply(x, h0, masks.rec, masks.keep_h, masks.out, *p)
+    return FusedGRUFunction.apply(*glue.apply_args((), x, (h0,), masks, p))
+
+
+class FusedRNNSaved(NamedTuple):
+    x: Tensor  # (T, B, I)
+    h_all: Tensor  # (T+1, B, H)
+    h_new: Tensor  # (T, B, H) before the keep blend
 
 
 class FusedRNNFunction(torch.autograd.Function):
-    """Fused Elman RNN: ``apply(x, h0, relu, rec, keep_h, out, *params)`` (RNNParams order)."""
+    """Fused Elman RNN: ``apply((relu,), x, h0, rec, keep_c, keep_h, out, *params)``."""
 
     @staticmethod
-    def forward(ctx, x, h0, relu, rec, keep_h, out, *params):
-        p = RNNParams(*params)
+    def forward(ctx, opts, *args):
+        (relu,) = opts
+        inp = glue.inputs(args, 1, RNNParams)
+        x, (h0,), p = inp.x, inp.state, inp.params
         T, B, H = x.shape[0], x.shape[1], h0.shape[-1]
         xg = rnn_input_projection(x, p)  # (T, B, H), one GEMM
-        kh, rec = _keep(keep_h, T, B, H), _rec(rec, B, H)
+        kh, rec = _keep(inp.masks.keep_h, T, B, H), _rec(inp.masks.rec, B, H)
         h_all, h_new = _ext().rnn_forward(xg.contiguous(), h0.contiguous(), p.w_hh.contiguous(),
-                                          _opt(rec), kh, bool(relu))
-        y = h_all[1:] * out if out is not None else h_all[1:].clone()  # (T, B, H)
-        ctx.save_for_backward(x, h_all, h_new, rec, kh, out, *params)
-        ctx.relu = bool(relu)
-        return y, h_all[T].clone()
+                                          _opt(rec), kh, relu)
+        return _save_h_only(ctx, FusedRNNSaved(x, h_all, h_new), inp, rec, kh, h_all, relu=relu)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dy, dh_n):
-        x, h_all, h_new, rec, kh, out, *params = ctx.saved_tensors
-        p = RNNParams(*params)
-        if dy is not None and out is not None:
-            dy = dy * out
-        da_all, dh0 = _ext().rnn_backward(_opt(dy), _opt(dh_n), h_new, p.w_hh.contiguous(), _opt(rec),
-                                          kh, ctx.relu)
-        T, B, H = h_new.shape
-        I = x.shape[-1]
-        needs = ctx.needs_input_grad
-        # weight gradients: one GEMM / reduction over all T*B rows
-        hr_all = h_all[:-1] if rec is None else h_all[:-1] * rec
-        da2 = da_all.reshape(-1, H)
-        dw_hh = da2.t() @ hr_all.reshape(-1, H) if needs[7] else None
-        dw_ih = da2.t() @ x.reshape(-1, I) if needs[6] else None
-        dx = (da2 @ p.w_ih).reshape(T, B, I) if needs[0] else None
-        db = sum_bt(da_all) if p.b_ih is not None and (needs[8] or needs[9]) else None
-        grads = [dw_ih, dw_hh, db, db][: len(params)]
-        return (dx, dh0 if needs[1] else None, None, None, None, None, *grads)
+        s, p, rec, kh, dy = _load_h_only(ctx, dy)
+        da_all, dh0 = _ext().rnn_backward(_opt(dy), _opt(dh_n), s.h_new, p.w_hh.contiguous(),
+                                          _opt(rec), kh, ctx.relu)
+        hr_all = _recurrent_input(s.h_all, rec)  # (T, B, H)
+        g, dx = _dense_grads(ctx, s.x, hr_all, da_all, da_all, p.w_ih)
+        return glue.grads(ctx, dx, (dh0,), g)
 
 
 def rnn(x: Tensor, h0: Tensor, p: RNNParams, masks: Masks = Masks(), nonlinearity: str = "tanh"):
@@ -290,6 +337,5 @@ def rnn(x: Tensor, h0: Tensor, p: RNNParams, masks: Masks = Masks(), nonlinearit
 
     Same semantics as ``lstmkit.functional.rnn.rnn``. x: (T, B, I), h0: (B, H) -> y (T, B, H), h_n.
     """
-    if nonlinearity not in ("tanh", "relu"):
-        raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
-    return FusedRNNFunction.apply(x, h0, nonlinearity == "relu", masks.rec, masks.keep_h, masks.out, *p)
+    relu = check_nonlinearity(nonlinearity) == "relu"
+    return FusedRNNFunction.apply(*glue.apply_args((relu,), x, (h0,), masks, p))

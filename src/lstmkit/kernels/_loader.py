@@ -11,8 +11,8 @@ import warnings
 from pathlib import Path
 
 CSRC = Path(__file__).parent / "csrc"
-SOURCES = ["lstm.cpp", "gru.cpp", "rnn.cpp"]
-HEADERS = ["fastmath.h"]
+SOURCES = ["lstm.cpp", "gru.cpp", "rnn.cpp", "bindings.cpp"]
+HEADERS = ["fastmath.h", "common.h", "kernels.h"]
 
 _lock = threading.Lock()
 _state: dict = {"tried": False, "module": None, "error": None}

@@ -1,5 +1,5 @@
-"""Parameter layout shared by cells and layers: names, shapes and init, exactly torch's for
-the plain parameters, plus the variant extras of DESIGN §2.
+"""Parameter layout shared by cells and layers, read off the family registry: names, shapes and
+init (exactly torch's for the plain parameters) plus the option extras of DESIGN §2.
 
 Symbols: I input, H hidden, P output width (proj_size or H), G gate rows.
 """
@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..functional.lstm import LSTMParams
+from ..functional import registry
+from ..functional.registry import Family, ParamSpec
 from ._checks import check_prob
 
 ENGINES = ("auto", "reference", "fused", "vendor")
@@ -21,47 +22,43 @@ INITS = ("torch", "orthogonal")
 
 @dataclass(frozen=True)
 class Variant:
-    """Which equations a module runs: its family and the flags of that family."""
+    """Which equations a module runs: its family and that family's validated options."""
 
-    mode: str  # "LSTM" | "GRU" | "RNN_TANH" | "RNN_RELU"
-    peephole: bool = False
-    coupled: bool = False
-    layer_norm: bool = False
-    reset_after: bool = True
+    family: Family
+    opts: dict
+
+    @staticmethod
+    def make(family: str, **options) -> Variant:
+        fam = registry.get(family)
+        return Variant(fam, fam.configure(**options))
+
+    @property
+    def mode(self) -> str:
+        """torch's ``mode`` name ("LSTM", "GRU", "RNN_TANH", ...)."""
+        return self.family.torch_mode(self.opts)
+
+    @property
+    def vendor_mode(self) -> str | None:
+        """torch's mode when torch's own kernels compute exactly these equations, else None."""
+        return self.family.vendor_mode(self.opts)
 
     @property
     def gates(self) -> int:
-        if self.mode == "LSTM":
-            return 3 if self.coupled else 4
-        return 3 if self.mode == "GRU" else 1
+        return self.family.gates(self.opts)
 
-    @property
-    def plain(self) -> bool:
-        """True when the math is exactly torch's (the vendor engine may serve it)."""
-        return not (self.peephole or self.coupled or self.layer_norm or not self.reset_after)
-
-    @staticmethod
-    def make(mode: str, *, peephole=False, coupled=False, layer_norm=False, reset_after=True):
-        family = "LSTM" if mode == "LSTM" else ("GRU" if mode == "GRU" else "RNN")
-        for flag, value, allowed in (
-            ("peephole", peephole, ("LSTM",)),
-            ("coupled", coupled, ("LSTM",)),
-            ("layer_norm", layer_norm, ("LSTM",)),
-        ):
-            if not isinstance(value, bool):
-                raise TypeError(f"{flag}: expected a bool, got {type(value).__name__}")
-            if value and family not in allowed:
-                raise ValueError(f"{flag}: only applies to {', '.join(allowed)}, not to {family}")
-        if not isinstance(reset_after, bool):
-            raise TypeError(f"reset_after: expected a bool, got {type(reset_after).__name__}")
-        if not reset_after and family != "GRU":
-            raise ValueError(f"reset_after: only applies to GRU, not to {family}")
-        return Variant(mode, peephole, coupled, layer_norm, reset_after)
+    def specs(self, in_size: int, H: int, P: int, bias: bool) -> list[ParamSpec]:
+        return self.family.param_specs(self.opts, in_size, H, P, bias)
 
 
-def check_engine(engine: str) -> str:
+def check_engine(engine: str, v: Variant | None = None) -> str:
+    """One of ENGINES, and (given the variant) one its family claims for these options."""
     if engine not in ENGINES:
         raise ValueError(f"engine: expected one of {ENGINES}, got {engine!r}")
+    if v is not None and engine != "auto" and engine not in v.family.engines(v.opts):
+        why = {"vendor": "torch has no kernel computing these equations",
+               "fused": "no compiled kernel is registered for it"}[engine]
+        raise ValueError(f"engine: {engine!r} cannot serve {v.family.title} with {v.opts} ({why}); "
+                         f"use one of {('auto',) + v.family.engines(v.opts)}")
     return engine
 
 
@@ -71,101 +68,85 @@ def check_init(init: str) -> str:
     return init
 
 
-def register(module: nn.Module, v: Variant, in_size: int, H: int, P: int, bias: bool,
-             suffix: str, factory: dict) -> list[str]:
-    """Create one layer-direction's parameters on ``module``; returns torch's flat-weight names
-    (w_ih, w_hh, b_ih, b_hh, w_hr) in torch's order. Extras are registered but not listed."""
-    G = v.gates * H
-    e = lambda *shape: nn.Parameter(torch.empty(*shape, **factory))  # noqa: E731
-    names = [f"weight_ih{suffix}", f"weight_hh{suffix}"]
-    module.register_parameter(names[0], e(G, in_size))
-    module.register_parameter(names[1], e(G, P))
-    if bias:
-        names += [f"bias_ih{suffix}", f"bias_hh{suffix}"]
-        module.register_parameter(names[2], e(G))
-        module.register_parameter(names[3], e(G))
-    if P != H:
-        names.append(f"weight_hr{suffix}")
-        module.register_parameter(names[-1], e(P, H))
+def register(module: nn.Module, specs: list[ParamSpec], suffix: str, factory: dict,
+             flat: bool) -> list[str]:
+    """Create one layer-direction's parameters on ``module``: torch's flat weights (``flat=True``,
+    in torch's order) or the option extras. Records each one's role (for init) and field (for
+    ``gather``). Returns the registered names."""
+    roles = module.__dict__.setdefault("_param_roles", {})
+    fields = module.__dict__.setdefault("_param_fields", {}).setdefault(suffix, [])
+    names = []
+    for s in specs:
+        if s.flat != flat:
+            continue
+        name = s.name + suffix
+        module.register_parameter(name, nn.Parameter(torch.empty(*s.shape, **factory)))
+        roles[name] = s.role
+        fields.append((s.field, name))
+        names.append(name)
     return names
 
 
-def register_extras(module: nn.Module, v: Variant, H: int, suffix: str, factory: dict) -> None:
-    e = lambda *shape: nn.Parameter(torch.empty(*shape, **factory))  # noqa: E731
-    if v.peephole:
-        module.register_parameter(f"weight_ci{suffix}", e(H))
-        if not v.coupled:
-            module.register_parameter(f"weight_cf{suffix}", e(H))
-        module.register_parameter(f"weight_co{suffix}", e(H))
-    if v.layer_norm:
-        G = v.gates * H
-        for part, width in (("ih", G), ("hh", G), ("c", H)):
-            module.register_parameter(f"ln_{part}_weight{suffix}", e(width))
-            module.register_parameter(f"ln_{part}_bias{suffix}", e(width))
-
-
 def gather(module: nn.Module, v: Variant, suffix: str, w_hh_override=None):
-    """The functional params tuple for one layer-direction (names per DESIGN §2)."""
+    """The family's params NamedTuple for one layer-direction (absent options are None)."""
     params = module._parameters  # a dict lookup: Module.__getattr__ is slow on the step path
-    g = lambda name: params.get(name + suffix)  # noqa: E731
-    w_hh = g("weight_hh") if w_hh_override is None else w_hh_override
-    if v.mode == "LSTM":
-        return LSTMParams(
-            g("weight_ih"), w_hh, g("bias_ih"), g("bias_hh"), g("weight_hr"),
-            g("weight_ci"), g("weight_cf"), g("weight_co"),
-            g("ln_ih_weight"), g("ln_ih_bias"), g("ln_hh_weight"), g("ln_hh_bias"),
-            g("ln_c_weight"), g("ln_c_bias"),
-        )
-    if v.mode == "GRU":
-        from ..functional.gru import GRUParams as cls
-    else:
-        from ..functional.rnn import RNNParams as cls
-    return cls(g("weight_ih"), w_hh, g("bias_ih"), g("bias_hh"))
+    kw = {field: params[name] for field, name in module._param_fields[suffix]}
+    if w_hh_override is not None:
+        kw["w_hh"] = w_hh_override
+    return v.family.params(**kw)
 
 
 def init_params(module: nn.Module, v: Variant, H: int, init: str, forget_bias: float,
                 suffixes: list[str]) -> None:
     """torch: every parameter U(-1/sqrt(H), 1/sqrt(H)) in registration order (so a seed gives
-    torch.nn's weights); layer-norm gains 1 and shifts 0. orthogonal: Xavier input weights,
-    orthogonal recurrent blocks, zero biases. Then forget_bias on the forget slice of bias_ih."""
+    torch.nn's weights); layer-norm gains 1 and shifts 0. orthogonal: Xavier input and
+    projection weights, orthogonal recurrent blocks (H rows each), U(0, 1) diagonal recurrent
+    weights, zero biases and peepholes. Then forget_bias on the forget-gate slice of bias_ih."""
     k = 1.0 / math.sqrt(H)
+    roles = module._param_roles
     with torch.no_grad():
         for name, p in module.named_parameters(recurse=False):
-            if name.startswith("ln_"):
-                p.fill_(1.0 if "_weight" in name else 0.0)
+            role = roles[name]
+            if role in ("ln_weight", "ln_bias"):
+                p.fill_(1.0 if role == "ln_weight" else 0.0)
             elif init == "torch":
                 p.uniform_(-k, k)
-            elif name.startswith("bias") or name.startswith("weight_c"):
+            elif role in ("bias", "peephole"):
                 p.zero_()
-            elif name.startswith("weight_hh"):
+            elif role == "recurrent":
                 for block in p.split(H, dim=0):
                     nn.init.orthogonal_(block)
+            elif role == "diagonal":
+                p.uniform_(0.0, 1.0)
             else:
                 nn.init.xavier_uniform_(p)
         if forget_bias:
+            f = v.family.forget_gate(v.opts)
             for s in suffixes:
-                getattr(module, f"bias_ih{s}")[H : 2 * H] += forget_bias
+                getattr(module, f"bias_ih{s}")[f * H : (f + 1) * H] += forget_bias
 
 
 def check_forget_bias(v: Variant, forget_bias: float, bias: bool) -> float:
     if not isinstance(forget_bias, (int, float)) or isinstance(forget_bias, bool):
         raise TypeError(f"forget_bias: expected a float, got {type(forget_bias).__name__}")
     if forget_bias:
-        if v.mode != "LSTM" or v.coupled:
-            raise ValueError("forget_bias: needs a forget gate (an LSTM without coupled=True)")
+        if v.family.forget_gate(v.opts) is None:
+            raise ValueError(f"forget_bias: needs a forget gate, which {v.family.title} with "
+                             f"{v.opts} has not (an LSTM without coupled=True has one)")
         if not bias:
             raise ValueError("forget_bias: needs bias=True")
     return float(forget_bias)
 
 
-def check_zoneout(zoneout, mode: str) -> tuple[float, float]:
+def check_zoneout(zoneout, v: Variant) -> tuple[float, float]:
     """float or (p_c, p_h) -> (p_c, p_h)."""
     if isinstance(zoneout, (tuple, list)):
         if len(zoneout) != 2:
             raise ValueError(f"zoneout: expected a float or a pair (p_c, p_h), got {zoneout!r}")
         pc, ph = (check_prob("zoneout", z) for z in zoneout)
-        if pc and mode != "LSTM":
-            raise ValueError(f"zoneout: p_c applies to the LSTM cell only, got {zoneout!r} for {mode}")
+        if pc and "c" not in v.family.state:
+            raise ValueError(f"zoneout: p_c applies to a cell state only, got {zoneout!r} for "
+                             f"{v.family.title}")
         return pc, ph
     p = check_prob("zoneout", zoneout)
     return p, p

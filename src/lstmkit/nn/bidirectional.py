@@ -24,6 +24,24 @@ class Bidirectional(nn.Module):
     a ``bidirectional=True`` layer give its outputs and its ``h_n`` (directions interleaved per
     layer). The backward runner defaults to a fresh copy of the forward one.
 
+    Args:
+        forward_layer: a unidirectional lstmkit layer (LSTM, GRU, RNN or a registered family's)
+        backward_layer: the same kind, run right to left; None: a re-initialised deep copy of
+            forward_layer. Default: None
+        merge_mode: "concat" (D*P features), "sum", "mean" or "mul". Default: "concat"
+
+    Inputs: input, hx=None, *, lengths=None
+        input: as the layers take it (same batch_first for both)
+        hx: None or a pair (forward state, backward state), each as its layer takes it
+        lengths: (B,) ints, right padding; the backward runner starts at each sequence's end
+
+    Outputs: output, h_n
+        output: the merged outputs; h_n: the two layers' final states interleaved per layer
+        (torch's (L*D, B, P) layout), a tuple for families with a cell state
+
+    Attributes:
+        forward_layer, backward_layer, merge_mode: as given
+
     >>> import torch, lstmkit as lk
     >>> bi = lk.nn.Bidirectional(lk.GRU(3, 4, batch_first=True), merge_mode="sum")
     >>> y, h = bi(torch.randn(2, 5, 3), lengths=[5, 2])

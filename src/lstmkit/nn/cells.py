@@ -9,8 +9,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..functional import registry
 from ..functional._common import Masks
-from . import _params
+from . import _docs, _params
 from ._checks import check_input, check_state
 from .recurrent import run_sequence
 
@@ -19,24 +20,28 @@ _VENDOR_STEP = {"LSTM": torch.lstm_cell, "GRU": torch.gru_cell,
 
 
 class CellBase(nn.Module):
-    def __init__(self, mode: str, input_size: int, hidden_size: int, bias: bool = True,
-                 device=None, dtype=None, *, peephole: bool = False, coupled: bool = False,
-                 layer_norm: bool = False, reset_after: bool = True, init: str = "torch",
-                 forget_bias: float = 0.0, engine: str = "auto") -> None:
+    """Shared by every one-step cell; subclasses fix the family and torch's signature."""
+
+    def __init__(self, family: str, input_size: int, hidden_size: int, bias: bool = True,
+                 device=None, dtype=None, *, init: str = "torch", forget_bias: float = 0.0,
+                 engine: str = "auto", **options) -> None:
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name}: expected a positive int, got {value!r}")
-        self.v = _params.Variant.make(mode, peephole=peephole, coupled=coupled,
-                                      layer_norm=layer_norm, reset_after=reset_after)
-        self.mode = mode
+        self.v = _params.Variant.make(family, **options)
+        self.mode = self.v.mode
+        self._vendor_mode = self.v.vendor_mode  # read on every step
+        for name, value in self.v.opts.items():
+            setattr(self, name, value)
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
-        self.engine = _params.check_engine(engine)
+        self.engine = _params.check_engine(engine, self.v)
         self.init = _params.check_init(init)
         self.forget_bias = _params.check_forget_bias(self.v, forget_bias, bias)
         factory = {"device": device, "dtype": dtype}
-        _params.register(self, self.v, input_size, hidden_size, hidden_size, bias, "", factory)
-        _params.register_extras(self, self.v, hidden_size, "", factory)
+        specs = self.v.specs(input_size, hidden_size, hidden_size, bias)
+        _params.register(self, specs, "", factory, flat=True)
+        _params.register(self, specs, "", factory, flat=False)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -44,11 +49,13 @@ class CellBase(nn.Module):
         _params.init_params(self, self.v, self.hidden_size, self.init, self.forget_bias, [""])
 
     def extra_repr(self) -> str:
+        """Positional sizes, then every argument that differs from its default."""
         s = f"{self.input_size}, {self.hidden_size}"
-        if not self.bias:
-            s += ", bias=False"
-        if self.engine != "auto":
-            s += f", engine={self.engine!r}"
+        defaults = [("bias", True)] + [(o.name, o.default) for o in self.v.family.options]
+        defaults += [(name, default) for name, default, _ in _docs.CELL_EXTRAS]
+        for name, default in defaults:
+            if getattr(self, name) != default:
+                s += f", {name}={getattr(self, name)!r}"
         return s
 
     def _step(self, input: Tensor, hx):
@@ -57,91 +64,138 @@ class CellBase(nn.Module):
         batched = input.dim() == 2
         x = input if batched else input.unsqueeze(0)  # (B, I)
         B, H = x.shape[0], self.hidden_size
-        n_state = 2 if self.mode == "LSTM" else 1
+        names = self.v.family.state
+        n_state = len(names)
         if hx is None:
             state = [x.new_zeros(B, H) for _ in range(n_state)]
         else:
-            if n_state == 2 and (not isinstance(hx, (tuple, list)) or len(hx) != 2):
-                raise TypeError(f"hx: expected a tuple (h, c), got {type(hx).__name__}")
-            parts = list(hx) if n_state == 2 else [hx]
-            names = ("hx[0] (h)", "hx[1] (c)") if n_state == 2 else ("hx",)
+            if n_state > 1 and (not isinstance(hx, (tuple, list)) or len(hx) != n_state):
+                raise TypeError(f"hx: expected a tuple ({', '.join(names)}), got {type(hx).__name__}")
+            parts = list(hx) if n_state > 1 else [hx]
+            labels = [f"hx[{j}] ({n})" for j, n in enumerate(names)] if n_state > 1 else ["hx"]
             state = []
-            for h, name in zip(parts, names):
+            for h, name in zip(parts, labels):
                 check_state(h, name, (B, H) if batched else (H,), ref)
                 state.append(h if batched else h.unsqueeze(0))
         engine = self.engine
-        if engine == "vendor" and not self.v.plain:
-            raise ValueError("engine: 'vendor' cannot serve a variant cell; use 'auto' or 'reference'")
+        vendor = self._vendor_mode
         if self._streaming(engine, x, state):
             # inference: one C++ call per step (the fused streaming path)
-            from .. import kernels
-
-            new = list(kernels.lstm_step(x, state[0], state[1], _params.gather(self, self.v, "")))
-        elif engine in ("vendor", "auto") and self.v.plain:
+            fam = self.v.family
+            step = getattr(fam.fused_module(), fam.fused_step)
+            new = list(step(x, *state, _params.gather(self, self.v, "")))
+        elif engine in ("vendor", "auto") and vendor is not None:
             args = (self.weight_ih, self.weight_hh, getattr(self, "bias_ih", None),
                     getattr(self, "bias_hh", None))
-            st = tuple(state) if n_state == 2 else state[0]
-            new = _VENDOR_STEP[self.mode](x, st, *args)
-            new = list(new) if n_state == 2 else [new]
+            st = tuple(state) if n_state > 1 else state[0]
+            new = _VENDOR_STEP[vendor](x, st, *args)
+            new = list(new) if n_state > 1 else [new]
         else:
             p = _params.gather(self, self.v, "")
             engine = "fused_or_reference" if engine == "auto" else engine
             _, *new = run_sequence(self.v, engine, x.unsqueeze(0), state, p, Masks())
         if not batched:
             new = [s.squeeze(0) for s in new]
-        return tuple(new) if n_state == 2 else new[0]
+        return tuple(new) if n_state > 1 else new[0]
 
     def _streaming(self, engine: str, x: Tensor, state: list[Tensor]) -> bool:
-        """The fused single-step kernel serves variant LSTM cells when no gradient is needed (a
-        plain cell under "auto" goes to torch's own step, measured as fast with less overhead)."""
-        if self.mode != "LSTM" or engine not in ("auto", "fused") or (
-                engine == "auto" and self.v.plain):
+        """The family's fused single-step kernel (LSTM) serves variant cells when no gradient is
+        needed (a cell torch can serve under "auto" goes to torch's own step, measured as fast
+        with less overhead)."""
+        fam = self.v.family
+        if fam.fused_step is None or engine not in ("auto", "fused") or (
+                engine == "auto" and self._vendor_mode is not None):
             return False
         if torch.is_grad_enabled() and (
                 x.requires_grad or any(s.requires_grad for s in state)
                 or any(p.requires_grad for p in self._parameters.values())):
             return False
-        from .. import kernels
-
         # the input was checked to have the module's dtype and device: that is all supports()
         # would look at for a cell (no masks), so skip it on this per-step path
         return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and (
-            kernels.available())
+            fam.fused_module().available())
 
     def forward(self, input: Tensor, hx=None):
+        """One step from ``hx`` (see the class docstring: Inputs and Outputs)."""
         return self._step(input, hx)
 
 
 class LSTMCell(CellBase):
-    """Drop-in ``torch.nn.LSTMCell``; keyword-only ``peephole``, ``coupled``, ``layer_norm``.
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
+                 dtype=None, **extras) -> None:
+        super().__init__("lstm", input_size, hidden_size, bias, device, dtype, **extras)
 
+
+LSTMCell.__doc__ = _docs.cell_doc(registry.get("lstm"), """\
+Drop-in ``torch.nn.LSTMCell`` plus the LSTM family's options; one step of the same equations
+as ``LSTM`` (without gradients, variant cells stream through the fused single-step kernel).""",
+"""\
     >>> import torch
     >>> cell = LSTMCell(3, 4, peephole=True)
+    >>> cell
+    LSTMCell(3, 4, peephole=True)
     >>> h, c = cell(torch.randn(2, 3))
     >>> tuple(h.shape), tuple(c.shape)
     ((2, 4), (2, 4))
-    """
-
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
-                 dtype=None, **extras) -> None:
-        super().__init__("LSTM", input_size, hidden_size, bias, device, dtype, **extras)
+""")
 
 
 class GRUCell(CellBase):
-    """Drop-in ``torch.nn.GRUCell``; keyword-only ``reset_after``."""
-
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
                  dtype=None, **extras) -> None:
-        super().__init__("GRU", input_size, hidden_size, bias, device, dtype, **extras)
+        super().__init__("gru", input_size, hidden_size, bias, device, dtype, **extras)
+
+
+GRUCell.__doc__ = _docs.cell_doc(registry.get("gru"), """\
+Drop-in ``torch.nn.GRUCell``; ``reset_after=False`` gives Cho et al. 2014.""", """\
+    >>> import torch
+    >>> h = GRUCell(3, 4)(torch.randn(2, 3))
+    >>> tuple(h.shape)
+    (2, 4)
+""")
 
 
 class RNNCell(CellBase):
-    """Drop-in ``torch.nn.RNNCell`` (tanh or relu)."""
-
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
                  nonlinearity: str = "tanh", device=None, dtype=None, **extras) -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
-        super().__init__(f"RNN_{nonlinearity.upper()}", input_size, hidden_size, bias, device,
-                         dtype, **extras)
-        self.nonlinearity = nonlinearity
+        super().__init__("rnn", input_size, hidden_size, bias, device, dtype,
+                         nonlinearity=nonlinearity, **extras)
+
+
+RNNCell.__doc__ = _docs.cell_doc(registry.get("rnn"), """\
+Drop-in ``torch.nn.RNNCell`` (tanh or relu).""", """\
+    >>> import torch
+    >>> cell = RNNCell(3, 4, nonlinearity="relu")
+    >>> cell
+    RNNCell(3, 4, nonlinearity='relu')
+    >>> bool((cell(torch.randn(2, 3)) >= 0).all())
+    True
+""", positional=("nonlinearity",))
+
+
+def cell_class(family: registry.Family) -> type:
+    """The one-step cell of a registered family that has no hand-written class."""
+    name = family.name
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
+                 dtype=None, **extras) -> None:
+        CellBase.__init__(self, name, input_size, hidden_size, bias, device, dtype, **extras)
+
+    example = f"""\
+    >>> import torch, lstmkit as lk
+    >>> state = lk.{family.title}Cell(3, 4)(torch.randn(2, 3))
+"""
+    cls = type(f"{family.title}Cell", (CellBase,), {
+        "__init__": __init__, "__module__": __name__,
+        "__doc__": _docs.cell_doc(family, f"One step of {family.title}. {family.doc}", example),
+    })
+    cls.__init__.__qualname__ = f"{family.title}Cell.__init__"
+    return cls
+
+
+# every other registered family gets its cell from the registry
+GENERATED = [cell_class(f) for f in registry.families()
+             if f.layer and f"{f.title}Cell" not in globals()]
+globals().update({c.__name__: c for c in GENERATED})

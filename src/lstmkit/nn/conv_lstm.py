@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..functional._common import Masks
+from ..functional._common import Masks, padding_masks
 from ..functional.conv_lstm import ConvLSTMParams, conv_lstm, same_padding
 from ._checks import check_lengths
 
@@ -142,8 +142,30 @@ class _ConvLSTMParamsMixin:
 
 
 class ConvLSTMCell(_ConvLSTMParamsMixin, nn.Module):
-    """One ConvLSTM step: ``forward(input (B, C, Hs, Ws), hx=(h, c) | None) -> (h, c)``, each
-    ``(B, K, Hs, Ws)``. Runs the same equations (and hand backward) as ``ConvLSTM``."""
+    """One ConvLSTM step; runs the same equations (and hand backward) as ``ConvLSTM``.
+
+    Args:
+        in_channels: C, channels of each input frame
+        hidden_channels: K, channels of h and c
+        kernel_size: odd int or (kh, kw) of odd ints ("same" padding keeps the frame size)
+        bias: False drops ``bias_ih``. Default: True
+        peephole: Shi et al.'s peepholes. Default: False
+        device: factory argument of the parameters. Default: None
+        dtype: factory argument of the parameters. Default: None
+        frame_size: keyword-only; (Hs, Ws) makes the peepholes spatial (K, Hs, Ws) and fixes the
+            frame size; None (default) gives per-channel peepholes (K, 1, 1)
+
+    Inputs: input, hx=None
+        input: (B, C, Hs, Ws)
+        hx: a tuple (h, c), each (B, K, Hs, Ws); None: zeros
+
+    Outputs: (h, c)
+        the new state, each (B, K, Hs, Ws)
+
+    Attributes:
+        weight_ih: (4K, C, kh, kw), weight_hh: (4K, K, kh, kw), bias_ih: (4K,) with bias;
+        weight_ci, weight_cf, weight_co: (K, 1, 1) or (K, Hs, Ws) with peephole
+    """
 
     def __init__(self, in_channels: int, hidden_channels: int, kernel_size, bias: bool = True,
                  peephole: bool = False, device=None, dtype=None, *, frame_size=None) -> None:
@@ -207,6 +229,34 @@ class ConvLSTM(_ConvLSTMParamsMixin, nn.Module):
     layer, each ``(B, K_k, Hs, Ws)``. ``hx`` is None or a list of ``(h_0, c_0)`` per layer.
     ``lengths`` (B,) as in the LSTM layers: padded steps output 0 and keep the state, so each
     ``(h_n, c_n)`` is the state after that sequence's own last valid step.
+
+    Args:
+        in_channels: C, channels of each input frame
+        hidden_channels: K_k, an int or a list with one per layer
+        kernel_size: odd int, (kh, kw) of odd ints, or a list of those (one per layer)
+        num_layers: L. Default: 1
+        bias: False drops every ``bias_ih_l{k}``. Default: True
+        batch_first: input and output are (B, T, ...) (the default) instead of (T, B, ...)
+        peephole: Shi et al.'s peepholes. Default: False
+        return_all_layers: output is the list of every layer's output. Default: False
+        device: factory argument of the parameters. Default: None
+        dtype: factory argument of the parameters. Default: None
+        frame_size: keyword-only; (Hs, Ws) gives spatial peepholes (K, Hs, Ws) and fixes the frame
+            size; None (default) per-channel ones (K, 1, 1)
+
+    Inputs: input, hx=None, *, lengths=None
+        input: (B, T, C, Hs, Ws) ((T, B, C, Hs, Ws) when not batch_first)
+        hx: None or a list of (h_0, c_0) per layer, each (B, K_k, Hs, Ws)
+        lengths: (B,) ints, right padding (padded steps output 0 and keep the state)
+
+    Outputs: output, states
+        output: (B, T, K_last, Hs, Ws), or the list of every layer's with return_all_layers
+        states: a list of (h_n, c_n) per layer, each (B, K_k, Hs, Ws)
+
+    Attributes:
+        weight_ih_l{k}: (4K_k, C_k, kh, kw), weight_hh_l{k}: (4K_k, K_k, kh, kw),
+        bias_ih_l{k}: (4K_k,) with bias; weight_ci_l{k}, weight_cf_l{k}, weight_co_l{k} with
+        peephole (C_k: C for k = 0, else K_{k-1})
     """
 
     def __init__(self, in_channels: int, hidden_channels, kernel_size, num_layers: int = 1,
@@ -271,9 +321,7 @@ class ConvLSTM(_ConvLSTMParamsMixin, nn.Module):
         if lengths is not None:
             lens = check_lengths(lengths, B, T)
             if bool((lens < T).any()):
-                out = (torch.arange(T).unsqueeze(1) < lens.unsqueeze(0)).to(x)  # (T, B)
-                out = out.reshape(T, B, 1, 1, 1)
-                masks = Masks(keep_c=1.0 - out, keep_h=1.0 - out, out=out)
+                masks = padding_masks(lens, T, x, trailing=3)  # out: (T, B, 1, 1, 1)
         layer_in, outputs, finals = x.contiguous(), [], []
         for k in range(self.num_layers):
             h0, c0 = states[k]

@@ -15,9 +15,12 @@ import torch.nn.functional as F
 from torch import _VF, Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from ..functional._common import Masks
-from . import _params
+from ..functional import registry
+from ..functional._common import Masks, lengths_to_mask
+from . import _docs, _params
 from ._checks import check_input, check_lengths, check_prob, check_state
+
+_VENDOR_SEQUENCE = {"LSTM": _VF.lstm, "GRU": _VF.gru, "RNN_TANH": _VF.rnn_tanh, "RNN_RELU": _VF.rnn_relu}
 
 
 def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
@@ -31,54 +34,31 @@ def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
     return x[idx, torch.arange(B, device=x.device)]
 
 
-def _kernels():
-    from .. import kernels  # imported lazily: building the extension is costly
-
-    return kernels
-
-
-def _fused_ok(v: _params.Variant, x: Tensor, p, masks: Masks) -> bool:
-    k = _kernels()
-    family = {"LSTM": "lstm", "GRU": "gru"}.get(v.mode, "rnn")
-    return k.supports(family, p, masks, x, reset_after=v.reset_after) and k.available()
-
-
 def run_sequence(v: _params.Variant, engine: str, x: Tensor, state, p, masks: Masks):
-    """One layer-direction on our engines: x (T, B, I) -> (y, h_n[, c_n]).
+    """One layer-direction on our engines: x (T, B, I) -> (y, *state_n), as the registry says.
 
     engine: "reference", "fused" (raises if it cannot serve) or "fused_or_reference"."""
+    fam = v.family
     if engine == "fused_or_reference":
-        engine = "fused" if _fused_ok(v, x, p, masks) else "reference"
-    elif engine == "fused" and not _fused_ok(v, x, p, masks):
+        engine = "fused" if fam.fused_ok(x, p, masks, v.opts) else "reference"
+    elif engine == "fused" and not fam.fused_ok(x, p, masks, v.opts):
         raise ValueError("engine: 'fused' kernels are not available or cannot serve this "
                          "configuration; use engine='auto' or 'reference'")
-    if engine == "fused":
-        impl = _kernels()
-    elif v.mode == "LSTM":
-        from ..functional import lstm as impl
-    elif v.mode == "GRU":
-        from ..functional import gru as impl
-    else:
-        from ..functional import rnn as impl
-    if v.mode == "LSTM":
-        return impl.lstm(x, state[0], state[1], p, masks)
-    if v.mode == "GRU":
-        return impl.gru(x, state[0], p, masks, reset_after=v.reset_after)
-    return impl.rnn(x, state[0], p, masks, nonlinearity="tanh" if v.mode == "RNN_TANH" else "relu")
+    return fam.run(engine, x, state, p, masks, v.opts)
 
 
 class RecurrentBase(nn.Module):
-    """Shared by LSTM, GRU and RNN. Subclasses fix ``mode`` and the torch signature."""
+    """Shared by every sequence layer (LSTM, GRU, RNN and each registered family). Subclasses
+    fix the family and torch's positional signature; the family's options arrive as keywords."""
 
     def __init__(
-        self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1,
+        self, family: str, input_size: int, hidden_size: int, num_layers: int = 1,
         bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
         bidirectional: bool = False, proj_size: int = 0, device=None, dtype=None, *,
-        peephole: bool = False, coupled: bool = False, layer_norm: bool = False,
-        reset_after: bool = True, input_dropout: float = 0.0, recurrent_dropout: float = 0.0,
+        input_dropout: float = 0.0, recurrent_dropout: float = 0.0,
         zoneout: float | tuple[float, float] = 0.0, weight_drop: float = 0.0,
         init: str = "torch", forget_bias: float = 0.0, residual: bool = False,
-        stateful: bool = False, engine: str = "auto",
+        stateful: bool = False, engine: str = "auto", **options,
     ) -> None:
         super().__init__()
         for name, value in (("bias", bias), ("batch_first", batch_first)):
@@ -97,11 +77,14 @@ class RecurrentBase(nn.Module):
             if proj_size != 0:
                 raise ValueError(f"proj_size: expected 0 <= proj_size < hidden_size={hidden_size}, "
                                  f"got {proj_size}")
-        if proj_size and mode != "LSTM":
-            raise ValueError(f"proj_size: only applies to LSTM, not to {mode}")
-        self.v = _params.Variant.make(mode, peephole=peephole, coupled=coupled,
-                                      layer_norm=layer_norm, reset_after=reset_after)
-        self.mode = mode
+        self.v = _params.Variant.make(family, **options)
+        fam = self.v.family
+        if proj_size and not fam.proj:
+            owners = [f.title for f in registry.families() if f.proj]
+            raise ValueError(f"proj_size: only applies to {', '.join(owners)}, not to {fam.title}")
+        self.mode = self.v.mode
+        for name, value in self.v.opts.items():
+            setattr(self, name, value)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.bidirectional = bias, batch_first, bidirectional
         self.proj_size = proj_size
@@ -109,26 +92,23 @@ class RecurrentBase(nn.Module):
         self.input_dropout = check_prob("input_dropout", input_dropout)
         self.recurrent_dropout = check_prob("recurrent_dropout", recurrent_dropout)
         self.weight_drop = check_prob("weight_drop", weight_drop)
-        self.zoneout = _params.check_zoneout(zoneout, mode)
+        self.zoneout = _params.check_zoneout(zoneout, self.v)
         self.init = _params.check_init(init)
         self.forget_bias = _params.check_forget_bias(self.v, forget_bias, bias)
         self.residual, self.stateful = bool(residual), bool(stateful)
-        self.engine = _params.check_engine(engine)
-        self.peephole, self.coupled, self.layer_norm = peephole, coupled, layer_norm
-        self.reset_after = reset_after
+        self.engine = _params.check_engine(engine, self.v)
 
         H, P = hidden_size, proj_size or hidden_size
         D = 2 if bidirectional else 1
         factory = {"device": device, "dtype": dtype}
         self._suffixes = [f"_l{k}{'_reverse' if d else ''}" for k in range(num_layers) for d in range(D)]
+        specs = [self.v.specs(input_size if k == 0 else D * P, H, P, bias)
+                 for k in range(num_layers) for d in range(D)]
         self._flat_weights_names: list[str] = []
-        for k in range(num_layers):
-            for d in range(D):
-                in_size = input_size if k == 0 else D * P
-                self._flat_weights_names += _params.register(
-                    self, self.v, in_size, H, P, bias, self._suffixes[k * D + d], factory)
-        for s in self._suffixes:
-            _params.register_extras(self, self.v, H, s, factory)
+        for s, sp in zip(self._suffixes, specs):  # torch's flat weights first, in torch's order
+            self._flat_weights_names += _params.register(self, sp, s, factory, flat=True)
+        for s, sp in zip(self._suffixes, specs):  # then the option extras
+            _params.register(self, sp, s, factory, flat=False)
         self.reset_parameters()
         self._state = None  # stateful: the last final state, detached
 
@@ -158,15 +138,13 @@ class RecurrentBase(nn.Module):
         return None
 
     def extra_repr(self) -> str:
+        """Positional sizes, then every argument that differs from its default."""
         s = f"{self.input_size}, {self.hidden_size}"
-        if self.num_layers != 1:
-            s += f", num_layers={self.num_layers}"
-        for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0),
-                              ("bidirectional", False), ("proj_size", 0), ("peephole", False),
-                              ("coupled", False), ("layer_norm", False), ("reset_after", True),
-                              ("input_dropout", 0.0), ("recurrent_dropout", 0.0),
-                              ("weight_drop", 0.0), ("residual", False), ("stateful", False),
-                              ("engine", "auto")):
+        defaults = [("num_layers", 1), ("bias", True), ("batch_first", False), ("dropout", 0.0),
+                    ("bidirectional", False), ("proj_size", 0)]
+        defaults += [(o.name, o.default) for o in self.v.family.options]
+        defaults += [(name, default) for name, default, _ in _docs.EXTRAS if name != "zoneout"]
+        for name, default in defaults:
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)!r}"
         if self.zoneout != (0.0, 0.0):
@@ -176,7 +154,11 @@ class RecurrentBase(nn.Module):
     # -- state ------------------------------------------------------------------------------
     @property
     def _has_cell(self) -> bool:
-        return self.mode == "LSTM"
+        return "c" in self.v.family.state
+
+    @property
+    def _n_state(self) -> int:
+        return len(self.v.family.state)
 
     def reset_state(self, mask: Tensor | None = None) -> None:
         """Stateful use: forget the carried state (all rows, or the rows where mask is True)."""
@@ -197,8 +179,8 @@ class RecurrentBase(nn.Module):
                     or self.zoneout != (0.0, 0.0))
 
     def _vendor_ok(self, x: Tensor, lengths) -> bool:
-        return self.v.plain and not self._uses_extras() and lengths is None and x.dtype in (
-            torch.float32, torch.float64, torch.bfloat16, torch.float16)
+        return (self.v.vendor_mode is not None and not self._uses_extras() and lengths is None
+                and x.dtype in (torch.float32, torch.float64, torch.bfloat16, torch.float16))
 
     def _pick_engine(self, x: Tensor, lengths, packed: bool) -> str:
         e = self.engine
@@ -210,16 +192,18 @@ class RecurrentBase(nn.Module):
                 "use engine='auto' or 'reference'"
             )
         if e == "auto":
-            # torch's oneDNN LSTM is as fast as it gets where its math is ours (it has no
-            # projection path: torch then warns and runs a slow default); GRU/RNN and
-            # everything else go to our fused kernels when they can serve, else the reference.
-            if vendor_ok and ((self.mode == "LSTM" and not self.proj_size) or packed):
+            # vendor first where the family prefers it (torch's oneDNN LSTM is as fast as it
+            # gets where its math is ours; it has no projection path: torch then warns and runs
+            # a slow default) and for packed input; else our fused kernels when they can serve,
+            # else the reference.
+            if vendor_ok and ((self.v.family.prefer_vendor and not self.proj_size) or packed):
                 return "vendor"
             return "fused_or_reference"
         return e
 
     # -- forward ----------------------------------------------------------------------------
     def forward(self, input, hx=None, *, lengths=None):
+        """Run the layers over ``input`` (see the class docstring: Inputs and Outputs)."""
         ref = self.weight_ih_l0
         packed = isinstance(input, PackedSequence)
         if packed:
@@ -270,14 +254,16 @@ class RecurrentBase(nn.Module):
                 h_n = tuple(s.squeeze(1) for s in h_n)
             elif self.batch_first:
                 out = out.transpose(0, 1)
-        return out, (h_n if self._has_cell else h_n[0])
+        return out, (h_n if self._n_state > 1 else h_n[0])
 
     def _initial_state(self, hx, B: int, batched: bool, ref: Tensor) -> tuple[Tensor, ...]:
-        """hx as a tuple of (L*D, B, width) tensors (h, or h and c)."""
+        """hx as a tuple of (L*D, B, width) tensors, one per state the family declares (h has
+        width P, every other state H)."""
         D = 2 if self.bidirectional else 1
         P, H = self.proj_size or self.hidden_size, self.hidden_size
-        widths = (P, H) if self._has_cell else (P,)
-        names = ("hx[0] (h_0)", "hx[1] (c_0)") if self._has_cell else ("hx",)
+        state = self.v.family.state
+        widths = tuple(P if n == "h" else H for n in state)
+        names = tuple(f"hx[{j}] ({n}_0)" for j, n in enumerate(state)) if len(state) > 1 else ("hx",)
         if hx is None and self.stateful and self._state is not None:
             hx = self._state
             hb = hx[0].shape[1]
@@ -289,9 +275,10 @@ class RecurrentBase(nn.Module):
             return tuple(hx)
         if hx is None:
             return tuple(ref.new_zeros(self.num_layers * D, B, w) for w in widths)
-        if self._has_cell:
-            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-                raise TypeError(f"hx: expected a tuple (h_0, c_0), got {type(hx).__name__}")
+        if len(state) > 1:
+            if not isinstance(hx, (tuple, list)) or len(hx) != len(state):
+                want = ", ".join(f"{n}_0" for n in state)
+                raise TypeError(f"hx: expected a tuple ({want}), got {type(hx).__name__}")
         else:
             hx = (hx,)
         out = []
@@ -311,16 +298,16 @@ class RecurrentBase(nn.Module):
             weights = [dropped[n[len("weight_hh"):]] if n.startswith("weight_hh") else w
                        for n, w in zip(self._flat_weights_names, weights)]
         args = (weights, self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
-        fn = {"LSTM": _VF.lstm, "GRU": _VF.gru, "RNN_TANH": _VF.rnn_tanh, "RNN_RELU": _VF.rnn_relu}
-        state = hx if self._has_cell else hx[0]
+        fn = _VENDOR_SEQUENCE[self.v.vendor_mode]
+        state = hx if self._n_state > 1 else hx[0]
         if packed:
             if x.sorted_indices is not None:
                 state = tuple(s.index_select(1, x.sorted_indices) for s in hx)
-                state = state if self._has_cell else state[0]
-            res = fn[self.mode](x.data, x.batch_sizes, state, *args)
+                state = state if self._n_state > 1 else state[0]
+            res = fn(x.data, x.batch_sizes, state, *args)
             out = PackedSequence(res[0], x.batch_sizes, x.sorted_indices, x.unsorted_indices)
         else:
-            res = fn[self.mode](x, state, *args, False)
+            res = fn(x, state, *args, False)
             out = res[0]
         h_n = tuple(res[1:])
         if packed and x.unsorted_indices is not None:
@@ -364,8 +351,7 @@ class RecurrentBase(nn.Module):
         D = 2 if self.bidirectional else 1
         out_mask = None
         if lengths is not None and bool((lengths < T).any()):
-            out_mask = (torch.arange(T).unsqueeze(1) < lengths.unsqueeze(0)).to(x)  # (T, B)
-            out_mask = out_mask.unsqueeze(-1)  # (T, B, 1)
+            out_mask = lengths_to_mask(lengths, T, x)  # (T, B, 1)
         else:
             lengths = None  # every sequence is full: no masking needed
         dropped = self._dropped_weight_hh()
@@ -396,41 +382,94 @@ class RecurrentBase(nn.Module):
         return layer_in, h_n
 
 class LSTM(RecurrentBase):
-    """Drop-in ``torch.nn.LSTM`` with the extras of DESIGN §2.
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 proj_size: int = 0, device=None, dtype=None, **extras) -> None:
+        super().__init__("lstm", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, proj_size, device, dtype, **extras)
 
+
+LSTM.__doc__ = _docs.layer_doc(registry.get("lstm"), """\
+Drop-in ``torch.nn.LSTM`` (same arguments, parameter names, shapes, gate order i, f, g, o and
+outputs; a torch state_dict loads and gives the same numbers) with the extras of DESIGN §2.""",
+"""\
     >>> import torch
     >>> m = LSTM(3, 5, proj_size=2, peephole=True, batch_first=True)
     >>> y, (h, c) = m(torch.randn(4, 7, 3), lengths=[7, 3, 0, 5])
     >>> tuple(y.shape), tuple(h.shape), tuple(c.shape), bool((y[1, 3:] == 0).all())
     ((4, 7, 2), (1, 4, 2), (1, 4, 5), True)
-    """
-
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 proj_size: int = 0, device=None, dtype=None, **extras) -> None:
-        super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, proj_size, device, dtype, **extras)
+""")
 
 
 class GRU(RecurrentBase):
-    """Drop-in ``torch.nn.GRU``; ``reset_after=False`` gives Cho et al. 2014."""
-
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  device=None, dtype=None, **extras) -> None:
-        super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+        super().__init__("gru", input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, device, dtype, **extras)
 
 
-class RNN(RecurrentBase):
-    """Drop-in ``torch.nn.RNN`` (tanh or relu)."""
+GRU.__doc__ = _docs.layer_doc(registry.get("gru"), """\
+Drop-in ``torch.nn.GRU`` (gate order r, z, n); ``reset_after=False`` gives Cho et al. 2014.""",
+"""\
+    >>> import torch
+    >>> m = GRU(3, 4, num_layers=2, reset_after=False)
+    >>> y, h = m(torch.randn(6, 2, 3), lengths=[6, 2])
+    >>> tuple(y.shape), tuple(h.shape)
+    ((6, 2, 4), (2, 2, 4))
+""")
 
+
+class RNN(RecurrentBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None,
                  **extras) -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
-        super().__init__(f"RNN_{nonlinearity.upper()}", input_size, hidden_size, num_layers, bias,
-                         batch_first, dropout, bidirectional, 0, device, dtype, **extras)
-        self.nonlinearity = nonlinearity
+        super().__init__("rnn", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, 0, device, dtype, nonlinearity=nonlinearity, **extras)
+
+
+RNN.__doc__ = _docs.layer_doc(registry.get("rnn"), """\
+Drop-in ``torch.nn.RNN`` (Elman; ``nonlinearity`` 'tanh' or 'relu', positional as in torch).""",
+"""\
+    >>> import torch
+    >>> m = RNN(3, 4, nonlinearity="relu", bidirectional=True)
+    >>> y, h = m(torch.randn(5, 2, 3))
+    >>> tuple(y.shape), tuple(h.shape)
+    ((5, 2, 8), (2, 2, 4))
+""", positional=("nonlinearity",))
+
+
+def layer_class(family: registry.Family) -> type:
+    """The sequence layer of a registered family that has no hand-written class (torch's LSTM
+    signature without ``proj_size`` unless the family supports it; the options keyword-only)."""
+    name = family.name
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 device=None, dtype=None, **extras) -> None:
+        RecurrentBase.__init__(self, name, input_size, hidden_size, num_layers, bias, batch_first,
+                               dropout, bidirectional, extras.pop("proj_size", 0), device, dtype,
+                               **extras)
+
+    example = f"""\
+    >>> import torch, lstmkit as lk
+    >>> m = lk.{family.title}(3, 4, num_layers=2, batch_first=True)
+    >>> y, _ = m(torch.randn(2, 6, 3), lengths=[6, 4])
+    >>> tuple(y.shape), bool((y[1, 4:] == 0).all())
+    ((2, 6, 4), True)
+"""
+    cls = type(family.title, (RecurrentBase,), {
+        "__init__": __init__, "__module__": __name__,
+        "__doc__": _docs.layer_doc(family, f"{family.title} layer. {family.doc}", example),
+    })
+    cls.__init__.__qualname__ = f"{family.title}.__init__"
+    return cls
+
+
+# every other registered family gets its layer from the registry
+GENERATED = [layer_class(f) for f in registry.families()
+             if f.layer and f.title not in globals()]
+globals().update({c.__name__: c for c in GENERATED})

@@ -10,7 +10,9 @@
 #include <cstring>
 #include <vector>
 
+#include "common.h"
 #include "fastmath.h"
+#include "kernels.h"
 
 namespace {
 
@@ -46,11 +48,8 @@ void gru_gates_backward(const S* R r_, const S* R z_, const S* R n_, const S* R 
 }
 #undef R
 
-inline bool on(const at::Tensor& t) { return t.defined() && t.numel() > 0; }
-inline int64_t grain(int64_t B, int64_t width) {
-  int64_t g = 32768 / (width > 0 ? width : 1);
-  return g < 1 ? 1 : (g > B ? B : g);
-}
+using lstmkit::grain;
+using lstmkit::on;
 
 template <typename S>
 std::vector<at::Tensor> forward_impl(const at::Tensor& xg, const at::Tensor& h0, const at::Tensor& w_hh,
@@ -155,18 +154,26 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& dy, const at::Tensor& dh
 
 std::vector<at::Tensor> gru_forward(at::Tensor xg, at::Tensor h0, at::Tensor w_hh, at::Tensor b_hn,
                                     at::Tensor rec, at::Tensor keep_h, bool save) {
-  std::vector<at::Tensor> out;
-  AT_DISPATCH_FLOATING_TYPES(xg.scalar_type(), "gru_forward", [&] {
-    out = forward_impl<scalar_t>(xg, h0, w_hh, b_hn, rec, keep_h, save);
-  });
-  return out;
+  lstmkit::check_floating(xg, "xg");
+  const int64_t T = xg.size(0), B = xg.size(1), H = h0.dim() == 2 ? h0.size(1) : -1;
+  lstmkit::check(xg, "xg", xg, {T, B, 3 * H});
+  lstmkit::check(h0, "h0", xg, {B, H});
+  lstmkit::check(w_hh, "w_hh", xg, {3 * H, H}, false);
+  lstmkit::check_opt(b_hn, "b_hn", xg, {H});
+  lstmkit::check_masks(rec, keep_h, xg, T, B, H);
+  return LSTMKIT_DISPATCH(xg, "gru_forward", forward_impl<scalar_t>(xg, h0, w_hh, b_hn, rec, keep_h, save));
 }
 
 std::vector<at::Tensor> gru_backward(at::Tensor dy, at::Tensor dh_n, at::Tensor h_all, at::Tensor act,
                                      at::Tensor hn, at::Tensor w_hh, at::Tensor rec, at::Tensor keep_h) {
-  std::vector<at::Tensor> out;
-  AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "gru_backward", [&] {
-    out = backward_impl<scalar_t>(dy, dh_n, h_all, act, hn, w_hh, rec, keep_h);
-  });
-  return out;
+  lstmkit::check_floating(act, "act");
+  const int64_t T = act.size(0), B = act.size(1), H = act.size(2) / 3;
+  lstmkit::check(act, "act", act, {T, B, 3 * H});
+  lstmkit::check(h_all, "h_all", act, {T + 1, B, H});
+  lstmkit::check(hn, "hn", act, {T, B, H});
+  lstmkit::check_opt(dy, "dy", act, {T, B, H});
+  lstmkit::check_opt(dh_n, "dh_n", act, {B, H});
+  lstmkit::check(w_hh, "w_hh", act, {3 * H, H}, false);
+  lstmkit::check_masks(rec, keep_h, act, T, B, H);
+  return LSTMKIT_DISPATCH(act, "gru_backward", backward_impl<scalar_t>(dy, dh_n, h_all, act, hn, w_hh, rec, keep_h));
 }

@@ -12,7 +12,9 @@
 #include <cstring>
 #include <vector>
 
+#include "common.h"
 #include "fastmath.h"
+#include "kernels.h"
 
 namespace {
 
@@ -113,11 +115,7 @@ template <typename S> inline void row_stats(const S* v, int64_t n, S& mean, S& r
   rstd = S(1.0 / std::sqrt(double(ss) / double(n) + LN_EPS));
 }
 
-// grain: rows per thread chunk so that small problems stay on one thread
-inline int64_t grain(int64_t B, int64_t width) {
-  int64_t g = 32768 / (width > 0 ? width : 1);
-  return g < 1 ? 1 : (g > B ? B : g);
-}
+using lstmkit::grain;
 
 template <typename S>
 std::vector<at::Tensor> forward_impl(
@@ -414,17 +412,38 @@ std::vector<at::Tensor> backward_impl(
   return {da_all, dhh_all, dh_new_all, dcn_all, dh, dc};
 }
 
+}  // namespace
+
 std::vector<at::Tensor> lstm_forward(
     at::Tensor xg, at::Tensor h0, at::Tensor c0, at::Tensor w_hh, at::Tensor w_hr,
     at::Tensor w_ci, at::Tensor w_cf, at::Tensor w_co, at::Tensor ln_hh_w, at::Tensor ln_hh_b,
     at::Tensor ln_c_w, at::Tensor ln_c_b, at::Tensor rec, at::Tensor keep_c, at::Tensor keep_h,
     bool coupled, bool save) {
-  std::vector<at::Tensor> out;
-  AT_DISPATCH_FLOATING_TYPES(xg.scalar_type(), "lstm_forward", [&] {
-    out = forward_impl<scalar_t>(xg, h0, c0, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh_w, ln_hh_b,
-                                 ln_c_w, ln_c_b, rec, keep_c, keep_h, coupled, save);
-  });
-  return out;
+  lstmkit::check_floating(xg, "xg");
+  const int64_t T = xg.size(0), B = xg.size(1), G = xg.size(2);
+  const int64_t H = c0.dim() == 2 ? c0.size(1) : -1, P = h0.dim() == 2 ? h0.size(1) : -1;
+  TORCH_CHECK(G == (coupled ? 3 : 4) * H, "xg: expected ", (coupled ? 3 : 4), "H = ",
+              (coupled ? 3 : 4) * H, " gate rows (coupled=", coupled, "), got ", G);
+  lstmkit::check(xg, "xg", xg, {T, B, G});
+  lstmkit::check(h0, "h0", xg, {B, P}, false);
+  lstmkit::check(c0, "c0", xg, {B, H}, false);
+  lstmkit::check(w_hh, "w_hh", xg, {G, P}, false);
+  if (lstmkit::on(w_hr)) lstmkit::check(w_hr, "w_hr", xg, {P, H}, false);
+  else TORCH_CHECK(P == H, "w_hr: expected a projection (P, H) when P=", P, " != H=", H);
+  lstmkit::check_opt(w_ci, "w_ci", xg, {H});
+  lstmkit::check_opt(w_cf, "w_cf", xg, {H});
+  lstmkit::check_opt(w_co, "w_co", xg, {H});
+  lstmkit::check_opt(ln_hh_w, "ln_hh_w", xg, {G});
+  lstmkit::check_opt(ln_hh_b, "ln_hh_b", xg, {G});
+  lstmkit::check_opt(ln_c_w, "ln_c_w", xg, {H});
+  lstmkit::check_opt(ln_c_b, "ln_c_b", xg, {H});
+  TORCH_CHECK(lstmkit::on(ln_hh_w) == lstmkit::on(ln_c_w) && lstmkit::on(ln_hh_w) == lstmkit::on(ln_hh_b)
+              && lstmkit::on(ln_c_w) == lstmkit::on(ln_c_b), "ln_*: expected all layer-norm tensors or none");
+  lstmkit::check_opt(rec, "rec", xg, {B, P});
+  lstmkit::check_opt(keep_c, "keep_c", xg, {T, B, H});
+  lstmkit::check_opt(keep_h, "keep_h", xg, {T, B, P});
+  return LSTMKIT_DISPATCH(xg, "lstm_forward", forward_impl<scalar_t>(xg, h0, c0, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh_w, ln_hh_b,
+                                 ln_c_w, ln_c_b, rec, keep_c, keep_h, coupled, save));
 }
 
 std::vector<at::Tensor> lstm_backward(
@@ -433,13 +452,41 @@ std::vector<at::Tensor> lstm_backward(
     at::Tensor c_hat, at::Tensor c_rstd, at::Tensor w_hh, at::Tensor w_hr, at::Tensor w_ci,
     at::Tensor w_cf, at::Tensor w_co, at::Tensor ln_hh_w, at::Tensor ln_c_w, at::Tensor rec,
     at::Tensor keep_c, at::Tensor keep_h, bool coupled) {
-  std::vector<at::Tensor> out;
-  AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "lstm_backward", [&] {
-    out = backward_impl<scalar_t>(dy, dh_n, dc_n, h_all, c_all, act, tc, c_new, hh_hat, hh_rstd,
+  lstmkit::check_floating(act, "act");
+  const int64_t T = act.size(0), B = act.size(1), G = act.size(2);
+  const int64_t H = c_all.dim() == 3 ? c_all.size(2) : -1, P = h_all.dim() == 3 ? h_all.size(2) : -1;
+  TORCH_CHECK(G == (coupled ? 3 : 4) * H, "act: expected ", (coupled ? 3 : 4) * H,
+              " gate rows (coupled=", coupled, "), got ", G);
+  lstmkit::check(act, "act", act, {T, B, G});
+  lstmkit::check(h_all, "h_all", act, {T + 1, B, P});
+  lstmkit::check(c_all, "c_all", act, {T + 1, B, H});
+  lstmkit::check(tc, "tc", act, {T, B, H});
+  lstmkit::check_opt(c_new, "c_new", act, {T, B, H});
+  TORCH_CHECK(lstmkit::on(c_new) == lstmkit::on(keep_c), "c_new: expected it exactly when keep_c is given");
+  lstmkit::check_opt(dy, "dy", act, {T, B, P});
+  lstmkit::check_opt(dh_n, "dh_n", act, {B, P});
+  lstmkit::check_opt(dc_n, "dc_n", act, {B, H});
+  const bool ln = lstmkit::on(ln_hh_w);
+  if (ln) {
+    lstmkit::check(hh_hat, "hh_hat", act, {T, B, G});
+    lstmkit::check(hh_rstd, "hh_rstd", act, {T, B, 1});
+    lstmkit::check(c_hat, "c_hat", act, {T, B, H});
+    lstmkit::check(c_rstd, "c_rstd", act, {T, B, 1});
+    lstmkit::check(ln_hh_w, "ln_hh_w", act, {G});
+    lstmkit::check(ln_c_w, "ln_c_w", act, {H});
+  }
+  lstmkit::check(w_hh, "w_hh", act, {G, P}, false);
+  if (lstmkit::on(w_hr)) lstmkit::check(w_hr, "w_hr", act, {P, H}, false);
+  else TORCH_CHECK(P == H, "w_hr: expected a projection (P, H) when P=", P, " != H=", H);
+  lstmkit::check_opt(w_ci, "w_ci", act, {H});
+  lstmkit::check_opt(w_cf, "w_cf", act, {H});
+  lstmkit::check_opt(w_co, "w_co", act, {H});
+  lstmkit::check_opt(rec, "rec", act, {B, P});
+  lstmkit::check_opt(keep_c, "keep_c", act, {T, B, H});
+  lstmkit::check_opt(keep_h, "keep_h", act, {T, B, P});
+  return LSTMKIT_DISPATCH(act, "lstm_backward", backward_impl<scalar_t>(dy, dh_n, dc_n, h_all, c_all, act, tc, c_new, hh_hat, hh_rstd,
                                   c_hat, c_rstd, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh_w, ln_c_w,
-                                  rec, keep_c, keep_h, coupled);
-  });
-  return out;
+                                  rec, keep_c, keep_h, coupled));
 }
 
 // Streaming step without autograd: x (B, I), h (B, P), c (B, H) -> {h (B, P), c (B, H)}.
@@ -448,6 +495,18 @@ std::vector<at::Tensor> lstm_step(
     at::Tensor b_hh, at::Tensor w_hr, at::Tensor w_ci, at::Tensor w_cf, at::Tensor w_co,
     at::Tensor ln_ih_w, at::Tensor ln_ih_b, at::Tensor ln_hh_w, at::Tensor ln_hh_b,
     at::Tensor ln_c_w, at::Tensor ln_c_b, bool coupled) {
+  TORCH_CHECK(x.dim() == 2 && x.device().is_cpu(), "x: expected a 2-D (B, I) CPU tensor, got ",
+              x.dim(), "-D on ", x.device());
+  TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
+              "x: expected float32 or float64, got ", x.scalar_type());
+  TORCH_CHECK(w_ih.dim() == 2 && w_ih.size(1) == x.size(1) && w_ih.scalar_type() == x.scalar_type(),
+              "w_ih: expected (G, I=", x.size(1), ") of dtype ", x.scalar_type(), ", got ", w_ih.sizes(),
+              " of ", w_ih.scalar_type());
+  TORCH_CHECK(!lstmkit::on(b_ih) || (b_ih.sizes() == at::IntArrayRef({w_ih.size(0)})
+              && lstmkit::on(b_hh) && b_hh.sizes() == b_ih.sizes()),
+              "b_ih, b_hh: expected both of shape (G,) = (", w_ih.size(0), ",) or neither");
+  TORCH_CHECK(!lstmkit::on(ln_ih_w) || (ln_ih_w.sizes() == at::IntArrayRef({w_ih.size(0)})
+              && lstmkit::on(ln_ih_b)), "ln_ih_w, ln_ih_b: expected both of shape (G,) or neither");
   at::NoGradGuard no_grad;
   at::Tensor xg;
   const bool bias = b_ih.defined() && b_ih.numel() > 0;
@@ -463,26 +522,4 @@ std::vector<at::Tensor> lstm_step(
   auto out = lstm_forward(xg.unsqueeze(0), h.contiguous(), c.contiguous(), w_hh, w_hr, w_ci, w_cf,
                           w_co, ln_hh_w, ln_hh_b, ln_c_w, ln_c_b, none, none, none, coupled, false);
   return {out[0][1], out[1][1]};
-}
-
-}  // namespace
-
-std::vector<at::Tensor> gru_forward(at::Tensor xg, at::Tensor h0, at::Tensor w_hh, at::Tensor b_hn,
-                                    at::Tensor rec, at::Tensor keep_h, bool save);
-std::vector<at::Tensor> gru_backward(at::Tensor dy, at::Tensor dh_n, at::Tensor h_all, at::Tensor act,
-                                     at::Tensor hn, at::Tensor w_hh, at::Tensor rec, at::Tensor keep_h);
-
-std::vector<at::Tensor> rnn_forward(at::Tensor xg, at::Tensor h0, at::Tensor w_hh, at::Tensor rec,
-                                    at::Tensor keep_h, bool relu);
-std::vector<at::Tensor> rnn_backward(at::Tensor dy, at::Tensor dh_n, at::Tensor h_new, at::Tensor w_hh,
-                                     at::Tensor rec, at::Tensor keep_h, bool relu);
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("rnn_forward", &rnn_forward, "fused Elman RNN sequence forward");
-  m.def("rnn_backward", &rnn_backward, "fused Elman RNN sequence backward");
-  m.def("gru_forward", &gru_forward, "fused GRU (reset_after) sequence forward");
-  m.def("gru_backward", &gru_backward, "fused GRU (reset_after) sequence backward");
-  m.def("lstm_forward", &lstm_forward, "fused LSTM sequence forward");
-  m.def("lstm_backward", &lstm_backward, "fused LSTM sequence backward");
-  m.def("lstm_step", &lstm_step, "fused LSTM streaming step (no autograd)");
 }

@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <vector>
 
+#include "common.h"
 #include "fastmath.h"
+#include "kernels.h"
 
 namespace {
 
@@ -24,7 +26,7 @@ void rnn_forward_row(const S* R xg, const S* R hh, const S* R hp, const S* R kh,
 }
 #undef R
 
-inline bool on(const at::Tensor& t) { return t.defined() && t.numel() > 0; }
+using lstmkit::on;
 
 template <typename S>
 std::vector<at::Tensor> forward_impl(const at::Tensor& xg, const at::Tensor& h0, const at::Tensor& w_hh,
@@ -99,18 +101,23 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& dy, const at::Tensor& dh
 
 std::vector<at::Tensor> rnn_forward(at::Tensor xg, at::Tensor h0, at::Tensor w_hh, at::Tensor rec,
                                     at::Tensor keep_h, bool relu) {
-  std::vector<at::Tensor> out;
-  AT_DISPATCH_FLOATING_TYPES(xg.scalar_type(), "rnn_forward", [&] {
-    out = forward_impl<scalar_t>(xg, h0, w_hh, rec, keep_h, relu);
-  });
-  return out;
+  lstmkit::check_floating(xg, "xg");
+  const int64_t T = xg.size(0), B = xg.size(1), H = xg.size(2);
+  lstmkit::check(xg, "xg", xg, {T, B, H});
+  lstmkit::check(h0, "h0", xg, {B, H});
+  lstmkit::check(w_hh, "w_hh", xg, {H, H}, false);
+  lstmkit::check_masks(rec, keep_h, xg, T, B, H);
+  return LSTMKIT_DISPATCH(xg, "rnn_forward", forward_impl<scalar_t>(xg, h0, w_hh, rec, keep_h, relu));
 }
 
 std::vector<at::Tensor> rnn_backward(at::Tensor dy, at::Tensor dh_n, at::Tensor h_new, at::Tensor w_hh,
                                      at::Tensor rec, at::Tensor keep_h, bool relu) {
-  std::vector<at::Tensor> out;
-  AT_DISPATCH_FLOATING_TYPES(h_new.scalar_type(), "rnn_backward", [&] {
-    out = backward_impl<scalar_t>(dy, dh_n, h_new, w_hh, rec, keep_h, relu);
-  });
-  return out;
+  lstmkit::check_floating(h_new, "h_new");
+  const int64_t T = h_new.size(0), B = h_new.size(1), H = h_new.size(2);
+  lstmkit::check(h_new, "h_new", h_new, {T, B, H});
+  lstmkit::check_opt(dy, "dy", h_new, {T, B, H});
+  lstmkit::check_opt(dh_n, "dh_n", h_new, {B, H});
+  lstmkit::check(w_hh, "w_hh", h_new, {H, H}, false);
+  lstmkit::check_masks(rec, keep_h, h_new, T, B, H);
+  return LSTMKIT_DISPATCH(h_new, "rnn_backward", backward_impl<scalar_t>(dy, dh_n, h_new, w_hh, rec, keep_h, relu));
 }

@@ -1,0 +1,14 @@
+// The Python bindings of the fused kernels: one registry of entry points (see kernels.h).
+#include <torch/extension.h>
+
+#include "kernels.h"
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("rnn_forward", &rnn_forward, "fused Elman RNN sequence forward");
+  m.def("rnn_backward", &rnn_backward, "fused Elman RNN sequence backward");
+  m.def("gru_forward", &gru_forward, "fused GRU (reset_after) sequence forward");
+  m.def("gru_backward", &gru_backward, "fused GRU (reset_after) sequence backward");
+  m.def("lstm_forward", &lstm_forward, "fused LSTM sequence forward");
+  m.def("lstm_backward", &lstm_backward, "fused LSTM sequence backward");
+  m.def("lstm_step", &lstm_step, "fused LSTM streaming step (no autograd)");
+}

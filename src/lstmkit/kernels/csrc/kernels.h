@@ -1,0 +1,34 @@
+// The entry points of the fused kernels (bound to Python in bindings.cpp). Symbols: T time,
+// B batch, H hidden, P output width, G gate rows. Optional tensors arrive empty; every entry
+// point checks shapes, dtypes, devices and contiguity before it reads a pointer.
+#pragma once
+#include <torch/extension.h>
+
+#include <vector>
+
+std::vector<at::Tensor> lstm_forward(
+    at::Tensor xg, at::Tensor h0, at::Tensor c0, at::Tensor w_hh, at::Tensor w_hr,
+    at::Tensor w_ci, at::Tensor w_cf, at::Tensor w_co, at::Tensor ln_hh_w, at::Tensor ln_hh_b,
+    at::Tensor ln_c_w, at::Tensor ln_c_b, at::Tensor rec, at::Tensor keep_c, at::Tensor keep_h,
+    bool coupled, bool save);
+std::vector<at::Tensor> lstm_backward(
+    at::Tensor dy, at::Tensor dh_n, at::Tensor dc_n, at::Tensor h_all, at::Tensor c_all,
+    at::Tensor act, at::Tensor tc, at::Tensor c_new, at::Tensor hh_hat, at::Tensor hh_rstd,
+    at::Tensor c_hat, at::Tensor c_rstd, at::Tensor w_hh, at::Tensor w_hr, at::Tensor w_ci,
+    at::Tensor w_cf, at::Tensor w_co, at::Tensor ln_hh_w, at::Tensor ln_c_w, at::Tensor rec,
+    at::Tensor keep_c, at::Tensor keep_h, bool coupled);
+std::vector<at::Tensor> lstm_step(
+    at::Tensor x, at::Tensor h, at::Tensor c, at::Tensor w_ih, at::Tensor w_hh, at::Tensor b_ih,
+    at::Tensor b_hh, at::Tensor w_hr, at::Tensor w_ci, at::Tensor w_cf, at::Tensor w_co,
+    at::Tensor ln_ih_w, at::Tensor ln_ih_b, at::Tensor ln_hh_w, at::Tensor ln_hh_b,
+    at::Tensor ln_c_w, at::Tensor ln_c_b, bool coupled);
+
+std::vector<at::Tensor> gru_forward(at::Tensor xg, at::Tensor h0, at::Tensor w_hh, at::Tensor b_hn,
+                                    at::Tensor rec, at::Tensor keep_h, bool save);
+std::vector<at::Tensor> gru_backward(at::Tensor dy, at::Tensor dh_n, at::Tensor h_all, at::Tensor act,
+                                     at::Tensor hn, at::Tensor w_hh, at::Tensor rec, at::Tensor keep_h);
+
+std::vector<at::Tensor> rnn_forward(at::Tensor xg, at::Tensor h0, at::Tensor w_hh, at::Tensor rec,
+                                    at::Tensor keep_h, bool relu);
+std::vector<at::Tensor> rnn_backward(at::Tensor dy, at::Tensor dh_n, at::Tensor h_new, at::Tensor w_hh,
+                                     at::Tensor rec, at::Tensor keep_h, bool relu);
