@@ -14,11 +14,6 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-def pytest_configure(config):
-    # registered here because pyproject.toml is not ours to edit; `-m "not slow"` skips them
-    config.addinivalue_line("markers", "slow: end-to-end runs (training to a quality bar)")
-
-
 @pytest.fixture(params=[torch.float64, torch.float32], ids=["float64", "float32"])
 def dtype(request):
     """Both dtypes the engines are compared in."""
