@@ -57,6 +57,9 @@ def _build():
     for src in SOURCES + HEADERS:
         digest.update((CSRC / src).read_bytes())
     digest.update(" ".join(flags).encode())
+    # ninja's build file records absolute source paths: two installs (checkouts, venvs) with the
+    # same sources must not share a build folder, or each rebuilds the other's (minutes each)
+    digest.update(str(CSRC.resolve()).encode())
     name = "lstmkit_kernels_" + digest.hexdigest()[:12]
     return ext.load(
         name=name,
