@@ -13,6 +13,7 @@ import argparse
 import os
 
 from ..jobs import classify as job
+from ._labelled import add_common_flags, start
 
 
 def _bool(s: str) -> bool:
@@ -48,22 +49,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--max-len", type=int, default=200, help="texts: words kept per text")
     p.add_argument("--seeds", type=int, default=1, help="ensemble members (soft/hard voting)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-baselines", action="store_true")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    p.add_argument("--checkpoint", help="predict: model.pt or a training --out DIR")
-    p.add_argument("--out", help="output directory (default runs/classify)")
+    add_common_flags(p, "classify")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    torch.set_num_threads(max(1, args.threads))
-    if args.action == "predict":
-        if not args.checkpoint:
-            raise ValueError("--checkpoint: required for predict")
+    if start(args):
         job.predict(args.checkpoint, csv=args.csv, dataset=args.dataset, out=args.out)
         return 0
     if args.csv and args.dataset:

@@ -12,6 +12,7 @@ import argparse
 import os
 
 from ..jobs import tag as job
+from ._labelled import add_common_flags, start
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -33,22 +34,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--patience", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-baselines", action="store_true")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    p.add_argument("--checkpoint", help="predict: model.pt or a training --out DIR")
-    p.add_argument("--out", help="output directory (default runs/tag)")
+    add_common_flags(p, "tag")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    torch.set_num_threads(max(1, args.threads))
-    if args.action == "predict":
-        if not args.checkpoint:
-            raise ValueError("--checkpoint: required for predict")
+    if start(args):
         job.predict(args.checkpoint, conll=args.conll, source=args.source, out=args.out)
         return 0
     if args.conll and args.dataset:
