@@ -158,4 +158,6 @@ def test_unsupported_configurations_say_what_and_why(tmp_path):
         to_onnx(torch.nn.LSTM(2, 3), tmp_path / "a.onnx")
     with pytest.raises(ValueError, match="lowering"):
         to_onnx(_make("LSTM", {}), tmp_path / "a.onnx", lowering="fast")
+    with pytest.raises(ValueError, match="IndRNN export is not supported"):
+        to_onnx(lk.nn.IndRNN(2, 3), tmp_path / "a.onnx")
     assert not (tmp_path / "a.onnx").exists()

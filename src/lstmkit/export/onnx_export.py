@@ -75,23 +75,24 @@ def _is_cell(m) -> bool:
 def layer_spec(m: nn.Module) -> LayerSpec:
     """The equations of an lstmkit layer or cell, with its parameters as float32 arrays."""
     params = {k: v.detach().cpu().float().numpy() for k, v in m.named_parameters()}
+    # a family's options are attributes of its own modules only (an LSTM has no reset_after)
+    opt = {name: getattr(m, name, default) for name, default in (
+        ("peephole", False), ("coupled", False), ("layer_norm", False), ("reset_after", True))}
     if _is_cell(m):
-        H = m.hidden_size
-        peephole = "weight_ci" in params
-        coupled = m.mode == "LSTM" and params["weight_hh"].shape[0] == 3 * H
-        layer_norm = "ln_ih_weight" in params
-        reset_after = getattr(m, "reset_after", m.v.reset_after)
-        return LayerSpec(m.mode, m.input_size, H, bias=m.bias, peephole=peephole, coupled=coupled,
-                         layer_norm=layer_norm, reset_after=reset_after, params=params, cell=True)
+        return LayerSpec(m.mode, m.input_size, m.hidden_size, bias=m.bias, **opt, params=params,
+                         cell=True)
     return LayerSpec(
         m.mode, m.input_size, m.hidden_size, m.proj_size, m.num_layers, m.bidirectional, m.bias,
-        m.batch_first, m.peephole, m.coupled, m.layer_norm, m.reset_after, m.residual,
-        tuple(m.zoneout), params)
+        m.batch_first, opt["peephole"], opt["coupled"], opt["layer_norm"], opt["reset_after"],
+        m.residual, tuple(m.zoneout), params)
 
 
 def _check_supported(m) -> None:
     from ..nn.conv_lstm import ConvLSTM, ConvLSTMCell
 
+    if (_is_layer(m) or _is_cell(m)) and m.mode not in ("LSTM", "GRU", "RNN_TANH", "RNN_RELU"):
+        raise ValueError(f"model: {type(m).__name__} export is not supported (lstmkit.export lowers "
+                         "the LSTM, GRU and RNN families only)")
     if isinstance(m, (ConvLSTM, ConvLSTMCell)):
         raise ValueError("model: ConvLSTM export is not supported (its gates are convolutions; "
                          "lstmkit.export lowers the LSTM/GRU/RNN families only)")

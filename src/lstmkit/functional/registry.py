@@ -120,6 +120,11 @@ class Family:
     mode: Callable[[dict], str] | None = None  # torch's ``mode`` attribute; default title.upper()
     test_sizes: dict = field(default_factory=dict)  # small sizes for the registry-wide tests
 
+    def __reduce__(self):
+        # a module holding its family pickles (and deep-copies) it as a registry lookup by name:
+        # the entry's callables are lambdas, and the registry holds one entry per family anyway
+        return (get, (self.name,))
+
     def configure(self, **options) -> dict:
         """Validated options (defaults filled in). An option of another family is a ValueError
         naming the option and the families it applies to; an unknown one a TypeError."""
