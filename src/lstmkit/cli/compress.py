@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-
-METHODS = ("int8", "onnx-int8", "float16", "bfloat16", "magnitude", "prune", "low-rank")
+from ..export.compress import METHODS
 
 
 def add_parser(sub) -> None:
@@ -27,56 +23,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    import torch
+    from ..export.checkpoints import compress_checkpoint
 
-    from ..export import compress as C
-    from ..export.checkpoints import example_inputs, first_output, load_model, resolve, save_model
-
-    model, extra = load_model(args.checkpoint)
-    os.makedirs(args.out, exist_ok=True)
-    x = example_inputs(model)
-    with torch.no_grad():
-        ref = first_output(model(*x))
-    src_bytes = os.path.getsize(resolve(args.checkpoint))
-    info = {"method": args.method, "source": resolve(args.checkpoint),
-            "params_before": C.count_params(model), "weight_bytes_before": C.model_bytes(model)}
-    extra = {k: v for k, v in extra.items() if k in ("series_spec", "scaler", "extra")}
-    tok = os.path.join(os.path.dirname(resolve(args.checkpoint)), "tokenizer.json")
-    if os.path.isfile(tok):  # an LM folder: keep it usable by `lstmkit lm generate`
-        shutil.copyfile(tok, os.path.join(args.out, "tokenizer.json"))
-    if args.method == "onnx-int8":
-        from ..export.onnx_export import to_onnx
-
-        f32 = os.path.join(args.out, "model.onnx")
-        rep = to_onnx(model, f32)
-        dst = os.path.join(args.out, "model.int8.onnx")
-        C.quantize_onnx(f32, dst)
-        info.update(file=dst, file_bytes=os.path.getsize(dst), float_onnx_bytes=rep.bytes,
-                    float_onnx_parity=rep.max_abs_error)
-    else:
-        keep = int(args.keep) if args.keep >= 1 else args.keep
-        rank = int(args.rank) if args.rank > 1 else args.rank
-        small = {
-            "int8": lambda: C.quantize_int8(model),
-            "float16": lambda: C.cast_weights(model, torch.float16),
-            "bfloat16": lambda: C.cast_weights(model, torch.bfloat16),
-            "magnitude": lambda: C.magnitude_prune(model, args.amount)[0],
-            "prune": lambda: C.prune_hidden(model, keep),
-            "low-rank": lambda: C.low_rank(model, rank),
-        }[args.method]().eval()
-        dst = os.path.join(args.out, "model.pt")
-        save_model(dst, small, **extra)
-        with torch.no_grad():
-            out = first_output(small(*x))
-        info.update(file=dst, file_bytes=os.path.getsize(dst), params_after=C.count_params(small),
-                    nonzero_params_after=C.count_params(small, nonzero=True),
-                    weight_bytes_after=C.model_bytes(small))
-        if out.shape == ref.shape:
-            info["max_abs_diff_vs_original"] = float((out - ref).abs().max())
-    info["source_file_bytes"] = src_bytes
-    from .._io import atomic_write_text
-
-    atomic_write_text(os.path.join(args.out, "compress.json"), json.dumps(info, indent=2) + "\n")
+    info = compress_checkpoint(args.checkpoint, args.out, args.method, amount=args.amount,
+                               keep=args.keep, rank=args.rank)
     for k, v in info.items():
         print(f"{k:>26}: {v}")
     return 0

@@ -74,3 +74,65 @@ def example_inputs(model: nn.Module, *, batch: int = 4, T: int = 16, seed: int =
 def first_output(out):
     """The main output of a model call (logits / forecast / sequence output)."""
     return out[0] if isinstance(out, tuple) else out
+
+
+def compress_checkpoint(checkpoint, out: str, method: str, *, amount: float = 0.5,
+                        keep: float = 0.5, rank: float = 0.25) -> dict:
+    """Compress the model in ``checkpoint`` with ``method`` (one of ``compress.METHODS``) into
+    the folder ``out``; returns (and writes as ``compress.json``) bytes, parameters and the max
+    abs difference of the outputs from the original on random inputs. An LM folder's
+    ``tokenizer.json`` is copied so the result still runs with ``lstmkit lm generate``.
+
+    amount: magnitude, the fraction of weights zeroed; keep: prune, hidden units kept (a
+    fraction < 1 or a count); rank: low-rank, a fraction <= 1 of full rank or a count."""
+    import json
+    import shutil
+
+    from .._io import atomic_write_text
+
+    if method not in C.METHODS:
+        raise ValueError(f"method: expected one of {C.METHODS}, got {method!r}")
+    model, extra = load_model(checkpoint)
+    src = resolve(checkpoint)
+    os.makedirs(out, exist_ok=True)
+    x = example_inputs(model)
+    with torch.no_grad():
+        ref = first_output(model(*x))
+    info = {"method": method, "source": src, "params_before": C.count_params(model),
+            "weight_bytes_before": C.model_bytes(model)}
+    extra = {k: v for k, v in extra.items() if k in ("series_spec", "scaler", "extra")}
+    tok = os.path.join(os.path.dirname(src), "tokenizer.json")
+    if os.path.isfile(tok):  # an LM folder: keep it usable by `lstmkit lm generate`
+        shutil.copyfile(tok, os.path.join(out, "tokenizer.json"))
+    if method == "onnx-int8":
+        from .onnx_export import to_onnx
+
+        f32 = os.path.join(out, "model.onnx")
+        rep = to_onnx(model, f32)
+        dst = os.path.join(out, "model.int8.onnx")
+        C.quantize_onnx(f32, dst)
+        info.update(file=dst, file_bytes=os.path.getsize(dst), float_onnx_bytes=rep.bytes,
+                    float_onnx_parity=rep.max_abs_error)
+    else:
+        keep = int(keep) if keep >= 1 else keep
+        rank = int(rank) if rank > 1 else rank
+        small = {
+            "int8": lambda: C.quantize_int8(model),
+            "float16": lambda: C.cast_weights(model, torch.float16),
+            "bfloat16": lambda: C.cast_weights(model, torch.bfloat16),
+            "magnitude": lambda: C.magnitude_prune(model, amount)[0],
+            "prune": lambda: C.prune_hidden(model, keep),
+            "low-rank": lambda: C.low_rank(model, rank),
+        }[method]().eval()
+        dst = os.path.join(out, "model.pt")
+        save_model(dst, small, **extra)
+        with torch.no_grad():
+            got = first_output(small(*x))
+        info.update(file=dst, file_bytes=os.path.getsize(dst), params_after=C.count_params(small),
+                    nonzero_params_after=C.count_params(small, nonzero=True),
+                    weight_bytes_after=C.model_bytes(small))
+        if got.shape == ref.shape:
+            info["max_abs_diff_vs_original"] = float((got - ref).abs().max())
+    info["source_file_bytes"] = os.path.getsize(src)
+    atomic_write_text(os.path.join(out, "compress.json"), json.dumps(info, indent=2) + "\n")
+    return info

@@ -46,6 +46,9 @@ from torch import Tensor, nn
 
 from ..models.checkpoints import build_layer, layer_config
 
+# what ``lstmkit compress --method`` (export.checkpoints.compress_checkpoint) offers
+METHODS = ("int8", "onnx-int8", "float16", "bfloat16", "magnitude", "prune", "low-rank")
+
 INT8_TOL = 5e-2  # documented: int8 outputs vs float, max abs, for unit-scale inputs (tests)
 
 
