@@ -297,18 +297,7 @@ def stream_batches(tokens: Tensor | list[int], batch_size: int, bptt: int) -> It
     >>> [x.tolist() for x, _ in stream_batches(list(range(10)), 2, 2)]
     [[[0, 1], [5, 6]], [[2, 3], [7, 8]]]
     """
-    if bptt < 1:
-        raise ValueError(f"bptt: expected >= 1, got {bptt}")
-    rows = batchify(tokens, batch_size)  # (B, N // B)
-    n = rows.shape[1] - 1
-    for t0 in range(0, n, bptt):
-        t1 = min(t0 + bptt, n)
-        yield rows[:, t0:t1], rows[:, t0 + 1: t1 + 1]  # (B, T), (B, T)
-
-
-def num_stream_batches(num_tokens: int, batch_size: int, bptt: int) -> int:
-    n = num_tokens // batch_size - 1
-    return max(0, -(-n // bptt))
+    return iter(StreamLoader(tokens, batch_size, bptt))
 
 
 class StreamLoader:
