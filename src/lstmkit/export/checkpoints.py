@@ -11,8 +11,7 @@ import os
 import torch
 from torch import nn
 
-from ..models.checkpoints import RESERVED, model_from_parts, model_parts, resolve  # noqa: F401
-from ..models.checkpoints import load_model as models_load
+from ..models.checkpoints import RESERVED, model_from_checkpoint, model_from_parts, model_parts, resolve  # noqa: F401
 from ..models.checkpoints import save_model as models_save
 from ..train.checkpoint import load_checkpoint, save_checkpoint
 from . import compress as C
@@ -24,7 +23,7 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict]:
     path = resolve(path)
     ck = load_checkpoint(path)
     if ck.get("kind") != "compressed":
-        return models_load(path)
+        return model_from_checkpoint(ck, path)
     base, _ = model_from_parts(ck["base"], path)
     names, method = ck["names"], ck["method"]
     if method == "int8":
@@ -100,7 +99,7 @@ def compress_checkpoint(checkpoint, out: str, method: str, *, amount: float = 0.
         ref = first_output(model(*x))
     info = {"method": method, "source": src, "params_before": C.count_params(model),
             "weight_bytes_before": C.model_bytes(model)}
-    extra = {k: v for k, v in extra.items() if k in ("series_spec", "scaler", "extra")}
+    extra = {k: v for k, v in extra.items() if k not in ("format", "version")}  # scalers, job config...
     tok = os.path.join(os.path.dirname(src), "tokenizer.json")
     if os.path.isfile(tok):  # an LM folder: keep it usable by `lstmkit lm generate`
         shutil.copyfile(tok, os.path.join(out, "tokenizer.json"))

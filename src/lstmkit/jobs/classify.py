@@ -474,7 +474,8 @@ def train(cfg: ClassifyConfig, echo=print) -> Result:
     cfg = replace(cfg, chosen=chosen)
     mcfg = ClassifierConfig(**base, **cands[name])
     save_checkpoint(os.path.join(cfg.out, "model.pt"), model=model.state_dict(), model_config=mcfg,
-                    encoder=enc.state(), kind=kind, classes=classes, job_config=asdict(cfg))
+                    encoder=enc.state(), kind="sequence_classifier", data_kind=kind, classes=classes,
+                    job_config=asdict(cfg))
     secs = time.perf_counter() - t0
     report = {**metrics, "setup": dict(chosen, selection=rows, seconds=round(secs, 1))}
     atomic_write_text(os.path.join(cfg.out, "metrics.json"), json.dumps(report, indent=2) + "\n")
@@ -572,13 +573,14 @@ def plot_attention(path: str, items, attn: np.ndarray, labels, kind: str, model:
 def load_model(checkpoint: str):
     path = os.path.join(checkpoint, "model.pt") if os.path.isdir(checkpoint) else checkpoint
     ck = load_checkpoint(path)
-    for key in ("model", "model_config", "encoder", "kind", "classes"):
+    for key in ("model", "model_config", "encoder", "data_kind", "classes"):
         if key not in ck:
             raise ValueError(f"checkpoint {path!r}: expected a classify checkpoint with {key!r}")
     model = SequenceClassifier(ClassifierConfig(**ck["model_config"]))
     model.load_state_dict(ck["model"])
-    enc = SeriesEncoder(**ck["encoder"]) if ck["kind"] == "series" else TextEncoder(**ck["encoder"])
-    return model.eval(), enc, ck["kind"], list(ck["classes"])
+    data_kind = ck["data_kind"]
+    enc = SeriesEncoder(**ck["encoder"]) if data_kind == "series" else TextEncoder(**ck["encoder"])
+    return model.eval(), enc, data_kind, list(ck["classes"])
 
 
 def predict(checkpoint: str, csv: str | None = None, dataset: str | None = None,

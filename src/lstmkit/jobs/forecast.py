@@ -923,7 +923,8 @@ def _write(res: Result, models, parts: list[Part], trainers) -> None:
     atomic_write(os.path.join(out, "metrics.json"),
                  lambda p: open(p, "w").write(json.dumps(report, indent=2, default=float) + "\n"))
     scalers = {p.series.name: {**p.prep.scaler.state_dict(), "sdiff": p.prep.sdiff_stats} for p in parts}
-    save_checkpoint(os.path.join(out, "model.pt"), models=[m.state_dict() for m in models],
+    save_checkpoint(os.path.join(out, "model.pt"), kind="forecaster",
+                    models=[m.state_dict() for m in models],
                     interval_scale=res.choices["interval_scale"],
                     model_config=models[0].config, forecast_config=cfg.to_dict(), scalers=scalers,
                     metrics=res.metrics)

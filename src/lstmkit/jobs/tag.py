@@ -267,7 +267,8 @@ def train(cfg: TagConfig, echo=print) -> Result:
                  test_groups=sorted(set(test.groups)) if test.groups else [])
     cfg = replace(cfg, chosen=dict(model_config=mcfg.to_dict(), epochs_run=trainer.epoch))
     save_checkpoint(os.path.join(cfg.out, "model.pt"), model=model.state_dict(),
-                    model_config=mcfg, encoder=enc.state(), job_config=asdict(cfg))
+                    kind="sequence_tagger", model_config=mcfg, encoder=enc.state(),
+                    job_config=asdict(cfg))
     secs = time.perf_counter() - t0
     atomic_write_text(os.path.join(cfg.out, "metrics.json"),
                       json.dumps({**metrics, "setup": dict(setup, seconds=round(secs, 1))}, indent=2)

@@ -100,12 +100,20 @@ class ForecasterEnsemble(nn.Module):
         return outs[0] if len(outs) == 1 else torch.stack(outs).median(0).values
 
 
+# checkpoints of other jobs, named so that a tool says what it cannot open rather than guess
+OTHER_KINDS = {"sequence_classifier": "lstmkit classify predict",
+               "sequence_tagger": "lstmkit tag predict"}
+
+
 def model_from_parts(ck: dict, path: str = "<checkpoint>") -> tuple[nn.Module, str]:
     """(a model with fresh weights, its kind) from a checkpoint's parts; weights not loaded."""
     kind = ck.get("kind")
+    if kind in OTHER_KINDS:
+        raise ValueError(f"checkpoint {path!r}: a {kind} checkpoint; export and serve read language "
+                         f"models, forecasters and layers (use {OTHER_KINDS[kind]})")
     if kind == LM_KIND:
         return LanguageModel(_dataclass(LanguageModelConfig, ck.get("config"), path)), LM_KIND
-    if "model_config" in ck:
+    if "model_config" in ck and kind in (None, "forecaster"):
         cfg = _dataclass(ForecasterConfig, ck["model_config"], path)
         if "models" in ck and len(ck["models"]) != 1:
             return ForecasterEnsemble([Forecaster(cfg) for _ in ck["models"]]), "forecaster"
@@ -131,10 +139,8 @@ def model_parts(model: nn.Module) -> dict:
     """What :func:`model_from_parts` needs to rebuild ``model`` (weights not included)."""
     if isinstance(model, LanguageModel):
         return {"kind": LM_KIND, "config": asdict(model.config)}
-    if isinstance(model, Forecaster):
-        return {"model_config": asdict(model.config)}
-    if isinstance(model, ForecasterEnsemble):
-        return {"model_config": asdict(model.config)}
+    if isinstance(model, (Forecaster, ForecasterEnsemble)):
+        return {"kind": "forecaster", "model_config": asdict(model.config)}
     return {"kind": LAYER_KIND, "layer_config": layer_config(model)}
 
 
@@ -157,7 +163,11 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict]:
     """(model in eval mode, the checkpoint's parts other than the weights) from ``path`` (a file,
     or a job folder holding ``model.pt``)."""
     path = resolve(path)
-    ck = load_checkpoint(path)
+    return model_from_checkpoint(load_checkpoint(path), path)
+
+
+def model_from_checkpoint(ck: dict, path: str = "<checkpoint>") -> tuple[nn.Module, dict]:
+    """:func:`load_model` for a checkpoint dict already read."""
     model, kind = model_from_parts(ck, path)
     load_state(model, ck)
     parts = {k: v for k, v in ck.items() if k not in ("model", "models")}
