@@ -97,6 +97,23 @@ def test_soft_voting_of_identical_members_equals_one_member():
         assert (VotingEnsemble([m, m], voting="hard")(x).argmax(1) == m(x).argmax(1)).all()
 
 
+def test_hard_voting_ensemble_breaks_ties_as_hard_vote_does():
+    class Fixed(torch.nn.Module):
+        def __init__(self, logits):
+            super().__init__()
+            self.logits = torch.tensor(logits)
+
+        def forward(self, x):
+            return self.logits.expand(x.shape[0], -1)
+
+    a, b = Fixed([0.0, 2.2]), Fixed([0.4, 0.0])  # one vote each; class 0 has the larger sum
+    x = torch.zeros(3, 1)
+    ens = VotingEnsemble([a, b], voting="hard")
+    out = ens(x)
+    torch.testing.assert_close(out.sum(1), torch.ones(3))
+    assert out.argmax(1).tolist() == hard_vote(ens.member_probs(x)).tolist()
+
+
 def test_hard_vote_is_the_majority_and_ties_go_to_the_summed_probability():
     p = torch.tensor([[[0.9, 0.1, 0.0]], [[0.0, 0.6, 0.4]], [[0.1, 0.5, 0.4]]])
     assert hard_vote(p).tolist() == [1]  # two votes for class 1 beat a confident one

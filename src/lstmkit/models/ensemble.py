@@ -35,17 +35,22 @@ def soft_vote(probs) -> Tensor:
     return _stack(probs).mean(0)
 
 
+def _ranked_votes(p: Tensor) -> Tensor:
+    """(M, N, K) -> (N, K): each class's votes plus a tie-break smaller than one vote (the summed
+    probability scaled below 1), so the argmax is the majority, ties to the larger probability."""
+    votes = nn.functional.one_hot(p.argmax(2), p.shape[2]).sum(0).to(p.dtype)  # (N, K)
+    return votes + p.sum(0) / (p.shape[0] + 1)
+
+
 def hard_vote(probs) -> Tensor:
     """Majority of the members' argmax labels, ties to the larger summed probability: (N,)."""
-    p = _stack(probs)
-    votes = nn.functional.one_hot(p.argmax(2), p.shape[2]).sum(0).to(p.dtype)  # (N, K)
-    # a tie-break smaller than one vote: the summed probability scaled below 1
-    return (votes + p.sum(0) / (p.shape[0] + 1)).argmax(1)
+    return _ranked_votes(_stack(probs)).argmax(1)
 
 
 class VotingEnsemble(nn.Module):
     """``forward(*args, **kw)`` calls each member (which returns logits (N, K)) and returns the
-    ensemble's (N, K) probabilities: their mean (soft) or the share of votes per class (hard)."""
+    ensemble's (N, K) probabilities: their mean (soft) or, hard, the votes per class with
+    :func:`hard_vote`'s tie-break, normalised to sum to 1 (its argmax is ``hard_vote``'s label)."""
 
     def __init__(self, members: list[nn.Module], voting: str = "soft") -> None:
         super().__init__()
@@ -63,4 +68,5 @@ class VotingEnsemble(nn.Module):
         p = self.member_probs(*args, **kw)
         if self.voting == "soft":
             return soft_vote(p)
-        return nn.functional.one_hot(p.argmax(2), p.shape[2]).to(p.dtype).mean(0)  # vote shares
+        ranked = _ranked_votes(p)  # (N, K)
+        return ranked / ranked.sum(1, keepdim=True)
