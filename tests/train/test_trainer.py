@@ -128,19 +128,28 @@ def test_step_based_schedule_validates_every_n_steps(tmp_path):
 
 
 def test_gradient_accumulation_equals_one_big_batch(tmp_path):
-    def run(batch_size, accum, out):
+    def run(batch_size, accum, out, batch_sampler=None, clip=0.5):
         torch.manual_seed(0)
         model = NoDrop()
         cfg = TrainConfig(epochs=2, lr=1e-2, patience=None, progress=False, grad_accum=accum,
-                          clip_grad_norm=0.5)
-        Trainer(model, mse, cfg, out).fit(*_plain_loaders(batch_size))
+                          clip_grad_norm=clip)
+        train, val = _plain_loaders(batch_size)
+        if batch_sampler is not None:
+            train = torch.utils.data.DataLoader(train.dataset, batch_sampler=batch_sampler)
+        Trainer(model, mse, cfg, out).fit(train, val)
         return model
 
-    big, small = run(32, 1, tmp_path / "big"), run(8, 4, tmp_path / "acc")
-    for (name, a), (_, b) in zip(big.state_dict().items(), small.state_dict().items()):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
-    odd = run(16, 3, tmp_path / "odd")  # 4 batches: a group of 3 and a group of 1 per epoch
-    assert not torch.equal(odd.head.weight, big.head.weight)
+    def same(a_model, b_model):
+        for (name, a), (_, b) in zip(a_model.state_dict().items(), b_model.state_dict().items()):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+
+    same(run(32, 1, tmp_path / "big"), run(8, 4, tmp_path / "acc"))
+    # 4 batches of 16 with accum 3: a group of 3 (48 examples) and a short group of 1 (16) per
+    # epoch, each averaged over its own size == batches of 48 and 16 without accumulation
+    # (no clipping here: a clipped norm would hide a wrongly scaled short group)
+    uneven = [list(range(0, 48)), list(range(48, 64))]
+    same(run(16, 3, tmp_path / "odd", clip=None),
+         run(16, 1, tmp_path / "uneven", batch_sampler=uneven, clip=None))
 
 
 def test_callbacks_see_every_step_and_validation_and_can_stop(tmp_path):
