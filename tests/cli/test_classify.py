@@ -1,7 +1,6 @@
 """``lstmkit classify`` / ``lstmkit tag`` end to end on tiny CSV/CoNLL files."""
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -140,4 +139,3 @@ def test_help_fits_on_a_screen(capsys):
         with pytest.raises(SystemExit):
             main([cmd, "--help"])
         assert len(capsys.readouterr().out.splitlines()) <= 60
-    assert os.path.exists(job.__file__)

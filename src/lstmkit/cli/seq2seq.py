@@ -77,8 +77,6 @@ def run_train(args: argparse.Namespace) -> int:
 
     names = {f.name for f in fields(Seq2SeqJobConfig)}
     kw = {k: v for k, v in vars(args).items() if k in names}
-    if args.tsv:
-        kw["task"] = "tsv"
     res = train(Seq2SeqJobConfig(**kw))
     _err(f"wrote {res.out}")
     return 0

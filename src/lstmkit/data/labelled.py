@@ -373,21 +373,6 @@ def clip_word(w: str, keep: int = 10) -> str:
     return w if len(w) <= 2 * keep else w[:keep] + w[-keep:]
 
 
-def char_ids(sentences: list[list[str]], chars: Vocab, keep: int = 10) -> tuple[Tensor, Tensor]:
-    """(N, T_max, W_max) character ids and (N, T_max) character counts (0 on padding tokens)."""
-    T = max(1, max(len(s) for s in sentences))
-    clipped = [[clip_word(w, keep) for w in s] for s in sentences]
-    W = max(1, max((len(w) for s in clipped for w in s), default=1))
-    ids = torch.zeros(len(sentences), T, W, dtype=torch.long)
-    lens = torch.zeros(len(sentences), T, dtype=torch.long)
-    for i, s in enumerate(clipped):
-        for j, w in enumerate(s):
-            e = chars.encode(w)
-            ids[i, j, :len(e)] = torch.tensor(e, dtype=torch.long)
-            lens[i, j] = len(e)
-    return ids, lens
-
-
 def unique_char_ids(sentences: list[list[str]], chars: Vocab,
                     keep: int = 10) -> tuple[Tensor, Tensor, Tensor]:
     """The batch's distinct words as (U, W_max) character ids and (U,) counts, and (N, T_max)

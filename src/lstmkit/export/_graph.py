@@ -74,11 +74,7 @@ class LayerSpec:
 
     def native_ok(self) -> bool:
         """True when ONNX's own LSTM/GRU/RNN operator computes exactly this layer."""
-        if self.zoneout != (0.0, 0.0):
-            return False
-        if self.mode == "LSTM":
-            return not (self.coupled or self.layer_norm or self.proj_size)
-        return True
+        return not self.why_not_native()
 
     def why_not_native(self) -> str:
         reasons = []

@@ -70,11 +70,6 @@ def example_inputs(model: nn.Module, *, batch: int = 4, T: int = 16, seed: int =
     return (x.transpose(0, 1) if base.batch_first else x,)
 
 
-def first_output(out):
-    """The main output of a model call (logits / forecast / sequence output)."""
-    return out[0] if isinstance(out, tuple) else out
-
-
 def compress_checkpoint(checkpoint, out: str, method: str, *, amount: float = 0.5,
                         keep: float = 0.5, rank: float = 0.25) -> dict:
     """Compress the model in ``checkpoint`` with ``method`` (one of ``compress.METHODS``) into
@@ -96,7 +91,7 @@ def compress_checkpoint(checkpoint, out: str, method: str, *, amount: float = 0.
     os.makedirs(out, exist_ok=True)
     x = example_inputs(model)
     with torch.no_grad():
-        ref = first_output(model(*x))
+        ref = C.first_output(model(*x))
     info = {"method": method, "source": src, "params_before": C.count_params(model),
             "weight_bytes_before": C.model_bytes(model)}
     extra = {k: v for k, v in extra.items() if k not in ("format", "version")}  # scalers, job config...
@@ -126,7 +121,7 @@ def compress_checkpoint(checkpoint, out: str, method: str, *, amount: float = 0.
         dst = os.path.join(out, "model.pt")
         save_model(dst, small, **extra)
         with torch.no_grad():
-            got = first_output(small(*x))
+            got = C.first_output(small(*x))
         info.update(file=dst, file_bytes=os.path.getsize(dst), params_after=C.count_params(small),
                     nonzero_params_after=C.count_params(small, nonzero=True),
                     weight_bytes_after=C.model_bytes(small))

@@ -452,20 +452,21 @@ class DistillLoss:
         import torch.nn.functional as F
 
         x, y = batch
-        s = _logits(student(x))
+        s = first_output(student(x))
         V = s.shape[-1]
         hard = F.cross_entropy(s.reshape(-1, V), y.reshape(-1))
         if not self.alpha:
             return hard
         with torch.no_grad():
-            t = _logits(self.teacher(x))
+            t = first_output(self.teacher(x))
         log_s = F.log_softmax(s.reshape(-1, V) / self.T, -1)
         log_t = F.log_softmax(t.reshape(-1, V) / self.T, -1)
         soft = F.kl_div(log_s, log_t, log_target=True, reduction="batchmean") * self.T ** 2
         return self.alpha * soft + (1 - self.alpha) * hard
 
 
-def _logits(out) -> Tensor:
+def first_output(out) -> Tensor:
+    """The main output of a model call (logits / forecast / sequence output)."""
     return out[0] if isinstance(out, tuple) else out
 
 

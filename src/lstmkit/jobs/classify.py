@@ -72,7 +72,6 @@ TEXT_PRESETS = {
     "bilstm-attention": dict(cell="lstm", hidden_size=96, bidirectional=True, pooling="attention",
                              dropout=0.3, embed_dim=96),
 }
-HARD_ONLY = ("1nn_dtw", "minirocket")  # baselines that give labels, not probabilities
 
 
 @dataclass

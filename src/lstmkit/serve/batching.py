@@ -44,15 +44,13 @@ class DynamicBatcher:
     ``max_batch=1`` turns batching off: every job runs alone, in arrival order."""
 
     def __init__(self, run_batch: Callable[[list[Any]], list[Any]], executor: Executor | None, *,
-                 window_s: float = 0.002, max_batch: int = 64,
-                 on_batch: Callable[[list[Any]], None] | None = None) -> None:
+                 window_s: float = 0.002, max_batch: int = 64) -> None:
         if not isinstance(max_batch, int) or max_batch < 1:
             raise ValueError(f"max_batch: expected an int >= 1, got {max_batch!r}")
         if not window_s >= 0:
             raise ValueError(f"window_s: expected seconds >= 0, got {window_s!r}")
         self.run_batch, self.executor = run_batch, executor
         self.window_s, self.max_batch = float(window_s), max_batch
-        self.on_batch = on_batch
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
         self._concurrent = True
@@ -118,8 +116,6 @@ class DynamicBatcher:
                     if not f.done():
                         f.set_exception(e)
                 continue
-            if self.on_batch is not None:
-                self.on_batch(jobs)
             for (_, f), r in zip(batch, results):
                 if not f.done():
                     f.set_result(r)
