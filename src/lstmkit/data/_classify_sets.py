@@ -55,7 +55,6 @@ def fortunes():
           provenance="the running Python's standard library *.py, labelled by the tokenize module; "
                      "split by file")
 def stdlib_tokens(train_tokens: int = 120_000, test_tokens: int = 40_000):
-    from .labelled import stdlib_tokens as load
+    from .labelled import stdlib_token_splits
 
-    return {"train": load("train", train_tokens, test_tokens),
-            "test": load("test", train_tokens, test_tokens)}
+    return stdlib_token_splits(train_tokens, test_tokens)

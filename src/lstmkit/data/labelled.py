@@ -186,6 +186,11 @@ def stdlib_tokens(split: str, train_tokens: int = 120_000, test_tokens: int = 40
     ``train_tokens`` the train split, so no test file is ever seen in training."""
     if split not in ("train", "test"):
         raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
+    return stdlib_token_splits(train_tokens, test_tokens)[split]
+
+
+def stdlib_token_splits(train_tokens: int = 120_000, test_tokens: int = 40_000) -> dict[str, TagSet]:
+    """Both splits of :func:`stdlib_tokens` from one pass over the files."""
     parts = {"test": TagSet([], [], []), "train": TagSet([], [], [])}
     budget = {"test": test_tokens, "train": train_tokens}
     for path in stdlib_files():
@@ -207,7 +212,7 @@ def stdlib_tokens(split: str, train_tokens: int = 120_000, test_tokens: int = 40
         p.groups += ts.groups
         if cur == "train" and budget["train"] <= 0:
             break
-    return parts[split]
+    return parts
 
 
 # --- CSV / CoNLL -----------------------------------------------------------------------------

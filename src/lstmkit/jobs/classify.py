@@ -136,11 +136,10 @@ def load_data(cfg: ClassifyConfig) -> tuple[SeriesSet | TextSet, SeriesSet | Tex
             return train, test, f"{cfg.csv} (test: {cfg.test_csv})"
         keep, held = stratified_split(train.labels, cfg.test_size, cfg.seed, "test_size")
         return train.subset(keep), train.subset(held), f"{cfg.csv} ({len(held)} held out for test)"
-    got = datasets.load(cfg.dataset)
-    entry = next(e for e in datasets.catalogue() if e.name == cfg.dataset)
-    if entry.task != "classify":
+    if cfg.dataset not in datasets.names("classify"):  # checked before anything is loaded
         raise ValueError(f"dataset: expected a classification set {datasets.names('classify')}, "
-                         f"got {cfg.dataset!r} (task {entry.task!r})")
+                         f"got {cfg.dataset!r}")
+    got = datasets.load(cfg.dataset)
     if isinstance(got, dict):
         return got["train"], got["test"], f"{cfg.dataset} (official split)"
     keep, held = stratified_split(got.labels, cfg.test_size, cfg.seed, "test_size")
