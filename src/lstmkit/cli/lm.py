@@ -78,33 +78,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.set_defaults(func=run_generate)
 
 
-def _from_toml(path: str) -> dict:
-    import tomllib
-
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"--config: {path} not found") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"--config: {path} is not valid TOML ({e})") from None
-    unknown = sorted(set(data) - set(job.config_fields()))
-    if unknown:
-        raise ValueError(f"--config: unknown field(s) {unknown}; expected some of {job.config_fields()}")
-    return data
-
-
 def run_train(args: argparse.Namespace) -> int:
-    kw = {name: getattr(args, name) for name in job.config_fields()}
-    if args.config:  # a flag left at its default takes the file's value
-        for k, v in _from_toml(args.config).items():
-            if kw[k] == (getattr(_D, k) if k != "out" else None):
-                kw[k] = v
-    if not kw["out"]:
-        raise ValueError("--out: expected an output folder (flag or --config field), got none")
-    if kw["max_time"] is not None and kw["max_time"] <= 0:
-        kw["max_time"] = None
-    job.train(job.LMConfig(**kw))
+    flags = {name: getattr(args, name) for name in job.config_fields()}
+    job.train(job.config_from_flags(flags, args.config))
     return 0
 
 
