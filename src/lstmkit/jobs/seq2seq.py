@@ -42,6 +42,7 @@ from pathlib import Path
 import torch
 
 from .._io import atomic_write, atomic_write_text
+from ..data.labelled import pad_ids
 from ..models.seq2seq import SCHEDULES, Seq2Seq, Seq2SeqConfig, teacher_forcing_ratio
 from ..train.checkpoint import load_checkpoint, save_checkpoint
 from ..train.trainer import TrainConfig, Trainer
@@ -243,16 +244,11 @@ class Batches:
             yield collate([self.items[j] for j in idx])
 
 
-def _pad(seqs: list[list[int]]) -> torch.Tensor:
-    T = max(len(s) for s in seqs)
-    return torch.tensor([s + [PAD] * (T - len(s)) for s in seqs], dtype=torch.long)
-
-
 def collate(items: list[tuple[list[int], list[int]]]):
     """(src (B, S), lengths (B,), tgt_in (B, T) = bos + target, tgt_out (B, T) = target + eos)."""
-    src = _pad([s for s, _ in items])
-    lengths = torch.tensor([len(s) for s, _ in items])
-    return src, lengths, _pad([[BOS] + t for _, t in items]), _pad([t + [EOS] for _, t in items])
+    src, lengths = pad_ids([s for s, _ in items], PAD)
+    return (src, lengths, pad_ids([[BOS] + t for _, t in items], PAD)[0],
+            pad_ids([t + [EOS] for _, t in items], PAD)[0])
 
 
 # -- metrics ---------------------------------------------------------------------------------
@@ -350,8 +346,7 @@ def decode_all(model: Seq2Seq, srcs: list[list[int]], *, beam_width: int = 1, le
     out: list = [None] * len(srcs)
     for k in range(0, len(order), batch_size):
         idx = order[k:k + batch_size]
-        src = _pad([srcs[i] for i in idx])
-        lengths = torch.tensor([len(srcs[i]) for i in idx])
+        src, lengths = pad_ids([srcs[i] for i in idx], PAD)
         hyps = model.translate(src, lengths, beam_width=beam_width, length_penalty=length_penalty,
                                coverage_penalty=coverage_penalty, n_best=n_best,
                                max_new_tokens=max_new_tokens or 2 * src.shape[1] + 10)
