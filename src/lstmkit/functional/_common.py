@@ -80,12 +80,6 @@ def blend_at(new: Tensor, prev: Tensor, keep: Tensor | None, t: int) -> Tensor:
     return new if keep is None else keep[t] * prev + (1 - keep[t]) * new
 
 
-def only_needed(needs: tuple[bool, ...], *grads):
-    """An autograd.Function's backward returns: each gradient where autograd asked for it
-    (``ctx.needs_input_grad``, aligned with forward's inputs), else None."""
-    return tuple(g if need else None for g, need in zip(grads, needs))
-
-
 def sum_bt(x: Tensor) -> Tensor:
     """Sum a (T, B, N) gradient over time and batch: (N,)."""
     return x.reshape(-1, x.shape[-1]).sum(0)

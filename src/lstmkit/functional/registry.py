@@ -199,7 +199,7 @@ class Family:
 
     def fused_ok(self, x, p, masks, opts: dict) -> bool:
         """Whether the fused engine is built and can serve this call."""
-        if self.fused is None:
+        if self.fused is None or not self.fused_serves(opts):  # options the kernels lack: no scan
             return False
         k = self.fused_module()
         return k.supports(self.name, p, masks, x, **self.call_options(opts)) and k.available()

@@ -247,8 +247,8 @@ def _dense_grads(ctx, x: Tensor, hr_all: Tensor, da_all: Tensor, dhh_all: Tensor
     da2 = da_all.reshape(-1, G)
     if "w_ih" in want:
         g["w_ih"] = da2.t() @ x.reshape(-1, x.shape[-1])
-    if "b_ih" in want:
-        g["b_ih"] = sum_bt(da_all)
+    if "b_ih" in want:  # the RNN passes one tensor for both: sum it once
+        g["b_ih"] = g["b_hh"] if dhh_all is da_all and "b_hh" in g else sum_bt(da_all)
     dx = (da2 @ w_ih).reshape(*x.shape[:-1], -1) if glue.needs_dx(ctx) else None
     return g, dx
 
