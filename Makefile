@@ -1,11 +1,11 @@
 # Everything a fresh machine needs: `make run` (main job) and `make test` (whole suite).
 # Both create .venv/ on first use. torch is installed first, pinned, so pip never
 # resolves a newer (CUDA) build. System packages the jobs read data from (Debian's
-# fortunes) are installed with apt when missing.
+# fortunes; espeak-ng and sox for speech) are installed with apt when missing.
 VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-APT_PACKAGES := fortunes
+APT_PACKAGES := fortunes espeak-ng sox
 export OMP_NUM_THREADS ?= 2
 
 .PHONY: run test lint bench system
