@@ -13,7 +13,8 @@ import torch
 from lstmkit.data.season import detect_season
 from lstmkit.data.split import chronological_split
 from lstmkit.data.timeseries import Prepared, SeriesSpec, co2_frame, infer_freq, read_frame, season_hint
-from lstmkit.jobs.forecast import make_loss, predict_paths, seasonal_naive_forecast
+from lstmkit.jobs.forecast import make_loss, predict_paths
+from lstmkit.jobs.forecast_baselines import seasonal_naive_forecast
 from lstmkit.models.forecaster import Forecaster, ForecasterConfig
 from lstmkit.train.metrics import forecast_metrics, mase_scale
 from lstmkit.train.trainer import TrainConfig, Trainer

@@ -7,7 +7,8 @@ import pytest
 
 from lstmkit.cli import build_parser, main
 from lstmkit.cli.forecast import config_from_args
-from lstmkit.jobs.forecast import ets_forecast, seasonal_naive_forecast, train
+from lstmkit.jobs.forecast import train
+from lstmkit.jobs.forecast_baselines import ets_forecast, seasonal_naive_forecast
 from lstmkit.train.checkpoint import load_checkpoint
 
 FAST = ["--horizon", "3", "--input-len", "14", "--test-size", "30", "--val-size", "20",

@@ -8,6 +8,7 @@ import torch
 
 from lstmkit.data.timeseries import Prepared, SeriesSpec
 from lstmkit.jobs import forecast as job
+from lstmkit.jobs import forecast_baselines as baselines
 from lstmkit.jobs.forecast import ForecastConfig
 from lstmkit.models.forecaster import Forecaster, ForecasterConfig
 from lstmkit.train.trainer import TrainConfig, Trainer
@@ -171,8 +172,8 @@ def test_ets_filter_equals_statsmodels_forecast_from_the_fitted_parameters():
     t = np.arange(120)
     y = 10 + 0.1 * t + np.sin(2 * np.pi * t / 12) + 0.2 * rng.normal(size=120)
     origins = np.array([80, 95, 110])
-    ours = job.ets_forecast(y, 70, origins, 5, 12)
-    res, _, _ = job._ets_model(y[:70], 12)
+    ours = baselines.ets_forecast(y, 70, origins, 5, 12)
+    res, _, _ = baselines._ets_model(y[:70], 12)
     p = res.params
     for i, t0 in enumerate(origins):
         with warnings.catch_warnings():
@@ -186,7 +187,7 @@ def test_ets_filter_equals_statsmodels_forecast_from_the_fitted_parameters():
         np.testing.assert_allclose(ours[i], ref, rtol=0, atol=1e-8)
 
 
-@pytest.mark.parametrize("fn", [job.arima_forecast, job.theta_forecast, job.ets_forecast])
+@pytest.mark.parametrize("fn", [baselines.arima_forecast, baselines.theta_forecast, baselines.ets_forecast])
 def test_baselines_use_only_data_up_to_each_origin(fn):
     rng = np.random.default_rng(4)
     y = 20 + np.sin(np.arange(90) * 2 * np.pi / 4) + rng.normal(size=90).cumsum() * 0.3
@@ -204,3 +205,15 @@ def test_calibration_widens_around_the_median_and_keeps_the_order():
     w = job.widen(q, 2.0, [0.1, 0.5, 0.9])
     np.testing.assert_allclose(w, [[[0.0, 2.0, 6.0], [-1.0, 1.0, 2.0]]])
     assert np.all(np.diff(job.widen(q, 0.5, [0.1, 0.5, 0.9]), axis=-1) >= 0)
+
+
+def test_mase_scale_falls_back_to_the_naive_error_where_the_seasonal_naive_is_exact():
+    # a series that repeats its season exactly: the seasonal naive error is 0, so MASE would be
+    # NaN; every scorer (search, test table, evaluate) must fall back to the naive error alike
+    y = np.tile([1.0, 3.0, 2.0, 5.0], 5)
+    spec = SeriesSpec(target="y", input_len=4, horizon=2, season=4)
+    prep = Prepared(spec, y, None, scaler=None, train=slice(0, 16))
+    part = job.Part(series=None, prep=prep, train=slice(0, 12), val=slice(12, 16), test=slice(16, 20),
+                    origins={})
+    assert part.mase_scale(16) == pytest.approx(np.abs(np.diff(y[:16])).mean())
+    assert part.actual(np.array([3, 10])).tolist() == [[5.0, 1.0], [3.0, 2.0]]

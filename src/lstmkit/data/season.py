@@ -136,3 +136,16 @@ def parse_time_column(col: pd.Series, name: str) -> tuple[pd.DatetimeIndex, str 
             raise ValueError(f"column {name!r} (--time): expected timestamps or periods, "
                              f"got {text.iloc[0]!r} ({e})") from None
     return times, None
+
+
+def seasonal_naive_index(origins: np.ndarray, horizon: int, season: int) -> np.ndarray:
+    """Where the seasonal naive forecast reads each target step: for origin t and step k
+    (1..h), the point one (or more) whole seasons before t + k that is at or before t
+    (``t + k - m * ceil(k / m)``, clipped at 0): (W, h) indices.
+
+    >>> seasonal_naive_index(np.array([5]), 3, 2).tolist()
+    [[4, 5, 4]]
+    """
+    k = np.arange(1, horizon + 1)
+    back = season * ((k - 1) // season + 1)  # (h,) the smallest multiple of m >= k
+    return np.maximum(np.asarray(origins)[:, None] + k - back, 0)

@@ -38,8 +38,7 @@ import pandas as pd
 
 from .missing import impute
 from .scaling import StandardScaler
-from .season import parse_time_column
-from .split import chronological_split
+from .season import parse_time_column, seasonal_naive_index
 
 SEASON_BY_FREQ = {"h": 24, "D": 7, "B": 5, "W": 52, "M": 12, "MS": 12, "ME": 12, "Q": 4, "QS": 4,
                   "QE": 4, "min": 60}
@@ -111,16 +110,6 @@ def read_frame(df: pd.DataFrame, target: str, time: str | None = None,
     values = np.stack(cols, axis=1)  # (N, 1+C)
     values[~np.isfinite(values)] = np.nan
     return values, times
-
-
-def read_csv(path: str, target: str, time: str | None = None, covariates: list[str] | None = None):
-    try:
-        df = pd.read_csv(path)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"--csv: no such file {path!r}") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise ValueError(f"--csv {path!r}: expected a CSV file, got {e}") from None
-    return read_frame(df, target, time, covariates)
 
 
 def infer_freq(times: pd.DatetimeIndex | None) -> str | None:
@@ -275,9 +264,7 @@ class Prepared:
             scale = np.full(len(origins), s)
             sd = self.level[idx] - self.level[np.clip(idx - m, 0, None)]  # (W, T)
             x[..., 0] = np.where(idx >= m, (sd - mu) / s, 0.0)
-            k = np.arange(1, h + 1)
-            back = m * ((k - 1) // m + 1)  # (h,) the smallest multiple of m >= k
-            anchor = self.level[np.clip(origins[:, None] + k - back, 0, None)]  # (W, h) seasonal naive
+            anchor = self.level[seasonal_naive_index(origins, h, m)]  # (W, h) seasonal naive
             offset = np.zeros(len(origins))
         else:
             mad = np.abs(np.diff(lv, axis=1)).mean(axis=1) if T > 1 else np.zeros(len(origins))
@@ -296,10 +283,3 @@ class Prepared:
         return Windows(x.astype(np.float32), future.astype(np.float32), z.astype(np.float32),
                        anchor, scale, offset, origins)
 
-
-def split_for(n: int, spec: SeriesSpec, test_size, val_size):
-    """Chronological split that leaves room for at least one training window."""
-    need = spec.input_len + spec.horizon + 1
-    if n < need:
-        raise ValueError(f"series: {n} points is shorter than input_len + horizon + 1 = {need}")
-    return chronological_split(n, test_size, val_size, min_train=need)

@@ -35,7 +35,6 @@ import os
 import shutil
 import sys
 import time
-import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 
@@ -43,6 +42,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .._threads import limited_threads
 from ..data.missing import METHODS as IMPUTE_METHODS
 from ..data.scaling import StandardScaler
 from ..data.season import detect_season
@@ -56,12 +56,12 @@ from ..data.timeseries import (
     read_frame,
     season_hint,
 )
-from ..models.forecaster import MODES, Forecaster, ForecasterConfig
+from ..models.forecaster import MODES, Forecaster, ForecasterConfig, median_index
 from ..train.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from ..train.metrics import forecast_metrics, mase_scale
 from ..train.trainer import TrainConfig, Trainer
+from .forecast_baselines import baseline_forecasts
 
-BASELINES = ("naive", "seasonal_naive", "ets", "arima", "theta")
 SEARCH_BUDGET = 40_000  # training windows x input length per epoch, beyond which search is off
 
 
@@ -291,192 +291,6 @@ def resolve(cfg: ForecastConfig, series: list[Series]) -> dict:
     return why
 
 
-# --- baselines (statsmodels) ----------------------------------------------------------------
-def naive_forecast(level: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
-    """Last value repeated: (W, h)."""
-    return np.repeat(level[origins][:, None], horizon, axis=1)
-
-
-def seasonal_naive_forecast(level: np.ndarray, origins: np.ndarray, horizon: int,
-                            season: int) -> np.ndarray:
-    """The value one season before each target step (only data up to the origin): (W, h)."""
-    k = np.arange(1, horizon + 1)
-    back = season * ((k - 1) // season + 1)  # (h,) smallest multiple of the season >= k
-    return level[np.maximum(origins[:, None] + k - back, 0)]
-
-
-def _ets_model(y: np.ndarray, season: int):
-    from statsmodels.tsa.holtwinters import ExponentialSmoothing
-
-    seasonal = "add" if 1 < season and len(y) >= 2 * season + 2 else None
-    trend = "add" if len(y) >= 10 else None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return ExponentialSmoothing(y, trend=trend, seasonal=seasonal,
-                                    seasonal_periods=season if seasonal else None,
-                                    initialization_method="estimated").fit(), seasonal, trend
-
-
-def ets_forecast(level: np.ndarray, fit_end: int, origins: np.ndarray, horizon: int,
-                 season: int) -> np.ndarray:
-    """statsmodels Holt-Winters (additive trend [+ additive season]) fitted on ``level[:fit_end]``;
-    its fitted parameters then run the same recursions forward in one causal pass, so the
-    forecast at origin t uses data up to t only. This equals statsmodels' own forecast from a
-    model with those parameters fixed, fitted on ``level[:t+1]`` (tested to 1e-8)."""
-    res, seasonal, trend = _ets_model(level[:fit_end], season)
-    p = res.params
-    a = p["smoothing_level"]
-    b = p["smoothing_trend"] if trend else 0.0
-    m = season if seasonal else 1
-    g = p["smoothing_seasonal"] if seasonal else 0.0
-    s = list(p["initial_seasons"]) if seasonal else [0.0]
-    lv, tr = p["initial_level"], (p["initial_trend"] if trend else 0.0)
-    want = {int(o): i for i, o in enumerate(origins)}
-    out = np.empty((len(origins), horizon))
-    k = np.arange(1, horizon + 1)
-    for t in range(int(origins.max()) + 1):
-        sm = s[t] if seasonal else 0.0
-        new_l = a * (level[t] - sm) + (1 - a) * (lv + tr)
-        new_b = b * (new_l - lv) + (1 - b) * tr if trend else 0.0
-        s.append(g * (level[t] - lv - tr) + (1 - g) * sm if seasonal else 0.0)
-        lv, tr = new_l, new_b
-        if t in want:
-            seas = np.array([s[t + 1 + (kk - 1) % m] for kk in k]) if seasonal else 0.0
-            out[want[t]] = lv + k * tr + seas
-    return out
-
-
-def _fourier(n0: int, n: int, m: int, k: int) -> np.ndarray:
-    t = np.arange(n0, n0 + n)[:, None] * np.arange(1, k + 1)[None, :]  # (n, k)
-    return np.column_stack([np.sin(2 * np.pi * t / m), np.cos(2 * np.pi * t / m)])
-
-
-def _one_blas_thread():
-    """statsmodels' state-space filters run tiny matrices: extra BLAS threads only spin (measured
-    40x slower with 2 OpenBLAS threads on a busy 2-core machine)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - comes with scikit-learn (the forecast extra)
-        import contextlib
-
-        return contextlib.nullcontext()
-    return threadpool_limits(1)
-
-
-def seasonal_strength(y: np.ndarray, season: int) -> float:
-    """Hyndman's strength of seasonality from statsmodels' STL: max(0, 1 - var(R) / var(S + R))."""
-    from statsmodels.tsa.seasonal import STL
-
-    r = STL(np.asarray(y, dtype=np.float64), period=season, robust=True).fit()
-    v = np.var(r.seasonal + r.resid)
-    return float(max(0.0, 1.0 - np.var(r.resid) / v)) if v > 0 else 0.0
-
-
-def arima_order(y: np.ndarray, season: int) -> dict:
-    """ARIMA order the way auto.arima decides it, on a small grid: d from the KPSS test; for
-    seasons up to 24 a seasonal difference with a seasonal MA(1) (the airline model's seasonal
-    part) where STL's seasonal strength is >= 0.64, for longer seasons 3 Fourier harmonics as
-    regressors; then (p, q) by AIC over (0,0) (1,0) (0,1) (1,1) (2,0) (0,2)."""
-
-    with _one_blas_thread():
-        return _arima_order(y, season)
-
-
-def _arima_order(y: np.ndarray, season: int) -> dict:
-    from statsmodels.tsa.statespace.sarimax import SARIMAX
-    from statsmodels.tsa.stattools import kpss
-
-    d, x = 0, np.asarray(y, dtype=np.float64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        while d < 2 and len(x) > 10 and np.std(x) > 0 and kpss(x, regression="c", nlags="auto")[1] < 0.05:
-            x, d = np.diff(x), d + 1
-    so, fourier = (0, 0, 0, 0), 0
-    if 1 < season <= 24 and len(y) >= 3 * season + 2 and seasonal_strength(y, season) >= 0.64:
-        so = (0, 1, 1, season)
-    elif season > 24 and len(y) >= 2 * season:
-        fourier = min(3, season // 2)
-    exog = _fourier(0, len(y), season, fourier) if fourier else None
-    trend = "c" if d == 0 and so[1] == 0 else ("t" if d + so[1] == 1 and len(y) > 20 else "n")
-    best = None
-    for p, q in [(0, 0), (1, 0), (0, 1), (1, 1), (2, 0), (0, 2)]:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                r = SARIMAX(y, exog=exog, order=(p, d, q), seasonal_order=so, trend=trend).fit(disp=False)
-        except (np.linalg.LinAlgError, ValueError):
-            continue
-        if np.isfinite(r.aic) and (best is None or r.aic < best[0]):
-            best = (r.aic, (p, d, q), r.params)
-    if best is None:
-        return dict(order=(0, 1, 0), seasonal_order=(0, 0, 0, 0), trend="n", fourier=0, params=None)
-    return dict(order=best[1], seasonal_order=so, trend=trend, fourier=fourier, params=best[2])
-
-
-def arima_forecast(level: np.ndarray, fit_end: int, origins: np.ndarray, horizon: int,
-                   season: int) -> np.ndarray:
-    """ARIMA chosen by AIC and fitted on ``level[:fit_end]``; its parameters then filter the
-    series and every origin's forecast conditions on data up to it only (dynamic prediction)."""
-    from statsmodels.tsa.statespace.sarimax import SARIMAX
-
-    spec = arima_order(level[:fit_end], season)
-    n = int(origins.max()) + horizon + 1
-    f = spec["fourier"]
-    exog = _fourier(0, n, season, f) if f else None
-    y = np.concatenate([level[:min(n, len(level))], np.full(max(0, n - len(level)), np.nan)])
-    y[int(origins.max()) + 1:] = np.nan  # never condition on anything after the last origin
-    with warnings.catch_warnings(), _one_blas_thread():
-        warnings.simplefilter("ignore")
-        mod = SARIMAX(y, exog=exog, order=spec["order"], seasonal_order=spec["seasonal_order"],
-                      trend=spec["trend"])
-        params = spec["params"] if spec["params"] is not None else mod.start_params
-        res = mod.filter(params)
-        out = np.empty((len(origins), horizon))
-        for i, t in enumerate(origins):
-            out[i] = res.predict(start=int(t) + 1, end=int(t) + horizon, dynamic=True)
-    # an explosive fit (short series, d = 2) can leave any plausible range: fall back to the
-    # random walk with drift (ARIMA(0,1,0) + drift) at those origins, as forecasting tools do
-    span = float(np.ptp(level[:fit_end])) or 1.0
-    bad = ~np.isfinite(out).all(axis=1) | (np.abs(out - level[origins][:, None]).max(axis=1) > 10 * span)
-    if bad.any():
-        drift = (level[fit_end - 1] - level[0]) / max(fit_end - 1, 1)
-        out[bad] = level[origins[bad]][:, None] + drift * np.arange(1, horizon + 1)
-    return out
-
-
-def theta_forecast(level: np.ndarray, fit_end: int, origins: np.ndarray, horizon: int,
-                   season: int) -> np.ndarray:
-    """statsmodels' Theta method (Assimakopoulos & Nikolopoulos), deseasonalised when m > 1,
-    refitted at every origin on the data up to it (it is cheap: an OLS line and an SES)."""
-    from statsmodels.tsa.forecasting.theta import ThetaModel
-
-    out = np.empty((len(origins), horizon))
-    for i, t in enumerate(origins):
-        y = level[:int(t) + 1]
-        period = season if season > 1 and len(y) >= 2 * season else 1
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                r = ThetaModel(y, period=period, deseasonalize=period > 1, method="additive"
-                               if np.any(y <= 0) else "auto").fit()
-                out[i] = np.asarray(r.forecast(horizon))
-            except (ValueError, np.linalg.LinAlgError):
-                out[i] = y[-1]
-    return out
-
-
-def baseline_forecasts(level: np.ndarray, fit_end: int, origins: np.ndarray, horizon: int,
-                       season: int) -> dict[str, np.ndarray]:
-    """Every baseline's (W, h) forecasts; ETS/ARIMA fitted on ``level[:fit_end]`` (train + val)."""
-    return {
-        "naive": naive_forecast(level, origins, horizon),
-        "seasonal_naive": seasonal_naive_forecast(level, origins, horizon, season),
-        "ets": ets_forecast(level, fit_end, origins, horizon, season),
-        "arima": arima_forecast(level, fit_end, origins, horizon, season),
-        "theta": theta_forecast(level, fit_end, origins, horizon, season),
-    }
-
-
 # --- the LSTM -------------------------------------------------------------------------------
 def _steps_out(mode: str, transform: str) -> bool:
     """True where the model emits per-step differences (recursive on diff): the path is their
@@ -526,6 +340,17 @@ class Part:
     @property
     def spec_h(self) -> int:
         return self.prep.spec.horizon
+
+    def actual(self, origins: np.ndarray) -> np.ndarray:
+        """The observed values of the h steps after each origin: (W, h), NaN where missing."""
+        return self.prep.observed[origins[:, None] + np.arange(1, self.spec_h + 1)]
+
+    def mase_scale(self, stop: int) -> float:
+        """MASE's denominator on the observed values before ``stop``: the in-sample seasonal
+        naive error, the naive one where the season gives none (NaN only for a flat series)."""
+        y = self.prep.observed[:stop]
+        scale = mase_scale(y, self.prep.spec.season)
+        return scale if np.isfinite(scale) else mase_scale(y, 1)
 
 
 def _parts(cfg: ForecastConfig, series: list[Series], transform: str, refit: bool) -> list[Part]:
@@ -613,9 +438,7 @@ def predict_paths(models: list[Forecaster], prep: Prepared, origins: np.ndarray)
 
 
 def _point(pred: np.ndarray, quantiles) -> np.ndarray:
-    if pred.ndim == 2:
-        return pred
-    return pred[..., min(range(len(quantiles)), key=lambda j: abs(quantiles[j] - 0.5))]
+    return pred if pred.ndim == 2 else pred[..., median_index(quantiles)]
 
 
 def quantile_metrics(actual: np.ndarray, q_pred: np.ndarray, quantiles: list[float], scale: float) -> dict:
@@ -640,7 +463,7 @@ def widen(q: np.ndarray, c: float, quantiles) -> np.ndarray:
     """Quantiles (..., Q) moved away from the median by the factor ``c`` (order kept for c > 0)."""
     if q.ndim < 3 or c == 1.0:
         return q
-    mid = min(range(len(quantiles)), key=lambda j: abs(quantiles[j] - 0.5))
+    mid = median_index(quantiles)
     med = q[..., mid:mid + 1]
     return med + c * (q - med)
 
@@ -655,9 +478,8 @@ def interval_scale(parts: list[Part], models, quantiles) -> float:
         if not len(o):
             continue
         q = predict_paths(models, p.prep, o)  # (W, h, Q)
-        a = p.prep.observed[o[:, None] + np.arange(1, p.spec_h + 1)]  # (W, h)
-        mid = min(range(len(quantiles)), key=lambda j: abs(quantiles[j] - 0.5))
-        med, lo, hi = q[..., mid], q[..., 0], q[..., -1]
+        a = p.actual(o)  # (W, h)
+        med, lo, hi = q[..., median_index(quantiles)], q[..., 0], q[..., -1]
         with np.errstate(divide="ignore", invalid="ignore"):
             c = np.maximum((med - a) / np.maximum(med - lo, 1e-12), (a - med) / np.maximum(hi - med, 1e-12))
         need.append(c[np.isfinite(a)])
@@ -680,8 +502,8 @@ def _score(parts: list[Part], models, key: str, quantiles) -> float:
         if not len(o):
             continue
         pred = _point(predict_paths(models, p.prep, o), quantiles)
-        actual = p.prep.observed[o[:, None] + np.arange(1, p.spec_h + 1)]
-        scale = mase_scale(p.prep.observed[p.train], p.prep.spec.season)
+        actual = p.actual(o)
+        scale = p.mase_scale(p.train.stop)
         ok = np.isfinite(actual)
         errs.append(np.abs(pred - actual)[ok].mean() / (scale if np.isfinite(scale) else 1.0))
     return float(np.mean(errs)) if errs else math.inf
@@ -718,21 +540,8 @@ def _prepare_out(out: str) -> bool:
 def train(config: ForecastConfig, data: pd.DataFrame | None = None, echo=print, log=None) -> Result:
     """Run the whole job (module docstring); ``data`` replaces ``config.csv`` when given."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads)  # a small recurrent model runs fastest on one thread
-    try:
-        # statsmodels' state-space filters run tiny matrices: BLAS threads only spin (measured
-        # 40x slower with 2 OpenBLAS threads on a busy 2-core machine)
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - comes with scikit-learn (the forecast extra)
-        import contextlib
-
-        threadpool_limits = lambda n: contextlib.nullcontext()
-    try:
-        with threadpool_limits(config.threads):
-            return _train(config, data, echo, log)
-    finally:
-        torch.set_num_threads(threads)
+    with limited_threads(config.threads):  # a small recurrent model runs fastest on one thread
+        return _train(config, data, echo, log)
 
 
 def _train(cfg: ForecastConfig, data, echo, log) -> Result:
@@ -887,13 +696,11 @@ def _fit_and_score(cfg, series, source, given, why, work, many, log) -> Result:
         o, prep = p.origins["test"], p.prep
         if not len(o):
             continue
-        actual = prep.observed[o[:, None] + np.arange(1, h + 1)]  # (W, h); NaN = not observed
+        actual = p.actual(o)  # (W, h); NaN = not observed
         lstm = widen(predict_paths(models, prep, o), c_int, cfg.quantiles)
         preds = {"lstm": _point(lstm, cfg.quantiles)}
         preds.update(baseline_forecasts(prep.level, p.val.stop, o, h, cfg.season))
-        scale = mase_scale(prep.observed[:p.val.stop], cfg.season)
-        if not np.isfinite(scale):
-            scale = mase_scale(prep.observed[:p.val.stop], 1)
+        scale = p.mase_scale(p.val.stop)
         ms = {k: forecast_metrics(actual, v, scale) for k, v in preds.items()}
         if cfg.quantiles:
             ms["lstm"].update(quantile_metrics(actual, lstm, cfg.quantiles, scale))
@@ -1062,8 +869,8 @@ def evaluate(checkpoint: str, data: pd.DataFrame | None = None, csv: str | None 
     for p in _parts(cfg, series, cfg.transform, refit=True):
         o = p.origins["test"]
         pred = widen(predict_paths(models, p.prep, o), models[0].interval_scale, cfg.quantiles or [])
-        actual = p.prep.observed[o[:, None] + np.arange(1, cfg.horizon + 1)]
-        scale = mase_scale(p.prep.observed[:p.val.stop], cfg.season)
+        actual = p.actual(o)
+        scale = p.mase_scale(p.val.stop)
         m = forecast_metrics(actual, _point(pred, cfg.quantiles), scale)
         if cfg.quantiles:
             m.update(quantile_metrics(actual, pred, cfg.quantiles, scale))

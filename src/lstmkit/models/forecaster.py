@@ -35,6 +35,17 @@ from .. import LSTM
 MODES = ("single", "direct", "recursive", "seq2seq")
 
 
+def median_index(quantiles) -> int:
+    """Index of the level nearest 0.5 in ``quantiles`` (the point forecast); 0 for none.
+
+    >>> median_index([0.1, 0.5, 0.9]), median_index(None)
+    (1, 0)
+    """
+    if not quantiles:
+        return 0
+    return min(range(len(quantiles)), key=lambda j: abs(quantiles[j] - 0.5))
+
+
 @dataclass
 class ForecasterConfig:
     input_size: int
@@ -73,9 +84,7 @@ class ForecasterConfig:
     @property
     def median_index(self) -> int:
         """Index of the quantile nearest 0.5 (the point forecast); 0 without quantiles."""
-        if not self.quantiles:
-            return 0
-        return min(range(len(self.quantiles)), key=lambda j: abs(self.quantiles[j] - 0.5))
+        return median_index(self.quantiles)
 
     def to_dict(self) -> dict:
         return asdict(self)
