@@ -58,6 +58,9 @@ def test_bad_series_and_conll_inputs(tmp_path):
     p.write_text("a DET\nb\n")
     with pytest.raises(ValueError, match="line 2: expected 'token tag'"):
         read_conll(str(p))
+    p.write_text("-DOCSTART-\n\na DET\nb\n\nc\n")  # data to predict on: tags may be missing
+    got = read_conll(str(p), require_tags=False)
+    assert got.sentences == [["a", "b"], ["c"]] and got.tags == [["DET", ""], [""]]
 
 
 def test_stratified_split_keeps_singleton_classes_in_training():

@@ -10,16 +10,13 @@ def add_common_flags(p: argparse.ArgumentParser, job_name: str) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-baselines", action="store_true")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="torch and BLAS threads (default 1)")
     p.add_argument("--checkpoint", help="predict: model.pt or a training --out DIR")
     p.add_argument("--out", help=f"output directory (default runs/{job_name})")
 
 
 def start(args: argparse.Namespace) -> bool:
-    """Set torch's threads; True when the action is predict (and --checkpoint is given)."""
-    import torch
-
-    torch.set_num_threads(max(1, args.threads))
+    """True when the action is predict (and --checkpoint is given)."""
     if args.action != "predict":
         return False
     if not args.checkpoint:

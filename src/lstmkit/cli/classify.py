@@ -55,7 +55,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if start(args):
-        job.predict(args.checkpoint, csv=args.csv, dataset=args.dataset, out=args.out)
+        job.predict(args.checkpoint, csv=args.csv, dataset=args.dataset, out=args.out,
+                    threads=args.threads)
         return 0
     if args.csv and args.dataset:
         raise ValueError("--dataset/--csv: expected one of them, got both")
@@ -66,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
         hidden_size=args.hidden_size, pooling=args.pooling, bidirectional=args.bidirectional,
         fcn=args.fcn, epochs=args.epochs, patience=args.patience, batch_size=args.batch_size,
         lr=args.lr, max_len=args.max_len, seeds=args.seeds, seed=args.seed,
-        baselines=not args.no_baselines, progress=False if args.no_progress else None)
-    job.train(cfg)
-    print(f"wrote {cfg.out}/metrics.json, config.json, model.pt, confusion.png, attention.png")
+        baselines=not args.no_baselines, progress=False if args.no_progress else None,
+        threads=args.threads)
+    res = job.train(cfg)
+    pngs = "confusion.png" + (", attention.png" if res.attention is not None else "")
+    print(f"wrote {cfg.out}/metrics.json, config.json, model.pt, {pngs}")
     return 0

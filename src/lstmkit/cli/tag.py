@@ -40,7 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if start(args):
-        job.predict(args.checkpoint, conll=args.conll, source=args.source, out=args.out)
+        job.predict(args.checkpoint, conll=args.conll, source=args.source, out=args.out,
+                    threads=args.threads)
         return 0
     if args.conll and args.dataset:
         raise ValueError("--dataset/--conll: expected one of them, got both")
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         out=args.out or os.path.join("runs", "tag"), crf=args.crf, chars=not args.no_chars,
         cell=args.cell, hidden_size=args.hidden_size, epochs=args.epochs, patience=args.patience,
         batch_size=args.batch_size, lr=args.lr, seed=args.seed, baselines=not args.no_baselines,
-        progress=False if args.no_progress else None)
+        progress=False if args.no_progress else None, threads=args.threads)
     job.train(cfg)
     print(f"wrote {cfg.out}/metrics.json, config.json, model.pt, confusion.png")
     return 0

@@ -296,31 +296,33 @@ def read_csv_set(path: str) -> SeriesSet | TextSet:
     return read_text_rows(lines, path) if is_text_csv(path) else read_series_rows(lines, path)
 
 
-def read_conll(path: str) -> TagSet:
+def read_conll(path: str, *, require_tags: bool = True) -> TagSet:
     """CoNLL-style ``token tag`` lines (whitespace-separated; first field the token, last the
-    tag), a blank line between sentences."""
+    tag), a blank line between sentences. With ``require_tags=False`` (data to predict on) a
+    line may hold the token alone, and its tag is ``""``."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"--conll: no such file {path!r}")
     out = TagSet([], [], [])
     toks, tags = [], []
+
+    def close():
+        if toks:
+            out.sentences.append(toks)
+            out.tags.append(tags)
+            out.groups.append(path)
+
     with open(path, encoding="utf-8") as f:
         for i, line in enumerate(f, start=1):
             parts = line.split()
             if not parts or parts[0] == "-DOCSTART-":
-                if toks:
-                    out.sentences.append(toks)
-                    out.tags.append(tags)
-                    out.groups.append(path)
+                close()
                 toks, tags = [], []
                 continue
-            if len(parts) < 2:
+            if len(parts) < 2 and require_tags:
                 raise ValueError(f"{path}: line {i}: expected 'token tag', got {line.strip()!r}")
             toks.append(parts[0])
-            tags.append(parts[-1])
-    if toks:
-        out.sentences.append(toks)
-        out.tags.append(tags)
-        out.groups.append(path)
+            tags.append(parts[-1] if len(parts) > 1 else "")
+    close()
     if not out.sentences:
         raise ValueError(f"{path}: no sentences (expected 'token tag' lines)")
     return out

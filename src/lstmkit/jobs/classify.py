@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from .._io import atomic_write_text
+from .._threads import limited_threads
 from ..data import datasets
 from ..data.labelled import (
     SeriesSet,
@@ -97,10 +98,11 @@ class ClassifyConfig:
     seed: int = 0
     baselines: bool = True
     progress: bool | None = None
+    threads: int = 1  # torch and BLAS threads (a small recurrent model runs fastest on one)
     chosen: dict = field(default_factory=dict)  # filled in: what the run chose automatically
 
     def __post_init__(self) -> None:
-        for name in ("max_len", "seeds"):
+        for name in ("max_len", "seeds", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
         for name in ("epochs", "patience", "batch_size", "hidden_size"):
@@ -400,6 +402,12 @@ def select_model(cands: dict[str, dict], enc_x, y, tr_idx, va_idx, base: dict,
 
 
 def train(cfg: ClassifyConfig, echo=print) -> Result:
+    """Run the whole job (module docstring) on ``cfg.threads`` threads."""
+    with limited_threads(cfg.threads):
+        return _train(cfg, echo)
+
+
+def _train(cfg: ClassifyConfig, echo) -> Result:
     t0 = time.perf_counter()
     trn, test, about = load_data(cfg)
     kind = "text" if isinstance(trn, TextSet) else "series"
@@ -582,10 +590,15 @@ def load_model(checkpoint: str):
 
 
 def predict(checkpoint: str, csv: str | None = None, dataset: str | None = None,
-            out: str | None = None, echo=print) -> dict:
+            out: str | None = None, echo=print, threads: int = 1) -> dict:
     """Label ``csv`` (same format as in training; labels may be empty) or the test split of a
     catalogue ``dataset``; writes ``out``/predictions.csv. Returns predictions and, when labels
     are present, accuracy."""
+    with limited_threads(threads):
+        return _predict(checkpoint, csv, dataset, out, echo)
+
+
+def _predict(checkpoint, csv, dataset, out, echo) -> dict:
     model, enc, kind, classes = load_model(checkpoint)
     if (csv is None) == (dataset is None):
         raise ValueError("predict: expected exactly one of csv or dataset")

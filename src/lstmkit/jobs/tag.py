@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from .._io import atomic_write_text
+from .._threads import limited_threads
 from ..data import datasets
 from ..data.labelled import (
     TagSet,
@@ -74,10 +75,11 @@ class TagConfig:
     seed: int = 0
     baselines: bool = True
     progress: bool | None = None
+    threads: int = 1  # torch and BLAS threads (a small recurrent model runs fastest on one)
     chosen: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "hidden_size", "embed_dim"):
+        for name in ("epochs", "batch_size", "hidden_size", "embed_dim", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
         if self.dataset is None and self.conll is None:
@@ -214,6 +216,12 @@ def most_frequent_tag(train: TagSet) -> tuple[dict[str, str], str]:
 
 
 def train(cfg: TagConfig, echo=print) -> Result:
+    """Run the whole job (module docstring) on ``cfg.threads`` threads."""
+    with limited_threads(cfg.threads):
+        return _train(cfg, echo)
+
+
+def _train(cfg: TagConfig, echo) -> Result:
     t0 = time.perf_counter()
     trn, test, about = load_data(cfg)
     tr_idx, va_idx = split_groups(trn, cfg.val_size, cfg.seed)
@@ -303,30 +311,15 @@ def load_model(checkpoint: str):
     return model.eval(), TagEncoder(**ck["encoder"])
 
 
-def read_tokens(path: str) -> TagSet:
-    """CoNLL lines ``token [tag]``: tags optional (all or none) for prediction."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"--conll: no such file {path!r}")
-    out, toks, tags = TagSet([], [], []), [], []
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().splitlines() + [""]
-    for line in lines:
-        parts = line.split()
-        if not parts:
-            if toks:
-                out.sentences.append(toks)
-                out.tags.append(tags)
-            toks, tags = [], []
-            continue
-        toks.append(parts[0])
-        tags.append(parts[-1] if len(parts) > 1 else "")
-    if not out.sentences:
-        raise ValueError(f"{path}: no tokens")
-    return out
-
-
 def predict(checkpoint: str, conll: str | None = None, source: str | None = None,
-            out: str | None = None, echo=print) -> dict:
+            out: str | None = None, echo=print, threads: int = 1) -> dict:
+    """Tag a CoNLL file or the tokens of a Python ``source`` file with a saved model; writes
+    ``out``/predictions.conll."""
+    with limited_threads(threads):
+        return _predict(checkpoint, conll, source, out, echo)
+
+
+def _predict(checkpoint, conll, source, out, echo) -> dict:
     model, enc = load_model(checkpoint)
     if (conll is None) == (source is None):
         raise ValueError("predict: expected exactly one of conll or source")
@@ -334,7 +327,7 @@ def predict(checkpoint: str, conll: str | None = None, source: str | None = None
         with open(source, encoding="utf-8") as f:
             data = tokenize_source(f.read(), os.path.basename(source))
     else:
-        data = read_tokens(conll)
+        data = read_conll(conll, require_tags=False)
     pred = predict_tags(model, enc.encode(data, with_tags=False), enc)
     pred_tags = [[enc.tags[i] for i in p] for p in pred]
     result: dict = {"pred": pred_tags}
