@@ -35,8 +35,9 @@ def test_int8_and_half_weights_agree_with_float(family, kw):
     x = _x()
     with torch.no_grad():
         y = m(x, lengths=[12, 0, 5, 9])[0]
-        for small, tol in ((C.quantize_int8(m), C.INT8_TOL), (C.cast_weights(m, "float16"), 5e-3),
-                           (C.cast_weights(m, "bfloat16"), 5e-2)):
+        # observed max over the variants and 3 seeds: int8 0.018, float16 9e-4, bfloat16 5e-3
+        for small, tol in ((C.quantize_int8(m), C.INT8_TOL), (C.cast_weights(m, "float16"), 2.5e-3),
+                           (C.cast_weights(m, "bfloat16"), 1.5e-2)):
             torch.testing.assert_close(small(x, lengths=[12, 0, 5, 9])[0], y, atol=tol, rtol=0)
     q = C.quantize_int8(m)
     float_bytes = sum(m.get_parameter(n).numel() * 4 for n in q._names)
@@ -57,7 +58,9 @@ def test_onnx_int8_agrees_with_float_and_is_smaller(tmp_path):
     feed = {"input": x.numpy(), "lengths": lens, "h0": np.zeros((2, 4, 32), np.float32),
             "c0": np.zeros((2, 4, 32), np.float32)}
     f, q = (session(str(tmp_path / n)).run(None, feed)[0] for n in ("f.onnx", "q.onnx"))
-    np.testing.assert_allclose(q, f, atol=C.INT8_TOL, rtol=0)
+    # onnxruntime's dynamic int8 quantises the activations too, per call: observed 9.4e-4 here;
+    # the bound is 5x that, an order of magnitude inside the documented INT8_TOL
+    np.testing.assert_allclose(q, f, atol=5e-3, rtol=0)
 
 
 @pytest.mark.parametrize("kw", [dict(num_layers=2), dict(num_layers=2, bidirectional=True, batch_first=True)])

@@ -75,27 +75,26 @@ def _weight_names(model: nn.Module, recurrent_only: bool = False) -> list[str]:
     return out
 
 
-def model_bytes(model: nn.Module) -> int:
-    """Bytes of the distinct tensors in the state_dict (what a checkpoint stores)."""
-    seen, total = set(), 0
+def _distinct_tensors(model: nn.Module):
+    """The state_dict's tensors, each shared storage view counted once (tied weights)."""
+    seen = set()
     for t in model.state_dict().values():
         key = (t.untyped_storage().data_ptr(), t.dtype, tuple(t.shape))
         if key not in seen:
             seen.add(key)
-            total += t.numel() * t.element_size()
-    return total
+            yield t
+
+
+def model_bytes(model: nn.Module) -> int:
+    """Bytes of the distinct tensors in the state_dict (what a checkpoint stores)."""
+    return sum(t.numel() * t.element_size() for t in _distinct_tensors(model))
 
 
 def count_params(model: nn.Module, nonzero: bool = False) -> int:
-    """Stored scalars in the state_dict (distinct tensors); ``nonzero``: only the non-zero ones."""
-    seen, total = set(), 0
-    for t in model.state_dict().values():
-        key = (t.untyped_storage().data_ptr(), t.dtype, tuple(t.shape))
-        if key in seen or t.dtype in (torch.long, torch.bool):
-            continue
-        seen.add(key)
-        total += int((t != 0).sum()) if nonzero else t.numel()
-    return total
+    """Stored scalars in the state_dict (distinct tensors, no integer or bool buffers);
+    ``nonzero``: only the non-zero ones."""
+    return sum(int((t != 0).sum()) if nonzero else t.numel() for t in _distinct_tensors(model)
+               if t.dtype not in (torch.long, torch.bool))
 
 
 class Reparametrized(nn.Module):
