@@ -50,7 +50,7 @@ def index_state(state: Any, index: Tensor, dim: int = 1) -> Any:
     raise TypeError(f"state: expected None, tensors or nested tuples/lists/dicts, got {type(state).__name__}")
 
 
-def _check_beam(beam_width, n_best, length_penalty, max_new_tokens, min_new_tokens) -> int:
+def check_beam_options(beam_width, n_best, length_penalty, max_new_tokens, min_new_tokens) -> int:
     """Validate the options both beam searches share; returns n_best (beam_width if None)."""
     if not isinstance(beam_width, int) or beam_width < 1:
         raise ValueError(f"beam_width: expected an int >= 1, got {beam_width!r}")
@@ -73,7 +73,7 @@ def beam_search(step: StepFn, tokens: Tensor, state: Any = None, *, beam_width: 
     tokens = check_start(tokens)
     if tokens.shape[0] != 1:
         raise ValueError(f"tokens: expected shape (1,) (one sequence), got {tuple(tokens.shape)}")
-    n_best = _check_beam(beam_width, n_best, length_penalty, max_new_tokens, min_new_tokens)
+    n_best = check_beam_options(beam_width, n_best, length_penalty, max_new_tokens, min_new_tokens)
     reorder = reorder_state or (lambda s, idx: index_state(s, idx, state_batch_dim))
 
     def norm(log_prob: float, length: int) -> float:
@@ -161,7 +161,7 @@ def beam_search_batch(step: StepFn, tokens: Tensor, state: Any = None, *, beam_w
     [[2, 3], [3]]
     """
     tokens = check_start(tokens)
-    n_best = _check_beam(beam_width, n_best, length_penalty, max_new_tokens, min_new_tokens)
+    n_best = check_beam_options(beam_width, n_best, length_penalty, max_new_tokens, min_new_tokens)
     if coverage_penalty < 0:
         raise ValueError(f"coverage_penalty: expected >= 0, got {coverage_penalty}")
     if coverage_penalty > 0 and coverage is None:

@@ -43,6 +43,7 @@ import torch
 
 from .._io import atomic_write, atomic_write_text
 from ..data.labelled import pad_ids
+from ..decoding.beam import check_beam_options
 from ..models.seq2seq import SCHEDULES, Seq2Seq, Seq2SeqConfig, teacher_forcing_ratio
 from ..train.checkpoint import load_checkpoint, save_checkpoint
 from ..train.trainer import TrainConfig, Trainer
@@ -503,10 +504,7 @@ def predict(checkpoint: str | os.PathLike | Loaded, texts: list[str], *, beam_wi
     ld = checkpoint if isinstance(checkpoint, Loaded) else load_model(checkpoint)
     if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
         raise TypeError("texts: expected a list of str")
-    if not isinstance(beam_width, int) or beam_width < 1:
-        raise ValueError(f"beam_width: expected an int >= 1, got {beam_width!r}")
-    if not isinstance(n_best, int) or not 1 <= n_best <= beam_width:
-        raise ValueError(f"n_best: expected an int in [1, beam_width={beam_width}], got {n_best!r}")
+    check_beam_options(beam_width, n_best, length_penalty, ld.max_new_tokens, 0)  # before any work
     srcs, unknown = [], {}
     for i, text in enumerate(texts):
         toks = tokenize(text.strip() if ld.src_tokens == "space" else text, ld.src_tokens)
