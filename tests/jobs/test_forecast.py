@@ -217,3 +217,24 @@ def test_mase_scale_falls_back_to_the_naive_error_where_the_seasonal_naive_is_ex
                     origins={})
     assert part.mase_scale(16) == pytest.approx(np.abs(np.diff(y[:16])).mean())
     assert part.actual(np.array([3, 10])).tolist() == [[1.0, 3.0], [5.0, 1.0]]  # y[4:6], y[11:13]
+
+
+@pytest.mark.parametrize("transform", ["diff", "level", "sdiff"])
+def test_log_levels_map_back_to_the_series_exactly(transform):
+    # the target path of a log model, taken back through to_levels, is the series itself
+    t = np.arange(60)
+    y = (100 + 2 * t) * (1 + 0.3 * np.sin(2 * np.pi * t / 6))  # multiplicative season
+    spec = SeriesSpec(target="y", input_len=6, horizon=3, season=6, transform=transform, log=True)
+    prep = Prepared(spec, y, None, scaler=None, train=slice(0, 40))
+    assert np.allclose(prep.level, np.log(y)) and np.array_equal(prep.raw_level, y)
+    w = prep.windows(np.array([10, 30, 50]), 6, 3)
+    got = w.to_levels(w.z.astype(np.float64))
+    np.testing.assert_allclose(got, y[np.array([10, 30, 50])[:, None] + np.arange(1, 4)], rtol=1e-5)
+
+
+def test_log_refuses_a_target_that_is_not_positive():
+    spec = SeriesSpec(target="y", input_len=3, horizon=2, log=True)
+    with pytest.raises(ValueError, match=r"log: expected a strictly positive target 'y', got 0.0 at row 2"):
+        Prepared(spec, np.array([3.0, 2.0, 0.0, 1.0, 2.0]), None, scaler=None)
+    with pytest.raises(ValueError, match="log: expected true, false or None"):
+        ForecastConfig(log="yes")

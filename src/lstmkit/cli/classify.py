@@ -14,14 +14,7 @@ import os
 
 from ..jobs import classify as job
 from ._labelled import add_common_flags, start
-
-
-def _bool(s: str) -> bool:
-    if s.lower() in ("1", "true", "yes", "on"):
-        return True
-    if s.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {s!r}")
+from ._types import boolean
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,8 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cell", choices=["lstm", "gru", "rnn"], help="override the presets' cell")
     p.add_argument("--hidden-size", type=int)
     p.add_argument("--pooling", choices=["last", "mean", "max", "attention"])
-    p.add_argument("--bidirectional", type=_bool, metavar="BOOL")
-    p.add_argument("--fcn", type=_bool, metavar="BOOL", help="LSTM-FCN convolutional branch")
+    p.add_argument("--bidirectional", type=boolean, metavar="BOOL")
+    p.add_argument("--fcn", type=boolean, metavar="BOOL", help="LSTM-FCN convolutional branch")
     p.add_argument("--epochs", type=int, help="max epochs (default 300 series, 20 texts)")
     p.add_argument("--patience", type=int, help="early stopping (default 50 series, 4 texts)")
     p.add_argument("--batch-size", type=int)

@@ -11,6 +11,7 @@ import sys
 from dataclasses import fields
 
 from ..jobs import forecast as job
+from ._types import boolean
 
 
 def _size(s: str) -> int | float:
@@ -56,6 +57,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a("--season", type=int, metavar="M", help="seasonal period (default: from the data)")
     a("--transform", choices=["diff", "level", "sdiff"], metavar="T",
       help="diff, level or sdiff (default: searched)")
+    a("--log", type=boolean, metavar="BOOL",
+      help="model log levels, for multiplicative growth/seasonality (default: searched when > 0)")
     a("--mode", default=d.mode, choices=["single", "direct", "recursive", "seq2seq"], metavar="MODE",
       help="direct (default), single, recursive, seq2seq")
     a("--impute", default=d.impute, choices=["ffill", "interpolate"], metavar="HOW",

@@ -58,8 +58,11 @@ class SeriesSpec:
     impute: str = "interpolate"
     freq: str | None = None  # pandas frequency string of the time index, when known
     transform: str = "diff"  # "diff" | "level" | "sdiff" (module docstring)
+    log: bool = False  # model log levels (multiplicative seasonality/growth); forecasts come back exp'd
 
     def __post_init__(self) -> None:
+        if not isinstance(self.log, bool):
+            raise TypeError(f"log: expected a bool, got {self.log!r}")
         if self.transform not in TRANSFORMS:
             raise ValueError(f"transform: expected one of {TRANSFORMS}, got {self.transform!r}")
         if self.transform == "sdiff" and self.season < 2:
@@ -176,17 +179,21 @@ class Windows:
     scale: np.ndarray
     step_offset: np.ndarray
     origins: np.ndarray
+    log: bool = False  # the levels are logs: to_levels exponentiates
 
     def to_levels(self, path: np.ndarray) -> np.ndarray:
         """path (W, h[, Q]) in scaled units -> levels, same shape."""
         if path.ndim == 3:
-            return self.anchor[..., None] + self.scale[:, None, None] * path
-        return self.anchor + self.scale[:, None] * path
+            out = self.anchor[..., None] + self.scale[:, None, None] * path
+        else:
+            out = self.anchor + self.scale[:, None] * path
+        return np.exp(out) if self.log else out
 
 
 class Prepared:
     """One featurised series: ``features`` (N, F) with the target channel left to the
-    transform, ``level`` (N,) imputed target, ``observed`` (N,) with NaN where missing, the
+    transform, ``level`` (N,) imputed target in the model's units (its log with ``spec.log``),
+    ``raw_level`` (N,) the imputed target itself, ``observed`` (N,) with NaN where missing, the
     fitted scaler (difference of the target + covariates, fitted on the training split) and
     ``n_future`` calendar channels. ``extend(h)`` appends h future calendar rows."""
 
@@ -197,7 +204,14 @@ class Prepared:
         if values.ndim == 1:
             values = values[:, None]
         filled, miss = impute(values, spec.impute, names)  # (N, 1+C) each
-        self.level = filled[:, 0]  # (N,) imputed target levels
+        self.raw_level = filled[:, 0].copy()  # (N,) imputed target levels
+        if spec.log:
+            bad = np.flatnonzero(~(filled[:, 0] > 0))
+            if bad.size:
+                raise ValueError(f"log: expected a strictly positive target {spec.target!r}, got "
+                                 f"{float(filled[bad[0], 0])!r} at row {bad[0]}")
+            filled[:, 0] = np.log(filled[:, 0])
+        self.level = filled[:, 0]  # (N,) imputed target in the model's units
         self.observed = values[:, 0]  # (N,) with NaN where missing (for scoring)
         self.n = len(self.level)
         d = np.diff(filled[:, 0], prepend=np.nan)  # (N,)
@@ -281,5 +295,5 @@ class Prepared:
         else:
             future = np.zeros((len(origins), h, 0), np.float32)
         return Windows(x.astype(np.float32), future.astype(np.float32), z.astype(np.float32),
-                       anchor, scale, offset, origins)
+                       anchor, scale, offset, origins, self.spec.log)
 

@@ -81,6 +81,7 @@ class ForecastConfig:
     val_size: int | float | None = None
     season: int | None = None
     transform: str | None = None  # "diff" | "level"; None: searched (diff without search)
+    log: bool | None = None  # model log levels; None: searched where the target is > 0 (off without search)
     mode: str = "direct"
     impute: str = "ffill"
     hidden_size: int | None = None  # None: 64 (one series) / 48 (many), smaller one searched
@@ -108,6 +109,8 @@ class ForecastConfig:
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise ValueError(f"{name}: expected an int >= 1 (or None: chosen from the data), got {v!r}")
+        if self.log not in (None, True, False):
+            raise ValueError(f"log: expected true, false or None (searched), got {self.log!r}")
         if self.transform not in (None, "diff", "level", "sdiff"):
             raise ValueError(f"transform: expected 'diff', 'level', 'sdiff' or None, got {self.transform!r}")
         if self.mode not in MODES:
@@ -135,9 +138,10 @@ class Candidate:
     input_len: int
     transform: str
     hidden_size: int
+    log: bool = False
 
     def label(self) -> str:
-        return f"T={self.input_len} {self.transform} H={self.hidden_size}"
+        return f"T={self.input_len} {'log ' if self.log else ''}{self.transform} H={self.hidden_size}"
 
 
 @dataclass
@@ -353,7 +357,8 @@ class Part:
         return scale if np.isfinite(scale) else mase_scale(y, 1)
 
 
-def _parts(cfg: ForecastConfig, series: list[Series], transform: str, refit: bool) -> list[Part]:
+def _parts(cfg: ForecastConfig, series: list[Series], transform: str, refit: bool,
+           log: bool = False) -> list[Part]:
     h, T, many = cfg.horizon, cfg.input_len, len(series) > 1
     parts = []
     for s in series:
@@ -361,7 +366,7 @@ def _parts(cfg: ForecastConfig, series: list[Series], transform: str, refit: boo
         tr, va, te = chronological_split(n, cfg.test_size, cfg.val_size, min_train=2)
         spec = SeriesSpec(target=s.name, time=cfg.time, covariates=list(cfg.covariates),
                           input_len=T, horizon=h, season=cfg.season, impute=cfg.impute, freq=s.freq,
-                          transform=transform)
+                          transform=transform, log=log)
         fit_stop = va.stop if refit else tr.stop
         prep = Prepared(spec, s.values, s.times, scaler=None, train=slice(0, fit_stop))
         prep.extend(h)
@@ -575,20 +580,20 @@ def _train(cfg: ForecastConfig, data, echo, log) -> Result:
 def _fit_and_score(cfg, series, source, given, why, work, many, log) -> Result:
     h = cfg.horizon
     base_t = cfg.transform or ("level" if many else "diff")
-    base = Candidate(cfg.input_len, base_t, cfg.hidden_size)
+    base = Candidate(cfg.input_len, base_t, cfg.hidden_size, bool(cfg.log))
     searched: list[dict] = []
     parts_cache: dict = {}
 
-    def parts_for(transform, T, refit):
-        key = (transform, T, refit)
+    def parts_for(cand: Candidate, refit: bool):
+        key = (cand.transform, cand.input_len, cand.log, refit)
         if key not in parts_cache:
-            c = ForecastConfig(**{**cfg.to_dict(), "input_len": T})
-            parts_cache[key] = _parts(c, series, transform, refit)
+            c = ForecastConfig(**{**cfg.to_dict(), "input_len": cand.input_len})
+            parts_cache[key] = _parts(c, series, cand.transform, refit, cand.log)
         return parts_cache[key]
 
     def run(cand: Candidate, seed: int, tag: str):
         tag = _tag(cfg, tag, cand, seed)
-        ps = parts_for(cand.transform, cand.input_len, False)
+        ps = parts_for(cand, False)
         c = ForecastConfig(**{**cfg.to_dict(), "input_len": cand.input_len})
         model, trainer = fit_model(c, cand, ps, "train", "val", seed, os.path.join(work, tag))
         return model, trainer, ps
@@ -602,7 +607,7 @@ def _fit_and_score(cfg, series, source, given, why, work, many, log) -> Result:
         results = {}
 
         def trial(cand):
-            tag = f"search-{cand.transform}-T{cand.input_len}-H{cand.hidden_size}"
+            tag = f"search-{'log-' if cand.log else ''}{cand.transform}-T{cand.input_len}-H{cand.hidden_size}"
             if tag in results:
                 return results[tag]
             model, trainer, ps = run(cand, cfg.seed, tag)
@@ -617,21 +622,27 @@ def _fit_and_score(cfg, series, source, given, why, work, many, log) -> Result:
         best = trial(base)
         if "transform" not in given:
             flip = "level" if base.transform == "diff" else "diff"
-            other = Candidate(base.input_len, flip, base.hidden_size)
+            other = Candidate(base.input_len, flip, base.hidden_size, base.log)
             r = trial(other)
             best = min(best, r, key=lambda t: t[0])
             if cfg.season > 1:  # a correction to the seasonal naive forecast
-                r = trial(Candidate(base.input_len, "sdiff", base.hidden_size))
+                r = trial(Candidate(base.input_len, "sdiff", base.hidden_size, base.log))
                 best = min(best, r, key=lambda t: t[0])
+        if "log" not in given and all(np.nanmin(s.values[:, 0]) > 0 for s in series):
+            # multiplicative growth or seasonality is additive in logs
+            b = best[1]
+            r = trial(Candidate(b.input_len, b.transform, b.hidden_size, True))
+            best = min(best, r, key=lambda t: t[0])
         if "input_len" not in given:
             T = best[1].input_len
             longer = 2 * T if (2 * T <= (n_train // 3 if not many else 2 * n_train)) else None
             alt = longer or max(2, T // 2)
             if alt != T:
-                r = trial(Candidate(alt, best[1].transform, best[1].hidden_size))
+                r = trial(Candidate(alt, best[1].transform, best[1].hidden_size, best[1].log))
                 best = min(best, r, key=lambda t: t[0])
         if "hidden_size" not in given:
-            r = trial(Candidate(best[1].input_len, best[1].transform, max(8, best[1].hidden_size // 2)))
+            r = trial(Candidate(best[1].input_len, best[1].transform, max(8, best[1].hidden_size // 2),
+                                best[1].log))
             best = min(best, r, key=lambda t: t[0])
         score, winner, model, trainer = best
         epochs_needed = max(2, best_epoch(trainer))
@@ -642,7 +653,7 @@ def _fit_and_score(cfg, series, source, given, why, work, many, log) -> Result:
             for k in range(1, K):
                 mk, _, ps = run(winner, cfg.seed + k, f"ensemble-{k}")
                 ms.append(mk)
-            e_score = _score(parts_for(winner.transform, winner.input_len, False), ms, "val", cfg.quantiles)
+            e_score = _score(parts_for(winner, False), ms, "val", cfg.quantiles)
             keep = cfg.ensemble is not None or e_score < 0.98 * score
             log(f"forecast: ensemble of {K} validation MASE {e_score:.4f} vs {score:.4f} alone: "
                 + ("kept" if keep else "not worth its cost (needs 2% better)"))
@@ -650,9 +661,9 @@ def _fit_and_score(cfg, series, source, given, why, work, many, log) -> Result:
                                  epochs=epochs_needed))
             members = K if keep else 1
         val_models = ms if members > 1 else [model]
-        val_parts = parts_for(winner.transform, winner.input_len, False)
+        val_parts = parts_for(winner, False)
         # refit on train + validation for as many epochs as the winner needed
-        ps = parts_for(winner.transform, winner.input_len, True)
+        ps = parts_for(winner, True)
         c = ForecastConfig(**{**cfg.to_dict(), "input_len": winner.input_len})
         models, trainers = [], []
         for k in range(members):
@@ -672,7 +683,7 @@ def _fit_and_score(cfg, series, source, given, why, work, many, log) -> Result:
             models.append(m_)
             trainers.append(tr_)
         members = K
-        ps = parts_for(winner.transform, winner.input_len, False)
+        ps = parts_for(winner, False)
         val_models, val_parts = models, ps
     c_int = interval_scale(val_parts, val_models, cfg.quantiles) if cfg.quantiles else 1.0
     if cfg.quantiles:
@@ -682,6 +693,7 @@ def _fit_and_score(cfg, series, source, given, why, work, many, log) -> Result:
     train_s = time.perf_counter() - t0
     cfg.input_len, cfg.transform, cfg.hidden_size, cfg.ensemble = (winner.input_len, winner.transform,
                                                                   winner.hidden_size, members)
+    cfg.log = winner.log
     # --- test: rolling origin, the LSTM beside the baselines on the same origins
     per_series, forecasts = {}, {}
     it = ps
@@ -699,7 +711,7 @@ def _fit_and_score(cfg, series, source, given, why, work, many, log) -> Result:
         actual = p.actual(o)  # (W, h); NaN = not observed
         lstm = widen(predict_paths(models, prep, o), c_int, cfg.quantiles)
         preds = {"lstm": _point(lstm, cfg.quantiles)}
-        preds.update(baseline_forecasts(prep.level, p.val.stop, o, h, cfg.season))
+        preds.update(baseline_forecasts(prep.raw_level, p.val.stop, o, h, cfg.season))
         scale = p.mase_scale(p.val.stop)
         ms = {k: forecast_metrics(actual, v, scale) for k, v in preds.items()}
         if cfg.quantiles:
@@ -829,7 +841,7 @@ def predict(checkpoint: str, csv: str | None = None, data: pd.DataFrame | None =
             raise ValueError(f"csv: series {s.name!r} has {n} points; expected at least 2")
         spec = SeriesSpec(target=s.name, time=cfg.time, covariates=list(cfg.covariates),
                           input_len=cfg.input_len, horizon=cfg.horizon, season=cfg.season,
-                          impute=cfg.impute, freq=s.freq, transform=cfg.transform)
+                          impute=cfg.impute, freq=s.freq, transform=cfg.transform, log=bool(cfg.log))
         sc = scalers.get(s.name) or next(iter(scalers.values()))
         prep = Prepared(spec, s.values, s.times, scaler=StandardScaler().load_state_dict(sc),
                         sdiff_stats=sc.get("sdiff"))
@@ -866,7 +878,7 @@ def evaluate(checkpoint: str, data: pd.DataFrame | None = None, csv: str | None 
     cfg.csv = csv or cfg.csv
     series, _ = load_series(cfg, data)
     out = {}
-    for p in _parts(cfg, series, cfg.transform, refit=True):
+    for p in _parts(cfg, series, cfg.transform, refit=True, log=bool(cfg.log)):
         o = p.origins["test"]
         pred = widen(predict_paths(models, p.prep, o), models[0].interval_scale, cfg.quantiles or [])
         actual = p.actual(o)
