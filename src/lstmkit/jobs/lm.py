@@ -280,9 +280,13 @@ def evaluate(model: LanguageModel, tokenizer, text: str, *, bptt: int = 256,
         raise ValueError(f"text: expected at least 2 tokens to score, got {len(ids)}")
     b = batch_size or _eval_batch(len(ids))
     b = min(b, len(ids) // 2)
-    loss = evaluate_language_model(model, ids, batch_size=b, bptt=bptt)
-    n_eval = (len(ids) // b - 1) * b  # batchify drops the tail; each row's first token is given
-    n_chars = len(text) * n_eval / len(ids)
+    return _text_metrics(evaluate_language_model(model, ids, batch_size=b, bptt=bptt), len(ids), len(text), b)
+
+
+def _text_metrics(loss: float, n_ids: int, n_text_chars: int, b: int) -> dict:
+    """:func:`evaluate`'s dict from the mean loss over a text of ``n_ids`` tokens in ``b`` rows."""
+    n_eval = (n_ids // b - 1) * b  # batchify drops the tail; each row's first token is given
+    n_chars = n_text_chars * n_eval / n_ids
     m = lm_metrics(loss, n_eval, n_chars)
     return {"loss": m["val_loss"], "ppl": m["val_ppl"], "bpc": m["val_bpc"], "tokens": n_eval,
             "chars": round(n_chars, 1)}
@@ -373,7 +377,11 @@ def train(config: LMConfig, *, callbacks=(), echo: Callable[[str], None] = print
 
     # --- score the LSTM and the baselines on the same text
     ln2 = math.log(2)
-    lstm_val = evaluate(model, tok, val_text, batch_size=vb)
+    best = min((r for r in history if r.get("val_loss") is not None), key=lambda r: r["val_loss"],
+               default=None)
+    # the restored weights are the best validation's: its loss (same batches, same bptt) is the score
+    lstm_val = (_text_metrics(best["val_loss"], len(val_ids), len(val_text), vb) if best is not None
+                else evaluate(model, tok, val_text, batch_size=vb))
     metrics: dict = {"lstm": {"val_loss": lstm_val["loss"], "val_ppl": lstm_val["ppl"],
                               "val_bpc": lstm_val["bpc"]}}
     kn = KneserNeyCharModel(cfg.ngram_order).fit(train_text)
@@ -385,8 +393,6 @@ def train(config: LMConfig, *, callbacks=(), echo: Callable[[str], None] = print
         metrics[kname]["test_bpc"] = kn.bits_per_char(test_text, context=train_text + val_text)
         metrics["unigram"]["test_bpc"] = unigram_model_bpc(train_text, test_text)
     entropy = unigram_bpc(val_text)
-    best = min((r for r in history if r.get("val_loss") is not None), key=lambda r: r["val_loss"],
-               default=None)
     setup = dict(source=source, level=cfg.level, vocab_size=len(tok), train_chars=len(train_text),
                  val_chars=len(val_text), test_chars=len(test_text), steps=trainer.step,
                  best_step=best["step"] if best else None, epochs=round(trainer.step / len(loader), 2),
