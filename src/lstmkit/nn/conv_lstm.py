@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from ..functional._common import Masks
 from ..functional.conv_lstm import same_padding
 from . import _params
-from ._checks import check_lengths, check_state
+from ._checks import check_lengths, check_like, check_state
 from .recurrent import run_layers, run_sequence
 
 
@@ -84,10 +84,7 @@ def _check_tensor(x, name: str, ndim: int, layout: str, channels: int, ref: Tens
     if frame is not None and tuple(x.shape[-2:]) != frame:
         raise ValueError(f"{name}: expected frame size {frame} (frame_size, for the spatial "
                          f"peepholes), got {tuple(x.shape[-2:])}")
-    if x.dtype != ref.dtype:
-        raise TypeError(f"{name}: expected dtype {ref.dtype} (the module's), got {x.dtype}")
-    if x.device != ref.device:
-        raise ValueError(f"{name}: expected device {ref.device} (the module's), got {x.device}")
+    check_like(x, name, ref, " (the module's)")
 
 
 def _pair_state(hx, name: str) -> tuple:

@@ -151,6 +151,10 @@ class RecurrentBase(nn.Module):
             _params.register(self, sp, s, factory, flat=False)
         self.reset_parameters()
         self._state = None  # stateful: the last final state, detached
+        # each state's width (h: P, the others H) and its name in messages, read on every call
+        self._state_layout = (tuple(P if n == "h" else H for n in fam.state),
+                              tuple(f"hx[{j}] ({n}_0)" for j, n in enumerate(fam.state))
+                              if len(fam.state) > 1 else ("hx",))
 
     def reset_parameters(self) -> None:
         """Initialise every parameter as ``init`` and ``forget_bias`` say."""
@@ -300,10 +304,8 @@ class RecurrentBase(nn.Module):
         """hx as a tuple of (L*D, B, width) tensors, one per state the family declares (h has
         width P, every other state H)."""
         D = 2 if self.bidirectional else 1
-        P, H = self.proj_size or self.hidden_size, self.hidden_size
         state = self.v.family.state
-        widths = tuple(P if n == "h" else H for n in state)
-        names = tuple(f"hx[{j}] ({n}_0)" for j, n in enumerate(state)) if len(state) > 1 else ("hx",)
+        widths, names = self._state_layout
         if hx is None and self.stateful and self._state is not None:
             hx = self._state
             hb = hx[0].shape[1]
@@ -461,8 +463,6 @@ class RNN(RecurrentBase):
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None,
                  **extras) -> None:
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
         super().__init__("rnn", input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, device, dtype, nonlinearity=nonlinearity, **extras)
 
@@ -497,12 +497,8 @@ def layer_class(family: registry.Family) -> type:
     >>> tuple(y.shape), bool((y[1, 4:] == 0).all())
     ((2, 6, 4), True)
 """
-    cls = type(family.title, (RecurrentBase,), {
-        "__init__": __init__, "__module__": __name__,
-        "__doc__": _docs.layer_doc(family, f"{family.title} layer. {family.doc}", example),
-    })
-    cls.__init__.__qualname__ = f"{family.title}.__init__"
-    return cls
+    doc = _docs.layer_doc(family, f"{family.title} layer. {family.doc}", example)
+    return _docs.generated_class(family.title, RecurrentBase, __init__, doc, __name__)
 
 
 # every other registered family gets its layer from the registry
