@@ -61,10 +61,12 @@ def check_lengths(lengths: Tensor | Sequence[int], batch: int, steps: int, minim
     ...
     ValueError: lengths: expected values in [1, 3] (an empty sequence has no label), got min 0, max 3
     """
+    lens = None
     if isinstance(lengths, Tensor):
         if lengths.dtype.is_floating_point or lengths.dtype.is_complex or lengths.dtype == torch.bool:
             raise TypeError(f"lengths: expected an integer tensor, got dtype {lengths.dtype}")
         lens = lengths.detach().to("cpu", torch.int64)
+        shape = tuple(lens.shape)
     else:
         try:
             items = list(lengths)
@@ -76,12 +78,12 @@ def check_lengths(lengths: Tensor | Sequence[int], batch: int, steps: int, minim
         for v in items:
             if isinstance(v, bool) or not isinstance(v, numbers.Integral):  # numpy ints too
                 raise TypeError(f"lengths: expected integers, got {v!r} ({type(v).__name__})")
-        lens = torch.tensor([int(v) for v in items], dtype=torch.int64)
-    if lens.shape != (batch,):
-        raise ValueError(f"lengths: expected shape ({batch},) (one per sequence), got {tuple(lens.shape)}")
-    if batch and (lens.min() < minimum or lens.max() > steps):
-        raise ValueError(
-            f"lengths: expected values in [{minimum}, {steps}] ({why}), "
-            f"got min {int(lens.min())}, max {int(lens.max())}"
-        )
-    return lens
+        shape = (len(items),)
+    if shape != (batch,):
+        raise ValueError(f"lengths: expected shape ({batch},) (one per sequence), got {shape}")
+    # the range is checked on Python ints: a few tensor reductions cost more than the layer call
+    values = lens.tolist() if lens is not None else [int(v) for v in items]
+    if values and (min(values) < minimum or max(values) > steps):
+        raise ValueError(f"lengths: expected values in [{minimum}, {steps}] ({why}), "
+                         f"got min {min(values)}, max {max(values)}")
+    return lens if lens is not None else torch.tensor(values, dtype=torch.int64)
