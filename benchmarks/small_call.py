@@ -3,17 +3,20 @@
 The per-call Python cost of lstmkit's layers (argument checks, state, engine choice, the
 runner) is what dominates at these sizes. With ``--base DIR`` a second copy of lstmkit (for
 example an export of an older commit: ``git archive REV src | tar -x -C DIR``) is loaded in the
-same process under another name and the two are timed alternately, so that the machine's load
-falls on both alike.
+same process under another name and the two are timed alternately (in a new order every
+round), so that the machine's load falls on both alike; the clock is the process's CPU time by
+default, which leaves out the time spent waiting for a core on a shared machine.
 
-    python benchmarks/small_call.py --reps 20000 --rounds 7 --base /tmp/base/src
+    python benchmarks/small_call.py --reps 1000 --rounds 40 --base /tmp/base/src
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import random
 import sys
+import time
 import timeit
 
 import torch
@@ -53,10 +56,14 @@ def main() -> None:
     ap.add_argument("--T", type=int, default=3)
     ap.add_argument("--B", type=int, default=2)
     ap.add_argument("--H", type=int, default=8)
-    ap.add_argument("--reps", type=int, default=20000)
-    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--reps", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=40)
     ap.add_argument("--base", help="src/ folder of another lstmkit to compare (loaded as base)")
+    ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                    help="cpu: this process's CPU time (the time it waits for a core on a shared "
+                         "machine is left out); wall: perf_counter")
     args = ap.parse_args()
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     torch.set_num_threads(1)
     import lstmkit as lk
 
@@ -79,11 +86,14 @@ def main() -> None:
     with torch.no_grad():
         for fn in runs.values():
             fn()
-        for _ in range(args.rounds):  # alternate: each round times every case once
-            for k, fn in runs.items():
-                best[k] = min(best[k], timeit.timeit(fn, number=args.reps) / args.reps)
-    print(f"T={args.T} B={args.B} H={args.H}, no_grad, 1 thread, best of {args.rounds} x "
-          f"{args.reps} calls (us per call)")
+        order = list(runs)
+        for r in range(args.rounds):  # alternate: each round times every case once, in a new order
+            random.Random(r).shuffle(order)
+            for k in order:
+                t = timeit.Timer(runs[k], timer=clock).timeit(number=args.reps)
+                best[k] = min(best[k], t / args.reps)
+    print(f"T={args.T} B={args.B} H={args.H}, no_grad, 1 thread, {args.clock} time, best of "
+          f"{args.rounds} x {args.reps} calls (us per call)")
     for k, v in best.items():
         print(f"  {k:28s} {v * 1e6:8.2f}")
 
