@@ -7,9 +7,10 @@ The parameters are the registry's ``conv_lstm`` family's, and ``ConvLSTM`` runs 
 runner as the LSTM layers (``recurrent.run_layers``: stacking, ``lengths``, ``bidirectional``).
 
 Parameters (suffix ``_l{k}`` per layer in ``ConvLSTM``, ``_l{k}_reverse`` for the reverse
-direction, none in the cell), named as torch names the LSTM's: ``weight_ih`` (G, C, kh, kw), ``weight_hh`` (G, K, kh, kw), ``bias_ih`` (G,) (one
-bias: a second one on the hidden convolution would be redundant), and with ``peephole=True``
-``weight_ci``, ``weight_cf``, ``weight_co``. Peepholes are per channel, ``(K, 1, 1)``, by
+direction, none in the cell), named as torch names the LSTM's: ``weight_ih`` (G, C, kh, kw),
+``weight_hh`` (G, K, kh, kw), ``bias_ih`` (G,) (one bias: a second one on the hidden
+convolution would be redundant), and with ``peephole=True`` ``weight_ci``, ``weight_cf``,
+``weight_co``. Peepholes are per channel, ``(K, 1, 1)``, by
 default, so a module runs at any frame size; pass ``frame_size=(Hs, Ws)`` to get Shi et al.'s
 full spatial Hadamard weights ``(K, Hs, Ws)`` (the module then accepts only that frame size).
 
