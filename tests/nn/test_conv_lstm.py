@@ -137,6 +137,51 @@ def test_full_lengths_change_nothing():
     torch.testing.assert_close(m(x, lengths=[3, 3])[0], m(x)[0])
 
 
+# ---------------------------------------------------------------- directions (the common runner)
+
+
+def test_bidirectional_padded_batch_equals_each_sequence_alone_and_the_flipped_sequence():
+    torch.manual_seed(0)
+    m = seeded(ConvLSTM(2, [3, 2], 3, num_layers=2, bidirectional=True, dtype=torch.float64), 5)
+    assert m.weight_ih_l1.shape[1] == 6 and m.weight_ih_l1_reverse.shape[1] == 6  # D*K_0 in
+    lengths = [4, 1, 3]
+    x = torch.randn(3, 4, 2, 5, 5, dtype=torch.float64)
+    y, states = m(x, lengths=lengths)
+    assert y.shape == (3, 4, 4, 5, 5) and len(states) == 4  # D*K_last channels, L*D states
+    for b, n in enumerate(lengths):
+        yb, sb = m(x[b : b + 1, :n])
+        torch.testing.assert_close(y[b : b + 1, :n], yb)
+        assert torch.count_nonzero(y[b, n:]) == 0
+        for (h, c), (hb, cb) in zip(states, sb):
+            torch.testing.assert_close(h[b : b + 1], hb)
+            torch.testing.assert_close(c[b : b + 1], cb)
+    # one layer's reverse direction is a forward layer with the _reverse weights on the
+    # flipped sequence
+    one = seeded(ConvLSTM(2, 3, 3, bidirectional=True, dtype=torch.float64), 6)
+    back = ConvLSTM(2, 3, 3, dtype=torch.float64)
+    back.load_state_dict({k.replace("_reverse", ""): v for k, v in one.state_dict().items()
+                          if k.endswith("_reverse")})
+    y2, (_, (h_rev, c_rev)) = one(x)
+    yr, [(hr, cr)] = back(x.flip(1))
+    torch.testing.assert_close(y2[:, :, 3:], yr.flip(1))
+    torch.testing.assert_close((h_rev, c_rev), (hr, cr))
+
+
+def test_repr_and_state_dict_round_trip():
+    torch.manual_seed(0)
+    m = ConvLSTM(2, [3, 2], [3, 5], num_layers=2, bidirectional=True, peephole=True, batch_first=False)
+    assert repr(m).endswith("peephole=True, frame_size=None, bidirectional=True)")
+    twin = ConvLSTM(2, [3, 2], [3, 5], num_layers=2, bidirectional=True, peephole=True,
+                    batch_first=False)
+    twin.load_state_dict(m.state_dict())
+    x = torch.randn(3, 2, 2, 4, 4)
+    torch.testing.assert_close(twin(x, lengths=[3, 1])[0], m(x, lengths=[3, 1])[0])
+    with pytest.raises(TypeError, match=r"hx: expected a list of num_layers\*2=4"):
+        m(x, hx=[(torch.zeros(2, 3, 4, 4),) * 2] * 2)
+    with pytest.raises(TypeError, match="bidirectional: expected a bool"):
+        ConvLSTM(2, 3, 3, bidirectional=1)
+
+
 # ---------------------------------------------------------------- bad input
 
 

@@ -107,6 +107,35 @@ def test_help_documents_every_argument(cls):
     assert not missing, f"{cls.__name__} does not document {missing}"
 
 
+# the public modules of the families that have no generic layer (their own signatures)
+OWN_MODULES = {"conv_lstm": [lambda: lk.ConvLSTM(2, [3, 2], 3, num_layers=2, bidirectional=True),
+                             lambda: lk.ConvLSTMCell(2, 3, 3)]}
+
+
+@pytest.mark.parametrize("cls", [lk.ConvLSTM, lk.ConvLSTMCell, lk.Bidirectional],
+                         ids=lambda c: c.__name__)
+def test_help_documents_every_argument_of_the_other_public_modules(cls):
+    names = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    doc = inspect.getdoc(cls)
+    for section in ("Args:", "Inputs:", "Outputs:"):
+        assert section in doc
+    missing = [n for n in names if f"    {n}:" not in doc]
+    assert not missing, f"{cls.__name__} does not document {missing}"
+
+
+def test_families_without_a_generic_layer_have_their_own_modules_on_the_registry():
+    for f in registry.families():
+        if f.layer:
+            continue
+        assert f.name in OWN_MODULES, f"{f.title}: no public module runs this family"
+        for make in OWN_MODULES[f.name]:
+            m = make()
+            assert m.v.family is f and m.v.opts == f.configure()
+            # every parameter is one the family's specs declare
+            fields = {field for s in m._param_fields.values() for field, _ in s}
+            assert fields <= set(f.params._fields)
+
+
 def test_unknown_family_option_or_unwired_engine_is_an_error_not_a_fallback():
     with pytest.raises(KeyError, match="family"):
         registry.get("qrnn")

@@ -82,11 +82,17 @@ def gru_eager(x: Tensor, h0: Tensor, p, masks: Masks = Masks(), reset_after: boo
 
 def rnn_eager(x: Tensor, h0: Tensor, p, masks: Masks = Masks(), nonlinearity: str = "tanh"):
     """x: (T, B, I) -> (y (T, B, H), h_n), differentiated by autograd. p: RNNParams."""
+    return elman_eager(x, h0, p, masks, nonlinearity, lambda hr: hr @ p.w_hh.t())
+
+
+def elman_eager(x: Tensor, h0: Tensor, p, masks: Masks, nonlinearity: str, recurrent):
+    """The loop of the Elman-shaped oracles (RNN, IndRNN): ``h = act(x W_ih^T + recurrent(hr)
+    + b_ih + b_hh)``, ``recurrent`` the family's recurrent term of ``hr = h_prev * rec``."""
     act = torch.tanh if nonlinearity == "tanh" else torch.relu
     h, ys = h0, []
     for t in range(x.shape[0]):
         hr = h if masks.rec is None else h * masks.rec
-        a = x[t] @ p.w_ih.t() + hr @ p.w_hh.t()
+        a = x[t] @ p.w_ih.t() + recurrent(hr)
         if p.b_ih is not None:
             a = a + p.b_ih + p.b_hh
         h = blend_at(act(a), h, masks.keep_h, t)

@@ -41,8 +41,10 @@ import torch
 from torch import Tensor
 
 from . import _autograd as glue
-from ._common import Masks, add_output_grad, blend_at, keep_blend, masked_output, sum_bt
+from ._common import Masks, add_output_grad, keep_blend, masked_output, sum_bt
+from .eager import elman_eager
 from .registry import Family, Option, ParamSpec, dense_specs, register
+from .rnn import activation_, activation_backward, check_nonlinearity, input_projection
 
 NONLINEARITIES = ("relu", "tanh")
 
@@ -62,23 +64,17 @@ class IndRNNSaved(NamedTuple):
     h_new: Tensor  # (T, B, H) new states before the keep blend
 
 
-def _act(a: Tensor, nonlinearity: str) -> Tensor:
-    return a.relu_() if nonlinearity == "relu" else a.tanh_()
-
-
 def indrnn_sequence_forward(x: Tensor, h0: Tensor, p: IndRNNParams, masks: Masks, nonlinearity: str):
     """Run T steps. x: (T, B, I); h0: (B, H). Returns (y, h_n, saved)."""
     T, B, H = x.shape[0], x.shape[1], h0.shape[-1]
-    xg = x @ p.w_ih.t()  # (T, B, H), one GEMM for all steps
-    if p.b_ih is not None:
-        xg = xg + (p.b_ih + p.b_hh)
+    xg = input_projection(x, p)  # (T, B, H), one GEMM for all steps (the RNN's)
     h_all = x.new_empty(T + 1, B, H)
     h_all[0] = h0
     kh = masks.keep_h
     h_new = x.new_empty(T, B, H) if kh is not None else h_all[1:]
     for t in range(T):
         hr = h_all[t] if masks.rec is None else h_all[t] * masks.rec  # recurrent dropout
-        h = _act(torch.addcmul(xg[t], p.w_hh, hr), nonlinearity)  # (B, H)
+        h = activation_(torch.addcmul(xg[t], p.w_hh, hr), nonlinearity)  # (B, H)
         if kh is not None:
             h_new[t] = h
             h = keep_blend(h, h_all[t], kh[t])
@@ -97,11 +93,7 @@ def indrnn_sequence_backward(dy, dh_n, saved: IndRNNSaved, p: IndRNNParams, mask
     for t in reversed(range(T)):
         dh = add_output_grad(dh, None if dy is None else dy[t], None if masks.out is None else masks.out[t])
         dh_step = dh if kh is None else dh * (1.0 - kh[t])  # h = keep * h_prev + (1 - keep) * h_new
-        hn = h_new[t]
-        if nonlinearity == "relu":
-            da = dh_step * (hn > 0)  # backprop through relu (0 at a = 0, as autograd)
-        else:
-            da = dh_step * (1.0 - hn * hn)  # backprop through tanh
+        da = activation_backward(dh_step, h_new[t], nonlinearity)  # through relu or tanh
         da_all[t] = da
         dh_prev = da * p.w_hh if rec is None else da * p.w_hh * rec  # through u * hr
         dh = dh_prev if kh is None else dh_prev + dh * kh[t]
@@ -119,24 +111,15 @@ IndRNNFunction = glue.reference_function("IndRNNFunction", IndRNNParams, 1, indr
 
 def indrnn(x: Tensor, h0: Tensor, p: IndRNNParams, masks: Masks = Masks(), nonlinearity: str = "relu"):
     """One layer, one direction, reference engine. x: (T, B, I), h0: (B, H) -> y (T, B, H), h_n."""
-    if nonlinearity not in NONLINEARITIES:
-        raise ValueError(f"nonlinearity: expected one of {NONLINEARITIES}, got {nonlinearity!r}")
-    return IndRNNFunction.apply(*glue.apply_args((nonlinearity,), x, (h0,), masks, p))
+    opts = (check_nonlinearity(nonlinearity, NONLINEARITIES),)
+    return IndRNNFunction.apply(*glue.apply_args(opts, x, (h0,), masks, p))
 
 
 def indrnn_eager(x: Tensor, h0: Tensor, p: IndRNNParams, masks: Masks = Masks(),
                  nonlinearity: str = "relu"):
-    """The same equations written plainly and differentiated by autograd (the oracle)."""
-    act = torch.relu if nonlinearity == "relu" else torch.tanh
-    h, ys = h0, []
-    for t in range(x.shape[0]):
-        hr = h if masks.rec is None else h * masks.rec
-        a = x[t] @ p.w_ih.t() + p.w_hh * hr
-        if p.b_ih is not None:
-            a = a + p.b_ih + p.b_hh
-        h = blend_at(act(a), h, masks.keep_h, t)
-        ys.append(h if masks.out is None else h * masks.out[t])
-    return torch.stack(ys), h
+    """The same equations written plainly and differentiated by autograd (the oracle): the
+    RNN's loop with the diagonal recurrent term ``u * hr``."""
+    return elman_eager(x, h0, p, masks, nonlinearity, lambda hr: p.w_hh * hr)
 
 
 def _param_specs(opts: dict, I: int, H: int, P: int, bias: bool) -> list[ParamSpec]:

@@ -66,17 +66,26 @@ def rnn_step_forward(
     h_new is also all the backward needs."""
     hr = h_prev if rec_mask is None else h_prev * rec_mask  # recurrent dropout
     a = torch.addmm(xg, hr, p.w_hh.t())  # (B, H)
+    return activation_(a, nonlinearity)
+
+
+def activation_(a: Tensor, nonlinearity: str) -> Tensor:
+    """tanh or relu of the pre-activation ``a``, in place (the RNN-like families share it)."""
     return a.tanh_() if nonlinearity == "tanh" else a.relu_()
+
+
+def activation_backward(dh: Tensor, h_new: Tensor, nonlinearity: str) -> Tensor:
+    """d loss / d a from d loss / d h_new, through ``activation_`` (read off its output)."""
+    if nonlinearity == "tanh":
+        return dh * (1.0 - h_new * h_new)  # backprop through tanh
+    return dh * (h_new > 0)  # backprop through relu (0 at a = 0, as autograd)
 
 
 def rnn_step_backward(
     dh: Tensor, h_new: Tensor, p: RNNParams, rec_mask: Tensor | None = None, nonlinearity: str = "tanh"
 ) -> tuple[Tensor, Tensor]:
     """Backward of ``rnn_step_forward``. dh: d loss / d h_new (B, H). Returns (da, dh_prev)."""
-    if nonlinearity == "tanh":
-        da = dh * (1.0 - h_new * h_new)  # backprop through tanh
-    else:
-        da = dh * (h_new > 0)  # backprop through relu (0 at a = 0, as autograd)
+    da = activation_backward(dh, h_new, nonlinearity)
     dh_prev = da @ p.w_hh  # backprop through the recurrent GEMM
     if rec_mask is not None:
         dh_prev *= rec_mask  # backprop through recurrent dropout
@@ -141,9 +150,10 @@ RNNFunction = glue.reference_function("RNNFunction", RNNParams, 1, rnn_sequence_
                                       rnn_sequence_backward)
 
 
-def check_nonlinearity(nonlinearity: str) -> str:
-    if nonlinearity not in NONLINEARITIES:
-        raise ValueError(f"nonlinearity: expected one of {NONLINEARITIES}, got {nonlinearity!r}")
+def check_nonlinearity(nonlinearity: str, choices: tuple[str, ...] = NONLINEARITIES) -> str:
+    """The one check of a ``nonlinearity`` argument (the RNN-like families and their kernels)."""
+    if nonlinearity not in choices:
+        raise ValueError(f"nonlinearity: expected one of {choices}, got {nonlinearity!r}")
     return nonlinearity
 
 

@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import GRU, LSTM, RNN
+from ..nn import check_lengths
 
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 POOLINGS = ("last", "mean", "max", "attention")
@@ -177,13 +178,7 @@ class SequenceClassifier(nn.Module):
         B, T = x.shape[0], x.shape[1]
         if lengths is None:
             lengths = torch.full((B,), T, dtype=torch.long)
-        lengths = torch.as_tensor(lengths, dtype=torch.long).cpu()
-        if lengths.shape != (B,):
-            raise ValueError(f"lengths: expected shape ({B},), got {tuple(lengths.shape)}")
-        if B and (int(lengths.min()) < 1 or int(lengths.max()) > T):
-            raise ValueError(f"lengths: expected values in [1, {T}], got "
-                             f"[{int(lengths.min())}, {int(lengths.max())}] (empty sequences "
-                             "cannot be classified)")
+        lengths = check_lengths(lengths, B, T, 1, "empty sequences cannot be classified")
         inp = self.embedding(x) if self.embedding is not None else x  # (B, T, C)
         mask = lengths_mask(lengths, T).to(inp.device)  # (B, T)
         y, state = self.rnn(inp, lengths=lengths)  # (B, T, D*H)

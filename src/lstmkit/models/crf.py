@@ -21,18 +21,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..nn import check_lengths
+
 
 def _check(emissions: Tensor, lengths) -> Tensor:
     if emissions.dim() != 3:
         raise ValueError(f"emissions: expected (B, T, K), got shape {tuple(emissions.shape)}")
     B, T, _ = emissions.shape
-    lengths = torch.as_tensor(lengths, dtype=torch.long, device=emissions.device)
-    if lengths.shape != (B,):
-        raise ValueError(f"lengths: expected shape ({B},), got {tuple(lengths.shape)}")
-    if B and (int(lengths.min()) < 1 or int(lengths.max()) > T):
-        raise ValueError(f"lengths: expected values in [1, {T}], got "
-                         f"[{int(lengths.min())}, {int(lengths.max())}]")
-    return lengths
+    return check_lengths(lengths, B, T, 1, "a CRF needs one step").to(emissions.device)
 
 
 class LinearChainCRF(nn.Module):

@@ -50,6 +50,7 @@ from torch import Tensor, nn
 
 from .. import LSTM, LSTMCell
 from ..decoding import Hypothesis, beam_search_batch, greedy
+from ..nn import check_lengths
 from .attention import KINDS, make_attention
 
 SCHEDULES = ("none", "linear", "exponential", "inverse-sigmoid")
@@ -132,14 +133,8 @@ def check_source(src: Tensor, lengths: Tensor) -> Tensor:
     if not isinstance(src, Tensor) or src.dtype != torch.long or src.dim() != 2:
         got = f"{src.dtype} {tuple(src.shape)}" if isinstance(src, Tensor) else type(src).__name__
         raise ValueError(f"src: expected a long tensor (B, S), got {got}")
-    lengths = torch.as_tensor(lengths).to("cpu", torch.long).reshape(-1)
     B, S = src.shape
-    if lengths.shape[0] != B:
-        raise ValueError(f"lengths: expected {B} lengths (one per source), got {lengths.shape[0]}")
-    if B and (int(lengths.min()) < 1 or int(lengths.max()) > S):
-        raise ValueError(f"lengths: expected every length in [1, {S}] (an empty source cannot be "
-                         f"translated), got min {int(lengths.min())}, max {int(lengths.max())}")
-    return lengths
+    return check_lengths(lengths, B, S, 1, "an empty source cannot be translated")
 
 
 class Seq2Seq(nn.Module):

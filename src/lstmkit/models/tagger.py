@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
+from ..nn import check_lengths
 from .classifier import CELLS, lengths_mask
 from .crf import LinearChainCRF
 
@@ -97,10 +98,7 @@ class SequenceTagger(nn.Module):
         if tokens.dim() != 2:
             raise ValueError(f"tokens: expected (B, T) ids, got shape {tuple(tokens.shape)}")
         B, T = tokens.shape
-        lengths = torch.as_tensor(lengths, dtype=torch.long).cpu()
-        if lengths.shape != (B,) or (B and (int(lengths.min()) < 1 or int(lengths.max()) > T)):
-            raise ValueError(f"lengths: expected shape ({B},) with values in [1, {T}], got "
-                             f"{lengths.tolist()}")
+        lengths = check_lengths(lengths, B, T, 1, "an empty sentence has no tags")
         if self.training and self.config.word_dropout > 0:
             drop = torch.rand(tokens.shape, device=tokens.device) < self.config.word_dropout
             tokens = tokens.masked_fill(drop & (tokens > 0), UNK)

@@ -5,6 +5,7 @@ gets a layer ``{title}`` and a cell ``{title}Cell`` here (e.g. ``IndRNN``, ``Ind
 """
 
 from . import cells, recurrent
+from ._checks import check_lengths
 from .bidirectional import Bidirectional
 from .cells import GRUCell, LSTMCell, RNNCell
 from .conv_lstm import ConvLSTM, ConvLSTMCell
@@ -14,6 +15,6 @@ globals().update({c.__name__: c for c in recurrent.GENERATED + cells.GENERATED})
 
 __all__ = [
     "Bidirectional", "ConvLSTM", "ConvLSTMCell", "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN",
-    "RNNCell", "reverse_padded",
+    "RNNCell", "check_lengths", "reverse_padded",
 ]
 __all__ += [c.__name__ for c in recurrent.GENERATED + cells.GENERATED]

@@ -3,6 +3,7 @@ expected vs got."""
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -17,6 +18,14 @@ def check_prob(name: str, p: float) -> float:
     return float(p)
 
 
+def check_like(x: Tensor, name: str, ref: Tensor, whose: str = "") -> None:
+    """x has ``ref``'s dtype and device (``whose``: said after the expected value)."""
+    if x.dtype != ref.dtype:
+        raise TypeError(f"{name}: expected dtype {ref.dtype}{whose}, got {x.dtype}")
+    if x.device != ref.device:
+        raise ValueError(f"{name}: expected device {ref.device}{whose}, got {x.device}")
+
+
 def check_input(x: Tensor, name: str, input_size: int, ref: Tensor, ndims: tuple[int, ...]) -> None:
     """x must be a floating tensor of the module's dtype/device with ndim in ndims, last dim
     input_size."""
@@ -29,10 +38,7 @@ def check_input(x: Tensor, name: str, input_size: int, ref: Tensor, ndims: tuple
         raise ValueError(
             f"{name}: expected last dimension input_size={input_size}, got shape {tuple(x.shape)}"
         )
-    if x.dtype != ref.dtype:
-        raise TypeError(f"{name}: expected dtype {ref.dtype} (the module's), got {x.dtype}")
-    if x.device != ref.device:
-        raise ValueError(f"{name}: expected device {ref.device} (the module's), got {x.device}")
+    check_like(x, name, ref, " (the module's)")
 
 
 def check_state(h: Tensor, name: str, shape: tuple[int, ...], ref: Tensor) -> None:
@@ -40,18 +46,27 @@ def check_state(h: Tensor, name: str, shape: tuple[int, ...], ref: Tensor) -> No
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(h).__name__}")
     if tuple(h.shape) != tuple(shape):
         raise ValueError(f"{name}: expected shape {tuple(shape)}, got {tuple(h.shape)}")
-    if h.dtype != ref.dtype:
-        raise TypeError(f"{name}: expected dtype {ref.dtype}, got {h.dtype}")
-    if h.device != ref.device:
-        raise ValueError(f"{name}: expected device {ref.device}, got {h.device}")
+    check_like(h, name, ref)
 
 
-def check_lengths(lengths: Tensor | Sequence[int], batch: int, steps: int) -> Tensor:
-    """Lengths as an int64 CPU tensor of shape (B,) with 0 <= length <= T."""
+def check_lengths(lengths: Tensor | Sequence[int], batch: int, steps: int, minimum: int = 0,
+                  why: str = "the time dimension") -> Tensor:
+    """Lengths as an int64 CPU tensor of shape (B,) with minimum <= length <= T (the layers
+    allow 0; a model that needs a step from every sequence passes ``minimum=1`` and says why).
+
+    >>> check_lengths([3, 1], 2, 3)
+    tensor([3, 1])
+    >>> check_lengths([3, 0], 2, 3, minimum=1, why="an empty sequence has no label")
+    Traceback (most recent call last):
+    ...
+    ValueError: lengths: expected values in [1, 3] (an empty sequence has no label), got min 0, max 3
+    """
+    lens = None
     if isinstance(lengths, Tensor):
         if lengths.dtype.is_floating_point or lengths.dtype.is_complex or lengths.dtype == torch.bool:
             raise TypeError(f"lengths: expected an integer tensor, got dtype {lengths.dtype}")
         lens = lengths.detach().to("cpu", torch.int64)
+        shape = tuple(lens.shape)
     else:
         try:
             items = list(lengths)
@@ -61,14 +76,14 @@ def check_lengths(lengths: Tensor | Sequence[int], batch: int, steps: int) -> Te
                 f"got {type(lengths).__name__}"
             ) from None
         for v in items:
-            if isinstance(v, bool) or not isinstance(v, int):
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral):  # numpy ints too
                 raise TypeError(f"lengths: expected integers, got {v!r} ({type(v).__name__})")
-        lens = torch.tensor(items, dtype=torch.int64)
-    if lens.shape != (batch,):
-        raise ValueError(f"lengths: expected shape ({batch},) (one per sequence), got {tuple(lens.shape)}")
-    if batch and (lens.min() < 0 or lens.max() > steps):
-        raise ValueError(
-            f"lengths: expected values in [0, {steps}] (the time dimension), "
-            f"got min {int(lens.min())}, max {int(lens.max())}"
-        )
-    return lens
+        shape = (len(items),)
+    if shape != (batch,):
+        raise ValueError(f"lengths: expected shape ({batch},) (one per sequence), got {shape}")
+    # the range is checked on Python ints: a few tensor reductions cost more than the layer call
+    values = lens.tolist() if lens is not None else [int(v) for v in items]
+    if values and (min(values) < minimum or max(values) > steps):
+        raise ValueError(f"lengths: expected values in [{minimum}, {steps}] ({why}), "
+                         f"got min {min(values)}, max {max(values)}")
+    return lens if lens is not None else torch.tensor(values, dtype=torch.int64)

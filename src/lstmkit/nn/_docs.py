@@ -102,6 +102,36 @@ def _options(family: Family, skip=()) -> list[str]:
             if o.name not in skip]
 
 
+def _head(family: Family, head: str, pos: list[str], titles: tuple[str, str], extras: list,
+          positional: tuple[str, ...]) -> list[str]:
+    """The summary, Args, the family's options (``titles``: with options, without) and the
+    extras."""
+    return [
+        head, "",
+        "Args:",
+        *[f"    {n}: {_POSITIONAL[n]}" for n in pos],
+        "",
+        titles[0] if family.options else titles[1],
+        *_options(family, skip=positional),
+        "",
+        "Keyword-only extras:",
+        *[f"    {n}: {doc}. Default: {d!r}" for n, d, doc in extras],
+        "",
+    ]
+
+
+def _tail(attributes: list[str], example: str) -> list[str]:
+    return ["Attributes:", *attributes, "", "Example::", "", example]
+
+
+def generated_class(name: str, base: type, init, doc: str, module: str) -> type:
+    """A public class made from the registry (``{title}``, ``{title}Cell``): ``init`` calls the
+    base with the family's name; help() and pickling see a normal class of ``module``."""
+    cls = type(name, (base,), {"__init__": init, "__module__": module, "__doc__": doc})
+    cls.__init__.__qualname__ = f"{name}.__init__"
+    return cls
+
+
 def layer_doc(family: Family, head: str, example: str, positional: tuple[str, ...] = ()) -> str:
     """The docstring of a sequence layer of ``family``."""
     state = family.state
@@ -110,18 +140,9 @@ def layer_doc(family: Family, head: str, example: str, positional: tuple[str, ..
     hx = ("a tuple (" + ", ".join(f"{n}_0" for n in state) + ")") if len(state) > 1 else "h_0"
     out_state = ("(" + ", ".join(f"{n}_n" for n in state) + ")") if len(state) > 1 else "h_n"
     widths = ", ".join(f"{n}: (D*L, B, {'P' if n == 'h' and family.proj else 'H'})" for n in state)
-    parts = [
-        head, "",
-        "Args:",
-        *[f"    {n}: {_POSITIONAL[n]}" for n in pos],
-        "",
-        "Keyword-only options of the family (``lstmkit.functional.registry``):" if family.options
-        else "The family has no options of its own.",
-        *_options(family, skip=positional),
-        "",
-        "Keyword-only extras:",
-        *[f"    {n}: {doc}. Default: {d!r}" for n, d, doc in EXTRAS],
-        "",
+    titles = ("Keyword-only options of the family (``lstmkit.functional.registry``):",
+              "The family has no options of its own.")
+    parts = _head(family, head, pos, titles, EXTRAS, positional) + [
         "Inputs: input, hx=None, *, lengths=None",
         "    input: (T, B, I), (B, T, I) with batch_first, (T, I) unbatched, or a PackedSequence",
         f"    hx: {hx}, each (D*L, B, width) ((D*L, width) unbatched): {widths}. None: zeros (or "
@@ -134,15 +155,9 @@ def layer_doc(family: Family, head: str, example: str, positional: tuple[str, ..
         "or a PackedSequence for packed input",
         f"    {out_state}: the final states, shaped as hx",
         "",
-        "Attributes:",
-        *_attributes(family, "_l{k}", family.proj),
-        "    (k the layer; directions D = 2 add the suffix ``_reverse``. Layer k > 0 reads D*P "
-        "features instead of I.)",
-        "",
-        "Example::",
-        "",
-        example,
-    ]
+    ] + _tail([*_attributes(family, "_l{k}", family.proj),
+               "    (k the layer; directions D = 2 add the suffix ``_reverse``. Layer k > 0 reads "
+               "D*P features instead of I.)"], example)
     return "\n".join(parts)
 
 
@@ -151,17 +166,8 @@ def cell_doc(family: Family, head: str, example: str, positional: tuple[str, ...
     state = family.state
     pos = ["input_size", "hidden_size", "bias", *positional, "device", "dtype"]
     hx = ("a tuple (" + ", ".join(state) + ")") if len(state) > 1 else "h"
-    parts = [
-        head, "",
-        "Args:",
-        *[f"    {n}: {_POSITIONAL[n]}" for n in pos],
-        "",
-        "Keyword-only options of the family:" if family.options else "The family has no options.",
-        *_options(family, skip=positional),
-        "",
-        "Keyword-only extras:",
-        *[f"    {n}: {doc}. Default: {d!r}" for n, d, doc in CELL_EXTRAS],
-        "",
+    titles = ("Keyword-only options of the family:", "The family has no options.")
+    parts = _head(family, head, pos, titles, CELL_EXTRAS, positional) + [
         "Inputs: input, hx=None",
         "    input: (B, I) or (I,) unbatched",
         f"    hx: {hx}, each (B, H) ((H,) unbatched). None: zeros",
@@ -169,11 +175,5 @@ def cell_doc(family: Family, head: str, example: str, positional: tuple[str, ...
         f"Outputs: {hx.replace('a tuple ', '')}",
         "    the new state, shaped as hx",
         "",
-        "Attributes:",
-        *_attributes(family, "", False),
-        "",
-        "Example::",
-        "",
-        example,
-    ]
+    ] + _tail(_attributes(family, "", False), example)
     return "\n".join(parts)

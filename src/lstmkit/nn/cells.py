@@ -158,8 +158,6 @@ Drop-in ``torch.nn.GRUCell``; ``reset_after=False`` gives Cho et al. 2014.""", "
 class RNNCell(CellBase):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
                  nonlinearity: str = "tanh", device=None, dtype=None, **extras) -> None:
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
         super().__init__("rnn", input_size, hidden_size, bias, device, dtype,
                          nonlinearity=nonlinearity, **extras)
 
@@ -187,12 +185,8 @@ def cell_class(family: registry.Family) -> type:
     >>> import torch, lstmkit as lk
     >>> state = lk.{family.title}Cell(3, 4)(torch.randn(2, 3))
 """
-    cls = type(f"{family.title}Cell", (CellBase,), {
-        "__init__": __init__, "__module__": __name__,
-        "__doc__": _docs.cell_doc(family, f"One step of {family.title}. {family.doc}", example),
-    })
-    cls.__init__.__qualname__ = f"{family.title}Cell.__init__"
-    return cls
+    doc = _docs.cell_doc(family, f"One step of {family.title}. {family.doc}", example)
+    return _docs.generated_class(f"{family.title}Cell", CellBase, __init__, doc, __name__)
 
 
 # every other registered family gets its cell from the registry

@@ -3,10 +3,14 @@
 Symbols: B batch, T time, C input channels, K hidden channels, G = 4K gate channels (i, f, g, o),
 (Hs, Ws) the frame size, which every layer keeps ("same" padding; kernel sizes must be odd).
 
-Parameters (suffix ``_l{k}`` per layer in ``ConvLSTM``, none in the cell), named as torch names
-the LSTM's: ``weight_ih`` (G, C, kh, kw), ``weight_hh`` (G, K, kh, kw), ``bias_ih`` (G,) (one
-bias: a second one on the hidden convolution would be redundant), and with ``peephole=True``
-``weight_ci``, ``weight_cf``, ``weight_co``. Peepholes are per channel, ``(K, 1, 1)``, by
+The parameters are the registry's ``conv_lstm`` family's, and ``ConvLSTM`` runs on the same
+runner as the LSTM layers (``recurrent.run_layers``: stacking, ``lengths``, ``bidirectional``).
+
+Parameters (suffix ``_l{k}`` per layer in ``ConvLSTM``, ``_l{k}_reverse`` for the reverse
+direction, none in the cell), named as torch names the LSTM's: ``weight_ih`` (G, C, kh, kw),
+``weight_hh`` (G, K, kh, kw), ``bias_ih`` (G,) (one bias: a second one on the hidden
+convolution would be redundant), and with ``peephole=True`` ``weight_ci``, ``weight_cf``,
+``weight_co``. Peepholes are per channel, ``(K, 1, 1)``, by
 default, so a module runs at any frame size; pass ``frame_size=(Hs, Ws)`` to get Shi et al.'s
 full spatial Hadamard weights ``(K, Hs, Ws)`` (the module then accepts only that frame size).
 
@@ -29,9 +33,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..functional._common import Masks, padding_masks
-from ..functional.conv_lstm import ConvLSTMParams, conv_lstm, same_padding
-from ._checks import check_lengths
+from ..functional._common import Masks
+from ..functional.conv_lstm import same_padding
+from . import _params
+from ._checks import check_lengths, check_like, check_state
+from .recurrent import run_layers, run_sequence
 
 
 def _check_positive_int(name: str, value) -> int:
@@ -82,21 +88,7 @@ def _check_tensor(x, name: str, ndim: int, layout: str, channels: int, ref: Tens
     if frame is not None and tuple(x.shape[-2:]) != frame:
         raise ValueError(f"{name}: expected frame size {frame} (frame_size, for the spatial "
                          f"peepholes), got {tuple(x.shape[-2:])}")
-    if x.dtype != ref.dtype:
-        raise TypeError(f"{name}: expected dtype {ref.dtype} (the module's), got {x.dtype}")
-    if x.device != ref.device:
-        raise ValueError(f"{name}: expected device {ref.device} (the module's), got {x.device}")
-
-
-def _check_state(s, name: str, shape: tuple[int, ...], ref: Tensor) -> None:
-    if not isinstance(s, Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor, got {type(s).__name__}")
-    if tuple(s.shape) != shape:
-        raise ValueError(f"{name}: expected shape {shape}, got {tuple(s.shape)}")
-    if s.dtype != ref.dtype:
-        raise TypeError(f"{name}: expected dtype {ref.dtype}, got {s.dtype}")
-    if s.device != ref.device:
-        raise ValueError(f"{name}: expected device {ref.device}, got {s.device}")
+    check_like(x, name, ref, " (the module's)")
 
 
 def _pair_state(hx, name: str) -> tuple:
@@ -107,19 +99,13 @@ def _pair_state(hx, name: str) -> tuple:
 
 
 class _ConvLSTMParamsMixin:
-    """Registers and initialises one layer's parameters under ``suffix``."""
+    """Registers (as the registry's ``conv_lstm`` family declares them) and initialises one
+    layer-direction's parameters under ``suffix``."""
 
     def _register_layer(self, suffix: str, in_ch: int, hid: int, kernel: tuple[int, int], bias: bool,
-                        peephole: bool, frame: tuple[int, int] | None, factory: dict) -> None:
-        G = 4 * hid
-        self.register_parameter("weight_ih" + suffix, nn.Parameter(torch.empty(G, in_ch, *kernel, **factory)))
-        self.register_parameter("weight_hh" + suffix, nn.Parameter(torch.empty(G, hid, *kernel, **factory)))
-        if bias:
-            self.register_parameter("bias_ih" + suffix, nn.Parameter(torch.empty(G, **factory)))
-        if peephole:
-            shape = (hid, *frame) if frame is not None else (hid, 1, 1)
-            for n in ("weight_ci", "weight_cf", "weight_co"):
-                self.register_parameter(n + suffix, nn.Parameter(torch.empty(shape, **factory)))
+                        frame: tuple[int, int] | None, factory: dict) -> None:
+        specs = self.v.family.param_specs(self.v.opts, in_ch, hid, hid, bias, kernel, frame)
+        _params.register(self, specs, suffix, factory, flat=True)
 
     def _init_layer(self, suffix: str) -> None:
         """Conv2d's default bound 1/sqrt(fan_in) for each kernel; bias and peepholes use the
@@ -134,11 +120,6 @@ class _ConvLSTMParamsMixin:
                 p = getattr(self, n + suffix, None)
                 if p is not None:
                     p.uniform_(-bound, bound)
-
-    def _gather(self, suffix: str) -> ConvLSTMParams:
-        get = lambda n: getattr(self, n + suffix, None)
-        return ConvLSTMParams(get("weight_ih"), get("weight_hh"), get("bias_ih"),
-                              get("weight_ci"), get("weight_cf"), get("weight_co"))
 
 
 class ConvLSTMCell(_ConvLSTMParamsMixin, nn.Module):
@@ -174,10 +155,11 @@ class ConvLSTMCell(_ConvLSTMParamsMixin, nn.Module):
         self.hidden_channels = _check_positive_int("hidden_channels", hidden_channels)
         self.kernel_size = _kernel_pair("kernel_size", kernel_size)
         self.bias, self.peephole = bool(bias), bool(peephole)
+        self.v = _params.Variant.make("conv_lstm", peephole=self.peephole)
         self.frame_size = _frame_pair(frame_size) if peephole else None
         factory = {"device": device, "dtype": dtype}
         self._register_layer("", in_channels, hidden_channels, self.kernel_size, self.bias,
-                             self.peephole, self.frame_size, factory)
+                             self.frame_size, factory)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -200,10 +182,11 @@ class ConvLSTMCell(_ConvLSTMParamsMixin, nn.Module):
             h0 = c0 = input.new_zeros(shape)
         else:
             h0, c0 = _pair_state(hx, "hx")
-            _check_state(h0, "hx[0] (h)", shape, ref)
-            _check_state(c0, "hx[1] (c)", shape, ref)
-        _, h, c = conv_lstm(input.unsqueeze(0), h0, c0, self._gather(""))  # a sequence of one step
-        return h, c
+            check_state(h0, "hx[0] (h)", shape, ref)
+            check_state(c0, "hx[1] (c)", shape, ref)
+        p = _params.gather(self, self.v, "")
+        _, h, c = run_sequence(self.v, "reference", input.unsqueeze(0), (h0, c0), p, Masks())
+        return h, c  # a sequence of one step
 
 
 def _per_layer(name: str, value, num_layers: int, convert) -> list:
@@ -217,18 +200,20 @@ def _per_layer(name: str, value, num_layers: int, convert) -> list:
 
 
 class ConvLSTM(_ConvLSTMParamsMixin, nn.Module):
-    """Stacked ConvLSTM layers over a sequence of frames.
+    """Stacked ConvLSTM layers over a sequence of frames, run by the runner of the LSTM layers
+    (``lstmkit.nn.recurrent.run_layers``: lengths, directions, stacking, state).
 
     ``hidden_channels`` is an int or a list (one per layer); ``kernel_size`` is an int, a tuple
     ``(kh, kw)``, or a list of those (one per layer). Input ``(B, T, C, Hs, Ws)`` when
     ``batch_first`` (the default, as in most ConvLSTM code) else ``(T, B, C, Hs, Ws)``.
 
     ``forward(input, hx=None, *, lengths=None) -> (output, states)``: ``output`` is the last
-    layer's ``(B, T, K_last, Hs, Ws)`` (time first when not batch_first), or the list of every
+    layer's ``(B, T, D*K_last, Hs, Ws)`` (time first when not batch_first), or the list of every
     layer's output with ``return_all_layers=True``; ``states`` is a list of ``(h_n, c_n)`` per
-    layer, each ``(B, K_k, Hs, Ws)``. ``hx`` is None or a list of ``(h_0, c_0)`` per layer.
-    ``lengths`` (B,) as in the LSTM layers: padded steps output 0 and keep the state, so each
-    ``(h_n, c_n)`` is the state after that sequence's own last valid step.
+    layer (per layer-direction, ``k*D + d``, when bidirectional), each ``(B, K_k, Hs, Ws)``.
+    ``hx`` is None or a list of ``(h_0, c_0)`` in that order. ``lengths`` (B,) as in the LSTM
+    layers: padded steps output 0 and keep the state, so each ``(h_n, c_n)`` is the state after
+    that sequence's own last valid step, and the reverse direction starts there.
 
     Args:
         in_channels: C, channels of each input frame
@@ -243,25 +228,28 @@ class ConvLSTM(_ConvLSTMParamsMixin, nn.Module):
         dtype: factory argument of the parameters. Default: None
         frame_size: keyword-only; (Hs, Ws) gives spatial peepholes (K, Hs, Ws) and fixes the frame
             size; None (default) per-channel ones (K, 1, 1)
+        bidirectional: keyword-only; D = 2: each layer also runs right to left (each sequence
+            from its own last valid step), the directions' channels concatenated. Default: False
 
     Inputs: input, hx=None, *, lengths=None
         input: (B, T, C, Hs, Ws) ((T, B, C, Hs, Ws) when not batch_first)
-        hx: None or a list of (h_0, c_0) per layer, each (B, K_k, Hs, Ws)
+        hx: None or a list of (h_0, c_0) per layer-direction, each (B, K_k, Hs, Ws)
         lengths: (B,) ints, right padding (padded steps output 0 and keep the state)
 
     Outputs: output, states
-        output: (B, T, K_last, Hs, Ws), or the list of every layer's with return_all_layers
-        states: a list of (h_n, c_n) per layer, each (B, K_k, Hs, Ws)
+        output: (B, T, D*K_last, Hs, Ws), or the list of every layer's with return_all_layers
+        states: a list of (h_n, c_n) per layer-direction, each (B, K_k, Hs, Ws)
 
     Attributes:
         weight_ih_l{k}: (4K_k, C_k, kh, kw), weight_hh_l{k}: (4K_k, K_k, kh, kw),
         bias_ih_l{k}: (4K_k,) with bias; weight_ci_l{k}, weight_cf_l{k}, weight_co_l{k} with
-        peephole (C_k: C for k = 0, else K_{k-1})
+        peephole (C_k: C for k = 0, else D*K_{k-1}); the reverse direction's add ``_reverse``
     """
 
     def __init__(self, in_channels: int, hidden_channels, kernel_size, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = True, peephole: bool = False,
-                 return_all_layers: bool = False, device=None, dtype=None, *, frame_size=None) -> None:
+                 return_all_layers: bool = False, device=None, dtype=None, *, frame_size=None,
+                 bidirectional: bool = False) -> None:
         super().__init__()
         self.in_channels = _check_positive_int("in_channels", in_channels)
         self.num_layers = _check_positive_int("num_layers", num_layers)
@@ -270,18 +258,25 @@ class ConvLSTM(_ConvLSTMParamsMixin, nn.Module):
         self.kernel_size = _per_layer("kernel_size", kernel_size, num_layers, _kernel_pair)
         self.bias, self.batch_first, self.peephole = bool(bias), bool(batch_first), bool(peephole)
         self.return_all_layers = bool(return_all_layers)
+        if not isinstance(bidirectional, bool):
+            raise TypeError(f"bidirectional: expected a bool, got {type(bidirectional).__name__}")
+        self.bidirectional = bidirectional
+        self.v = _params.Variant.make("conv_lstm", peephole=self.peephole)
         self.frame_size = _frame_pair(frame_size) if peephole else None
         factory = {"device": device, "dtype": dtype}
+        D = 2 if bidirectional else 1
+        self._suffixes = [f"_l{k}{'_reverse' if d else ''}" for k in range(num_layers) for d in range(D)]
         in_ch = in_channels
         for k in range(num_layers):
-            self._register_layer(f"_l{k}", in_ch, self.hidden_channels[k], self.kernel_size[k],
-                                 self.bias, self.peephole, self.frame_size, factory)
-            in_ch = self.hidden_channels[k]
+            for d in range(D):
+                self._register_layer(self._suffixes[k * D + d], in_ch, self.hidden_channels[k],
+                                     self.kernel_size[k], self.bias, self.frame_size, factory)
+            in_ch = D * self.hidden_channels[k]
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        for k in range(self.num_layers):
-            self._init_layer(f"_l{k}")
+        for s in self._suffixes:
+            self._init_layer(s)
 
     def extra_repr(self) -> str:
         s = (f"{self.in_channels}, {self.hidden_channels}, kernel_size={self.kernel_size}, "
@@ -292,41 +287,49 @@ class ConvLSTM(_ConvLSTMParamsMixin, nn.Module):
             s += ", batch_first=False"
         if self.peephole:
             s += f", peephole=True, frame_size={self.frame_size}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
         return s
 
     def _initial_state(self, hx, B: int, Hs: int, Ws: int, ref: Tensor) -> list[tuple[Tensor, Tensor]]:
-        shapes = [(B, K, Hs, Ws) for K in self.hidden_channels]
+        D = 2 if self.bidirectional else 1
+        shapes = [(B, K, Hs, Ws) for K in self.hidden_channels for _ in range(D)]
         if hx is None:
             return [(ref.new_zeros(s), ref.new_zeros(s)) for s in shapes]
-        if not isinstance(hx, (tuple, list)) or len(hx) != self.num_layers:
+        if not isinstance(hx, (tuple, list)) or len(hx) != len(shapes):
             got = f"{type(hx).__name__} of length {len(hx)}" if isinstance(hx, (tuple, list)) \
                 else type(hx).__name__
-            raise TypeError(f"hx: expected a list of num_layers={self.num_layers} (h, c) tuples, got {got}")
+            want = f"num_layers={self.num_layers}" if D == 1 else \
+                f"num_layers*2={len(shapes)} (one per layer-direction)"
+            raise TypeError(f"hx: expected a list of {want} (h, c) tuples, got {got}")
         states = []
         for k, (s, shape) in enumerate(zip(hx, shapes)):
             h, c = _pair_state(s, f"hx[{k}]")
-            _check_state(h, f"hx[{k}][0] (h)", shape, ref)
-            _check_state(c, f"hx[{k}][1] (c)", shape, ref)
+            check_state(h, f"hx[{k}][0] (h)", shape, ref)
+            check_state(c, f"hx[{k}][1] (c)", shape, ref)
             states.append((h, c))
         return states
 
     def forward(self, input: Tensor, hx=None, *, lengths: Tensor | Sequence[int] | None = None):
+        """Run the layers over ``input`` (see the class docstring: Inputs and Outputs)."""
         ref = self.weight_ih_l0
         layout = "(B, T, C, Hs, Ws)" if self.batch_first else "(T, B, C, Hs, Ws)"
         _check_tensor(input, "input", 5, layout, self.in_channels, ref, self.frame_size)
         x = input.transpose(0, 1) if self.batch_first else input  # (T, B, C, Hs, Ws)
         T, B, _, Hs, Ws = x.shape
         states = self._initial_state(hx, B, Hs, Ws, ref)
-        masks = Masks()
         if lengths is not None:
-            lens = check_lengths(lengths, B, T)
-            if bool((lens < T).any()):
-                masks = padding_masks(lens, T, x, trailing=3)  # out: (T, B, 1, 1, 1)
-        layer_in, outputs, finals = x.contiguous(), [], []
-        for k in range(self.num_layers):
-            h0, c0 = states[k]
-            y, h_n, c_n = conv_lstm(layer_in, h0, c0, self._gather(f"_l{k}"), masks)  # (T, B, K, Hs, Ws)
-            outputs.append(y.transpose(0, 1) if self.batch_first else y)
-            finals.append((h_n, c_n))
-            layer_in = y
+            lengths = check_lengths(lengths, B, T)
+        D = 2 if self.bidirectional else 1
+        pad: dict = {}
+
+        def layer(k: int, d: int, out_mask: Tensor | None):
+            if out_mask is not None and not pad:  # padded steps keep the state, output 0
+                pad["masks"] = Masks(keep_c=1.0 - out_mask, keep_h=1.0 - out_mask, out=out_mask)
+            return _params.gather(self, self.v, self._suffixes[k * D + d]), pad.get("masks", Masks())
+
+        outputs, finals = run_layers(self.v, "reference", x.contiguous(), states, lengths,
+                                     self.num_layers, D, layer)
+        if self.batch_first:
+            outputs = [y.transpose(0, 1) for y in outputs]
         return (outputs if self.return_all_layers else outputs[-1]), finals

@@ -47,6 +47,46 @@ def run_sequence(v: _params.Variant, engine: str, x: Tensor, state, p, masks: Ma
     return fam.run(engine, x, state, p, masks, v.opts)
 
 
+def run_layers(v: _params.Variant, engine: str, x: Tensor, states: list, lengths: Tensor | None,
+               num_layers: int, directions: int, layer, enter=None, leave=None):
+    """The common runner: time, lengths, direction and stacking for every family (the dense
+    layers and ConvLSTM alike).
+
+    x: (T, B, F, ...) time first, features from dim 2 (F features, or channels then the frame);
+    ``states``: one tuple of state tensors per layer-direction (index k*D + d), each (B, ...);
+    ``lengths``: (B,) int64 on the CPU (checked), or None. ``layer(k, d, out_mask)`` gives one
+    layer-direction's (params, Masks); ``out_mask`` is (T, B, 1, ...) with 1 at valid steps, or
+    None when every sequence is full (the masks must then keep the state at padded steps).
+    ``enter(k, layer_in)`` gives layer k's input, ``leave(k, layer_in, out)`` its output
+    (dropout, residual). The reverse direction runs each sequence from its own last valid step;
+    the directions' outputs are concatenated on dim 2.
+
+    Returns (every layer's output (T, B, D*F', ...), the final states per layer-direction).
+    """
+    T = x.shape[0]
+    out_mask = None
+    if lengths is not None and bool((lengths < T).any()):
+        out_mask = lengths_to_mask(lengths, T, x, trailing=x.dim() - 2)  # (T, B, 1, ...)
+    else:
+        lengths = None  # every sequence is full: no masking needed
+    layer_in, outputs, finals = x, [], []
+    for k in range(num_layers):
+        inp = layer_in if enter is None else enter(k, layer_in)
+        outs = []
+        for d in range(directions):
+            p, masks = layer(k, d, out_mask)
+            xin = inp if d == 0 else reverse_padded(inp, lengths)
+            y, *state = run_sequence(v, engine, xin, states[k * directions + d], p, masks)
+            outs.append(y if d == 0 else reverse_padded(y, lengths))
+            finals.append(tuple(state))
+        out = outs[0] if directions == 1 else torch.cat(outs, dim=2)
+        if leave is not None:
+            out = leave(k, layer_in, out)
+        outputs.append(out)
+        layer_in = out
+    return outputs, finals
+
+
 class RecurrentBase(nn.Module):
     """Shared by every sequence layer (LSTM, GRU, RNN and each registered family). Subclasses
     fix the family and torch's positional signature; the family's options arrive as keywords."""
@@ -111,6 +151,10 @@ class RecurrentBase(nn.Module):
             _params.register(self, sp, s, factory, flat=False)
         self.reset_parameters()
         self._state = None  # stateful: the last final state, detached
+        # each state's width (h: P, the others H) and its name in messages, read on every call
+        self._state_layout = (tuple(P if n == "h" else H for n in fam.state),
+                              tuple(f"hx[{j}] ({n}_0)" for j, n in enumerate(fam.state))
+                              if len(fam.state) > 1 else ("hx",))
 
     def reset_parameters(self) -> None:
         """Initialise every parameter as ``init`` and ``forget_bias`` say."""
@@ -260,10 +304,8 @@ class RecurrentBase(nn.Module):
         """hx as a tuple of (L*D, B, width) tensors, one per state the family declares (h has
         width P, every other state H)."""
         D = 2 if self.bidirectional else 1
-        P, H = self.proj_size or self.hidden_size, self.hidden_size
         state = self.v.family.state
-        widths = tuple(P if n == "h" else H for n in state)
-        names = tuple(f"hx[{j}] ({n}_0)" for j, n in enumerate(state)) if len(state) > 1 else ("hx",)
+        widths, names = self._state_layout
         if hx is None and self.stateful and self._state is not None:
             hx = self._state
             hb = hx[0].shape[1]
@@ -346,40 +388,36 @@ class RecurrentBase(nn.Module):
 
     def _forward_runner(self, x: Tensor, hx: tuple[Tensor, ...], lengths: Tensor | None,
                         engine: str):
-        """Our engines: layers x directions of the functional (or fused) sequence call."""
-        T, B = x.shape[0], x.shape[1]
+        """Our engines: the common runner over layers x directions, with this layer's dropout
+        family (input dropout on entering a layer, residual and dropout on leaving it)."""
         D = 2 if self.bidirectional else 1
-        out_mask = None
-        if lengths is not None and bool((lengths < T).any()):
-            out_mask = lengths_to_mask(lengths, T, x)  # (T, B, 1)
-        else:
-            lengths = None  # every sequence is full: no masking needed
         dropped = self._dropped_weight_hh()
-        layer_in, finals = x, []
-        for k in range(self.num_layers):
-            if self.training and self.input_dropout:
-                q = 1.0 - self.input_dropout
-                drop = torch.bernoulli(layer_in.new_full((B, layer_in.shape[-1]), q)) / q
-                inp = layer_in * drop  # the same mask at every step
-            else:
-                inp = layer_in
-            outs = []
-            for d in range(D):
-                s = self._suffixes[k * D + d]
-                p = _params.gather(self, self.v, s, dropped.get(s))
-                masks = self._masks(T, B, out_mask, x)
-                xin = inp if d == 0 else reverse_padded(inp, lengths)
-                y, *state = run_sequence(self.v, engine, xin, [h[k * D + d] for h in hx], p, masks)
-                outs.append(y if d == 0 else reverse_padded(y, lengths))
-                finals.append(state)
-            out = outs[0] if D == 1 else torch.cat(outs, dim=-1)  # (T, B, D*P)
-            if self.residual and k > 0:
-                out = out + layer_in
-            if self.training and self.dropout and k < self.num_layers - 1:
-                out = F.dropout(out, self.dropout, True)
-            layer_in = out
+        T, B = x.shape[0], x.shape[1]
+
+        def layer(k: int, d: int, out_mask: Tensor | None):
+            s = self._suffixes[k * D + d]
+            return _params.gather(self, self.v, s, dropped.get(s)), self._masks(T, B, out_mask, x)
+
+        states = [tuple(h[j] for h in hx) for j in range(self.num_layers * D)]
+        outputs, finals = run_layers(self.v, engine, x, states, lengths, self.num_layers, D, layer,
+                                     enter=self._enter_layer, leave=self._leave_layer)
         h_n = tuple(torch.stack([f[j] for f in finals]) for j in range(len(hx)))
-        return layer_in, h_n
+        return outputs[-1], h_n
+
+    def _enter_layer(self, k: int, layer_in: Tensor) -> Tensor:
+        if self.training and self.input_dropout:
+            q = 1.0 - self.input_dropout
+            drop = torch.bernoulli(layer_in.new_full((layer_in.shape[1], layer_in.shape[-1]), q)) / q
+            return layer_in * drop  # the same mask at every step
+        return layer_in
+
+    def _leave_layer(self, k: int, layer_in: Tensor, out: Tensor) -> Tensor:
+        if self.residual and k > 0:
+            out = out + layer_in
+        if self.training and self.dropout and k < self.num_layers - 1:
+            out = F.dropout(out, self.dropout, True)
+        return out
+
 
 class LSTM(RecurrentBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
@@ -425,8 +463,6 @@ class RNN(RecurrentBase):
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None,
                  **extras) -> None:
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
         super().__init__("rnn", input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, device, dtype, nonlinearity=nonlinearity, **extras)
 
@@ -461,12 +497,8 @@ def layer_class(family: registry.Family) -> type:
     >>> tuple(y.shape), bool((y[1, 4:] == 0).all())
     ((2, 6, 4), True)
 """
-    cls = type(family.title, (RecurrentBase,), {
-        "__init__": __init__, "__module__": __name__,
-        "__doc__": _docs.layer_doc(family, f"{family.title} layer. {family.doc}", example),
-    })
-    cls.__init__.__qualname__ = f"{family.title}.__init__"
-    return cls
+    doc = _docs.layer_doc(family, f"{family.title} layer. {family.doc}", example)
+    return _docs.generated_class(family.title, RecurrentBase, __init__, doc, __name__)
 
 
 # every other registered family gets its layer from the registry
