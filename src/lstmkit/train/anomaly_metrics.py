@@ -122,7 +122,7 @@ def fbeta_threshold(scores: np.ndarray, labels: np.ndarray, beta: float = 0.1) -
 
 
 def dynamic_threshold(scores: np.ndarray, window: int | None = None, smoothing: float = 0.05,
-                      z_range=(2.0, 10.0), z_step: float = 0.5) -> np.ndarray:
+                      z_range=(2.0, 10.0), z_step: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """Hundman et al. (2018), unsupervised: smooth the scores (exponentially weighted mean, weight
     ``smoothing``), then in each window of ``window`` points pick ``eps = mu + z * sigma`` over a
     grid of ``z`` that maximises ``(dmu / mu + dsigma / sigma) / (n_above + n_runs ** 2)``, where
@@ -259,17 +259,17 @@ def ucr_hit(scores, labels, slack: int = 100) -> bool | None:
     return bool(r[0][0] - slack <= top < r[0][1] + slack)
 
 
-def all_metrics(scores, labels, threshold: float | np.ndarray | None = None) -> dict:
-    """Every metric of one score on one labelled series; ``threshold`` (a number or per point)
-    adds the thresholded ones (F1, range precision/recall, inflated point-adjusted F1)."""
+def all_metrics(scores, labels, pred=None) -> dict:
+    """Every metric of one score on one labelled series; ``pred`` (0/1 per point: the score
+    thresholded) adds the thresholded ones (F1, range precision/recall, inflated point-adjusted F1)."""
     s, y = _scores_labels(scores, labels)
     f1b, _ = best_f1(s, y)
     out = {"roc_auc": roc_auc(s, y), "pr_auc": pr_auc(s, y), "best_f1": f1b}
     hit = ucr_hit(s, y)
     if hit is not None:
         out["ucr_hit"] = hit
-    if threshold is not None:
-        pred = s >= np.asarray(threshold)
+    if pred is not None:
+        pred = np.asarray(pred).astype(bool)
         rp, rr = range_precision_recall(y, pred)
         out.update(f1=f1_at(pred, y), range_precision=rp, range_recall=rr,
                    range_f1=2 * rp * rr / (rp + rr) if rp + rr > 0 else 0.0,
