@@ -81,14 +81,18 @@ def prediction_errors(model: Forecaster, series: np.ndarray, state=None) -> np.n
 class StreamingPredictionScorer:
     """One point in, its error vector (l,) out (NaN until l points were seen): the LSTM state is
     carried from point to point and the last l predictions kept, so nothing is recomputed.
-    ``gaussian`` (a fitted :class:`lstmkit.train.anomaly_metrics.GaussianErrors`) makes
-    :meth:`score` return the Mahalanobis score too."""
+    The step runs through ``lstmkit.LSTMCell``s holding the layer's weights (one per layer; a
+    cell call costs a quarter of a one-step layer call), so it equals the offline pass up to
+    float rounding. ``gaussian`` (a fitted :class:`lstmkit.train.anomaly_metrics.GaussianErrors`)
+    makes :meth:`score` return the Mahalanobis score too."""
 
     def __init__(self, model: Forecaster, gaussian=None) -> None:
         check_predictor(model)
         self.model = model.eval()
         self.gaussian = gaussian
         self.l = model.config.horizon
+        self.dtype = next(model.parameters()).dtype
+        self.cells = _cells(model.lstm)
         self.reset()
 
     def reset(self) -> None:
@@ -97,13 +101,21 @@ class StreamingPredictionScorer:
 
     @torch.no_grad()
     def update(self, value) -> np.ndarray:
-        x = _as_tensor(np.asarray(value, dtype=np.float64).reshape(1, 1), self.model)  # (1, 1)
+        arr = np.asarray(value, dtype=np.float64).ravel()
+        if arr.size != 1:
+            raise ValueError(f"value: expected one number (a univariate point), got shape {np.shape(value)}")
+        v = float(arr[0])
         e = np.full(self.l, np.nan)
-        v = float(x[0, 0].double())
         for j, p in enumerate(self.preds):
             e[j] = v - p[j]
-        pred, self.state = step_predictions(self.model, x[None], self.state)  # (1, 1, l)
-        self.preds.appendleft(pred[0, 0].double().numpy())
+        inp = torch.tensor([[v]], dtype=self.dtype)  # (1, 1)
+        if self.state is None:
+            H = self.model.config.hidden_size
+            self.state = [(inp.new_zeros(1, H), inp.new_zeros(1, H)) for _ in self.cells]
+        for k, cell in enumerate(self.cells):
+            self.state[k] = cell(inp, self.state[k])  # (1, H) each
+            inp = self.state[k][0]
+        self.preds.appendleft(self.model.head(inp)[0].double().numpy())  # (l,)
         return e
 
     def score(self, value) -> tuple[float, float]:
@@ -113,6 +125,27 @@ class StreamingPredictionScorer:
             return float("nan"), float("nan")
         maha = float(self.gaussian.score(e[None])[0]) if self.gaussian is not None else float("nan")
         return float(np.abs(e).mean()), maha
+
+
+def _cells(layer) -> list:
+    """One ``lstmkit.LSTMCell`` per layer of a plain unidirectional ``lstmkit.LSTM``, same weights."""
+    from .. import LSTMCell
+
+    plain = not (layer.bidirectional or layer.proj_size or layer.peephole or layer.coupled
+                 or layer.layer_norm or layer.residual)
+    if not plain:
+        raise ValueError("model: the streaming scorer steps a plain unidirectional LSTM, got a "
+                         "variant (bidirectional, projection, peephole, coupled, layer norm or residual)")
+    cells = []
+    for k in range(layer.num_layers):
+        cell = LSTMCell(layer.input_size if k == 0 else layer.hidden_size, layer.hidden_size,
+                        bias=layer.bias)
+        sd = {"weight_ih": getattr(layer, f"weight_ih_l{k}"), "weight_hh": getattr(layer, f"weight_hh_l{k}")}
+        if layer.bias:
+            sd.update(bias_ih=getattr(layer, f"bias_ih_l{k}"), bias_hh=getattr(layer, f"bias_hh_l{k}"))
+        cell.load_state_dict({n: t.detach().clone() for n, t in sd.items()})
+        cells.append(cell.to(sd["weight_ih"].dtype).eval())
+    return cells
 
 
 @torch.no_grad()
