@@ -45,12 +45,13 @@ def test_detector_trained_on_a_clean_sine_flags_an_inserted_spike_where_it_is(tm
     assert res.metrics["lstm"]["ucr_hit"] is True
 
 
-def test_two_seeded_runs_give_identical_scores_bit_for_bit(tmp_path):
-    runs = [job.train(_cfg(tmp_path, f"r{k}", detector="forecast", epochs=2), _sine(),
+@pytest.mark.parametrize("detector", ["forecast", "autoencoder"])
+def test_two_seeded_runs_give_identical_scores_bit_for_bit(tmp_path, detector):
+    runs = [job.train(_cfg(tmp_path, f"r{k}", detector=detector, epochs=2), _sine(),
                       echo=lambda *a: None) for k in range(2)]
     a, b = (r.scores.filter(like="score_").to_numpy() for r in runs)
     assert np.array_equal(a, b)
-    c = job.train(_cfg(tmp_path, "r2", detector="forecast", epochs=2, seed=1), _sine(),
+    c = job.train(_cfg(tmp_path, "r2", detector=detector, epochs=2, seed=1), _sine(),
                   echo=lambda *a: None).scores.filter(like="score_").to_numpy()
     assert not np.array_equal(a, c)  # the seed matters, so the equality above could fail
 
@@ -162,7 +163,8 @@ def test_catalogue_series_have_their_documented_labels():
     from lstmkit.data import datasets
 
     warnings.simplefilter("ignore")
-    assert {"kdd_tsad_135", "ecg_diff_count_3", "mitdb", "gunpoint_one_class"} <= set(datasets.names("anomaly"))
+    names = set(datasets.names("anomaly"))
+    assert {"kdd_tsad_135", "ecg_diff_count_3", "mitdb", "gunpoint_one_class"} <= names
     k = datasets.load("kdd_tsad_135")
     assert k.train.shape == (1200, 1) and k.test_labels.sum() == 12 and k.train_labels.sum() == 0
     m = datasets.load("mitdb")

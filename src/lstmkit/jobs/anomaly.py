@@ -70,10 +70,10 @@ class AnomalyConfig:
     horizon: int = 5  # forecast detector: l values predicted at every step
     hidden_size: int = 32
     num_layers: int = 1
-    epochs: int = 20
+    epochs: int = 50
     batch_size: int = 64
     lr: float = 3e-3
-    patience: int = 5
+    patience: int = 8
     val_share: float = 0.25  # last share of the training part held out as normal validation
     max_train_windows: int = 2000  # autoencoder: a seeded sample of the training windows
     stride: int = 1  # autoencoder: scoring windows start every `stride` points
@@ -409,7 +409,8 @@ def format_table(metrics: dict, title: str = "") -> str:
         cells = []
         for k, _ in cols:
             v = m.get(k)
-            cells.append(f"{'-' if v is None else ('yes' if v is True else 'no' if v is False else f'{v:.3f}'):>9}")
+            text = "-" if v is None else "yes" if v is True else "no" if v is False else f"{v:.3f}"
+            cells.append(f"{text:>9}")
         lines.append(f"{name:<18}" + "".join(cells))
     lines.append("lstm = Mahalanobis score, lstm_error = raw error; *PA-F1 is point-adjusted, INFLATED "
                  "(Wu & Keogh 2021): not for comparison")
@@ -474,6 +475,7 @@ def plot(path: str, df: pd.DataFrame, column: str, title: str, threshold: dict, 
         ax2.axhline(threshold["value"], color="k", ls="--", lw=0.8,
                     label=f"threshold ({threshold['method']})")
     ax2.set_yscale("symlog", linthresh=1.0)
+    ax2.set_ylim(bottom=0)
     ax2.set_xlabel("time index")
     ax2.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
@@ -490,7 +492,8 @@ def score(checkpoint: str, csv: str | None = None, dataset: str | None = None, l
     labels, metrics.json into ``out`` (default: the checkpoint's folder / "score")."""
     model, parts = load_model(checkpoint)
     if parts.get("job") != "anomaly":
-        raise ValueError(f"checkpoint: expected an 'lstmkit anomaly train' model.pt, got job={parts.get('job')!r}")
+        raise ValueError(f"checkpoint: expected an 'lstmkit anomaly train' model.pt, got "
+                         f"job={parts.get('job')!r}")
     jc = AnomalyConfig(**{k: v for k, v in parts["job_config"].items()
                           if k in {f.name for f in fields(AnomalyConfig)}})
     T, det = int(parts["window"]), parts["detector"]
