@@ -437,7 +437,8 @@ def _json(obj) -> str:
 def _write(res: Result, s: AnomalySeries, scaler, gaussian, extra: dict, flags: dict) -> None:
     cfg = res.config
     out = cfg.out
-    atomic_write_text(os.path.join(out, "config.json"), _json({**cfg.to_dict(), "window": res.window}))
+    resolved = {**cfg.to_dict(), "window": res.window, "threshold": res.threshold["method"]}
+    atomic_write_text(os.path.join(out, "config.json"), _json(resolved))
     atomic_write_text(os.path.join(out, "metrics.json"),
                       _json({"dataset": s.name, "window": res.window, "why": res.why,
                              "threshold": res.threshold, "models": res.metrics, **extra}))
