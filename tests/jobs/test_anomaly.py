@@ -169,3 +169,18 @@ def test_catalogue_series_have_their_documented_labels():
     assert k.train.shape == (1200, 1) and k.test_labels.sum() == 12 and k.train_labels.sum() == 0
     m = datasets.load("mitdb")
     assert len(m.train) + len(m.test) == 7500 and m.test_labels.sum() == 352
+
+
+def test_several_value_columns_go_to_the_autoencoder_and_the_forecaster_refuses_them(tmp_path):
+    s = _sine(n_train=240, n_test=200)
+    rng = np.random.default_rng(1)
+    x = np.concatenate([s.train, s.test])
+    p = tmp_path / "two.csv"
+    pd.DataFrame({"a": x[:, 0], "b": np.cos(np.arange(len(x)) / 4) + 0.01 * rng.normal(size=len(x)),
+                  "y": np.r_[s.train_labels, s.test_labels]}).to_csv(p, index=False)
+    two = read_csv(p, label="y", train_size=240)
+    assert two.columns == ["a", "b"] and two.train.shape == (240, 2)
+    res = job.train(_cfg(tmp_path, epochs=1, window=12), two, echo=lambda *a: None)
+    assert {"a", "b", "score_lstm"} <= set(res.scores.columns) and len(res.scores) == 200
+    with pytest.raises(ValueError, match="detector: 'forecast' models one channel, got 2"):
+        job.train(_cfg(tmp_path, "f", detector="forecast", window=12), two, echo=lambda *a: None)
