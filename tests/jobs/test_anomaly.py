@@ -118,6 +118,13 @@ def test_cli_train_with_baselines_then_score_writes_every_artefact(tmp_path, cap
     df = pd.read_csv(out / "scores.csv")
     assert len(df) == 200 and df["index"].iloc[0] == 300 and {"label", "flagged"} <= set(df.columns)
     assert (out / "anomaly.png").stat().st_size > 10_000 and (out / "model.pt").exists()
+    # the saved config.json reproduces the run's resolved choices
+    from lstmkit.cli import build_parser
+    from lstmkit.cli.anomaly import config_from_args
+
+    again = config_from_args(build_parser().parse_args(["anomaly", "--config", str(out / "config.json")]))
+    assert again.window == 24 and again.threshold == "percentile" and again.csv == str(csv)
+    assert again.label == "is_anomaly" and again.detector == "forecast" and again.out == str(out)
     assert main(["anomaly", "score", "--checkpoint", str(out), "--csv", str(csv), "--label",
                  "is_anomaly", "--out", str(tmp_path / "scored")]) == 0
     scored = pd.read_csv(tmp_path / "scored" / "scores.csv")
@@ -157,6 +164,13 @@ def test_csv_errors_name_the_argument(tmp_path):
         read_csv(tmp_path / "missing.csv")
     with pytest.raises(ValueError, match="detector: expected one of"):
         job.AnomalyConfig(detector="svm")
+    toml = tmp_path / "c.toml"
+    toml.write_text('windw = 12\n')
+    with pytest.raises(ValueError, match=r"--config: unknown field\(s\) \['windw'\]"):
+        job.config_from_flags({}, str(toml))
+    toml.write_text('window = 12\nepochs = 3\n')
+    assert job.config_from_flags({"epochs": 7}, str(toml)).window == 12  # the file fills defaults
+    assert job.config_from_flags({"epochs": 7}, str(toml)).epochs == 7  # a flag wins
 
 
 def test_catalogue_series_have_their_documented_labels():

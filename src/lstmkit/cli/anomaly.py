@@ -60,6 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a("--seed", type=int, default=d.seed, metavar="S")
     a("--threads", type=int, default=d.threads, metavar="N", help="torch threads (default 1)")
     a("--no-progress", action="store_true", help="no progress bars")
+    a("--config", metavar="FILE", help="TOML, or a run's config.json (reproduces it); flags win")
     a("--checkpoint", metavar="DIR", help="score: a training run's --out (or its model.pt)")
     a("--out", metavar="DIR", help="output directory (default runs/anomaly; score: CHECKPOINT/score)")
     p.set_defaults(func=run)
@@ -67,9 +68,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def config_from_args(args: argparse.Namespace) -> job.AnomalyConfig:
     kw = {f.name: getattr(args, f.name) for f in fields(job.AnomalyConfig) if hasattr(args, f.name)}
-    if kw.get("out") is None:
-        kw.pop("out", None)
-    return job.AnomalyConfig(**kw)
+    return job.config_from_flags(kw, getattr(args, "config", None))
 
 
 def run(args: argparse.Namespace) -> int:
