@@ -6,6 +6,8 @@ Layouts (all through ``train.checkpoint``, so loaded with ``weights_only=True``)
 - a language model: ``kind="language_model"``, ``config`` + ``model`` (``models.language_model``);
 - a forecaster: ``model_config`` + ``model`` (one network), or ``models`` (a list of state_dicts:
   the seed ensemble of ``lstmkit forecast``, see :class:`ForecasterEnsemble`);
+- an LSTM autoencoder (``lstmkit anomaly``): ``kind="lstm_autoencoder"``, ``config`` + ``model``
+  (``models.autoencoder``);
 - a bare layer: ``kind="layer"``, ``layer_config`` (the class and its constructor arguments) +
   ``model``, written by :func:`save_model`.
 
@@ -28,6 +30,8 @@ import torch
 from torch import nn
 
 from ..train.checkpoint import load_checkpoint, save_checkpoint
+from .autoencoder import CHECKPOINT_KIND as AE_KIND
+from .autoencoder import AutoencoderConfig, LSTMAutoencoder
 from .forecaster import Forecaster, ForecasterConfig
 from .language_model import CHECKPOINT_KIND as LM_KIND
 from .language_model import LanguageModel, LanguageModelConfig
@@ -113,6 +117,8 @@ def model_from_parts(ck: dict, path: str = "<checkpoint>") -> tuple[nn.Module, s
                          f"models, forecasters and layers (use {OTHER_KINDS[kind]})")
     if kind == LM_KIND:
         return LanguageModel(_dataclass(LanguageModelConfig, ck.get("config"), path)), LM_KIND
+    if kind == AE_KIND:
+        return LSTMAutoencoder(_dataclass(AutoencoderConfig, ck.get("config"), path)), AE_KIND
     if "model_config" in ck and kind in (None, "forecaster"):
         cfg = _dataclass(ForecasterConfig, ck["model_config"], path)
         if "models" in ck and len(ck["models"]) != 1:
@@ -139,6 +145,8 @@ def model_parts(model: nn.Module) -> dict:
     """What :func:`model_from_parts` needs to rebuild ``model`` (weights not included)."""
     if isinstance(model, LanguageModel):
         return {"kind": LM_KIND, "config": asdict(model.config)}
+    if isinstance(model, LSTMAutoencoder):
+        return {"kind": AE_KIND, "config": asdict(model.config)}
     if isinstance(model, (Forecaster, ForecasterEnsemble)):
         return {"kind": "forecaster", "model_config": asdict(model.config)}
     return {"kind": LAYER_KIND, "layer_config": layer_config(model)}
