@@ -10,16 +10,7 @@ import warnings
 from dataclasses import fields
 
 from ..jobs import anomaly as job
-
-
-def _size(s: str) -> int | float:
-    try:
-        return int(s)
-    except ValueError:
-        try:
-            return float(s)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a count or a fraction, got {s!r}") from None
+from ._types import count_or_fraction
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a("--csv", metavar="PATH", help="your series: numeric value column(s), optional --label column")
     a("--value", nargs="*", default=[], metavar="COL", help="CSV value columns (default: all numeric)")
     a("--label", metavar="COL", help="CSV 0/1 anomaly label column")
-    a("--train-size", type=_size, default=d.train_size, metavar="N",
+    a("--train-size", type=count_or_fraction, default=d.train_size, metavar="N",
       help=f"CSV: first points (count or fraction) that train (default {d.train_size})")
     a("--detector", default=d.detector, choices=job.DETECTORS,
       help="autoencoder (EncDec-AD, default) or forecast (LSTM-AD)")

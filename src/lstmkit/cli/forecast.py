@@ -11,17 +11,7 @@ import sys
 from dataclasses import fields
 
 from ..jobs import forecast as job
-from ._types import boolean
-
-
-def _size(s: str) -> int | float:
-    try:
-        return int(s)
-    except ValueError:
-        try:
-            return float(s)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a count or a fraction, got {s!r}") from None
+from ._types import boolean, count_or_fraction
 
 
 def _quantiles(s: str) -> list[float] | None:
@@ -52,8 +42,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a("--wide", action="store_true", help="wide format: every numeric column is a series")
     a("--horizon", type=int, metavar="N", default=d.horizon, help=f"steps ahead (default {d.horizon})")
     a("--input-len", type=int, metavar="N", help="input window (default: from season and horizon)")
-    a("--test-size", type=_size, metavar="N", help="count or fraction (default: from length and season)")
-    a("--val-size", type=_size, metavar="N", help="count or fraction (default: from length and season)")
+    a("--test-size", type=count_or_fraction, metavar="N",
+      help="count or fraction (default: from length and season)")
+    a("--val-size", type=count_or_fraction, metavar="N",
+      help="count or fraction (default: from length and season)")
     a("--season", type=int, metavar="M", help="seasonal period (default: from the data)")
     a("--transform", choices=["diff", "level", "sdiff"], metavar="T",
       help="diff, level or sdiff (default: searched)")
