@@ -46,7 +46,7 @@ def test_global_batch_must_split_evenly():
 
 def test_torchrun_command_single_and_multi_node():
     cmd = torchrun_command(["forecast", "train"], 2)
-    assert "--standalone" in cmd and cmd[-3:] == ["lstmkit", "forecast", "train"]
+    assert "--standalone" in cmd and cmd[-3:] == ["lstmkit.cli", "forecast", "train"]
     cmd = torchrun_command(["lm", "train"], 4, nnodes=2, node_rank=1, rdzv="10.0.0.1:29400")
     assert "--rdzv-endpoint" in cmd and "10.0.0.1:29400" in cmd and "--standalone" not in cmd
     with pytest.raises(ValueError, match="rdzv"):

@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args._argv = list(sys.argv[1:] if argv is None else argv)  # for relaunching (--nproc)
     try:
         return int(args.func(args) or 0)
     except (ValueError, TypeError, FileNotFoundError, PermissionError) as e:

@@ -11,6 +11,7 @@ import sys
 from dataclasses import fields
 
 from ..jobs import forecast as job
+from . import _launch
 
 
 def _size(s: str) -> int | float:
@@ -78,6 +79,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a("--no-progress", action="store_true", help="no progress bars")
     a("--checkpoint", metavar="DIR", help="predict: a training run's --out (or its model.pt)")
     a("--out", metavar="DIR", help="output directory (default runs/forecast)")
+    _launch.add_flags(p)
     p.set_defaults(func=run)
 
 
@@ -95,6 +97,9 @@ def run(args: argparse.Namespace) -> int:
                 raise ValueError("forecast predict: expected --checkpoint DIR and --csv PATH")
             job.predict(args.checkpoint, csv=args.csv, out=args.out)
         else:
+            code = _launch.maybe_launch(args)
+            if code is not None:
+                return code
             job.train(config_from_args(args))
     except FloatingPointError as e:
         print(f"lstmkit forecast: error: {e}", file=sys.stderr)

@@ -317,7 +317,7 @@ def torchrun_command(argv: list[str], nproc: int, *, nnodes: int = 1, node_rank:
             raise ValueError("rdzv: expected HOST:PORT of the rendezvous when --nnodes > 1")
         cmd += ["--nnodes", str(nnodes), "--node-rank", str(node_rank), "--rdzv-backend", "c10d",
                 "--rdzv-endpoint", rdzv]
-    return cmd + ["-m", "lstmkit", *argv]
+    return cmd + ["-m", "lstmkit.cli", *argv]
 
 
 def launch(argv: list[str], nproc: int, **kw) -> int:
