@@ -60,6 +60,8 @@ the Trainer owns everything else:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import csv
 import math
 import os
@@ -74,7 +76,21 @@ from .checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from .distributed import Context
 from .tbptt import detach_state
 
-__all__ = ["Callback", "NonFiniteError", "TrainConfig", "Trainer"]
+__all__ = ["Callback", "NonFiniteError", "TrainConfig", "Trainer", "extra_callbacks"]
+
+# callbacks every Trainer created inside ``with extra_callbacks(...)`` also gets (tuning prunes
+# the trainings of a job that builds its Trainers itself)
+_AMBIENT: contextvars.ContextVar[tuple] = contextvars.ContextVar("lstmkit_callbacks", default=())
+
+
+@contextlib.contextmanager
+def extra_callbacks(*callbacks):
+    """Every Trainer created inside the block also calls ``callbacks`` (after its own)."""
+    token = _AMBIENT.set(_AMBIENT.get() + tuple(callbacks))
+    try:
+        yield
+    finally:
+        _AMBIENT.reset(token)
 
 
 class NonFiniteError(FloatingPointError):
@@ -163,7 +179,7 @@ class Trainer:
         self.model, self.loss_fn, self.config = model, loss_fn, config
         self.out_dir = os.fspath(out_dir)
         self.extra = dict(extra or {})
-        self.callbacks = list(callbacks)
+        self.callbacks = list(callbacks) + list(_AMBIENT.get())
         self.stateful = bool(stateful)
         self.eval_fn = eval_fn
         os.makedirs(self.out_dir, exist_ok=True)
