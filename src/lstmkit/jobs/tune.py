@@ -81,9 +81,16 @@ class ForecastTask:
         from . import forecast as fj
 
         self.fj, self.work = fj, work
+        base = dict(base)
+        name = base.pop("dataset", None)  # a catalogue series (lstmkit datasets) instead of --csv
+        self.data = None
+        if name is not None:
+            from ..data import datasets
+
+            self.data = datasets.load(name)
         cfg = fj.ForecastConfig(**{**base, "search": False, "ensemble": 1, "no_progress": True,
                                    "out": work})
-        self.series, _ = fj.load_series(cfg)
+        self.series, _ = fj.load_series(cfg, self.data)
         self.why = fj.resolve(cfg, self.series)  # season, sizes, input length: from the data
         self.cfg, self.base = cfg, dict(base)
         n = min(len(s.values) for s in self.series)
@@ -122,7 +129,7 @@ class ForecastTask:
         """The job itself (baselines and the test split) with these parameters, one model."""
         c = self.fj.ForecastConfig(**{**self.base, **params, "search": False, "ensemble": 1,
                                       "no_progress": True, "out": os.path.join(self.work, tag)})
-        res = self.fj.train(c, echo=lambda *_: None, log=lambda *_: None)
+        res = self.fj.train(c, data=self.data, echo=lambda *_: None, log=lambda *_: None)
         return {k: {m: float(v) for m, v in ms.items()} for k, ms in res.metrics.items()}
 
 

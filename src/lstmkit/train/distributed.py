@@ -138,6 +138,11 @@ class RowShardedLoader:
             yield _rows(batch, self.rank, self.rank + 1, self.world)
 
 
+def _with_batch_sampler(loader: DataLoader, batch_sampler) -> DataLoader:
+    return DataLoader(loader.dataset, batch_sampler=batch_sampler, collate_fn=loader.collate_fn,
+                      num_workers=loader.num_workers, pin_memory=loader.pin_memory)
+
+
 class _DDP(nn.parallel.DistributedDataParallel):
     """DDP that also answers the wrapped model's attributes (a loss_fn may read ``model.config``)."""
 
@@ -179,6 +184,8 @@ class Context:
         if self.world == 1 and not self.active:
             return loader
         if isinstance(loader, DataLoader):
+            if hasattr(loader.batch_sampler, "for_rank"):  # e.g. a curriculum's batch sampler
+                return _with_batch_sampler(loader, loader.batch_sampler.for_rank(self.rank, self.world))
             return ShardedLoader(loader, self.world, self.rank, seed)
         if hasattr(loader, "shard"):
             return loader.shard(self.rank, self.world)

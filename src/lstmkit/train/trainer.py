@@ -393,8 +393,10 @@ class Trainer:
         try:
             while not done() and (c.max_steps is not None or self.epoch < c.epochs):
                 torch.manual_seed(c.seed * 100_003 + self.epoch + 7919 * self.dist.rank)
-                if hasattr(train_loader, "set_epoch"):  # a DistributedSampler reshuffles per epoch
-                    train_loader.set_epoch(self.epoch)
+                for part in (train_loader, getattr(train_loader, "batch_sampler", None)):
+                    if hasattr(part, "set_epoch"):  # a DistributedSampler / curriculum reshuffles
+                        part.set_epoch(self.epoch)
+                        break
                 self.model.train()
                 skip = self.batch_in_epoch  # > 0 when resuming inside an epoch
                 if not skip:
