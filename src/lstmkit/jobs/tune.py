@@ -81,6 +81,7 @@ class ForecastTask:
         from . import forecast as fj
 
         self.fj, self.work = fj, work
+        self.measure = None  # model -> validation MASE of the trial being trained (for pruning)
         base = dict(base)
         name = base.pop("dataset", None)  # a catalogue series (lstmkit datasets) instead of --csv
         self.data = None
@@ -122,6 +123,8 @@ class ForecastTask:
         c = self.config(params, seed)
         parts = fj._parts(c, self.series, params["transform"], False)
         cand = fj.Candidate(params["input_len"], params["transform"], params["hidden_size"])
+        # the Trainer's loss depends on the transform; the pruner compares trials by MASE
+        self.measure = lambda m: float(fj._score(parts, [m], "val", c.quantiles))
         model, trainer = fj.fit_model(c, cand, parts, "train", "val", seed, os.path.join(self.work, tag))
         return float(fj._score(parts, [model], "val", c.quantiles)), trainer.history
 
@@ -137,6 +140,7 @@ class LMTask:
     """One language model per trial (the job's own schedule), scored by validation loss."""
 
     name = "lm"
+    measure = None  # the Trainer's validation loss is the objective itself
 
     def __init__(self, base: dict, work: str) -> None:
         from . import lm as lj
@@ -180,15 +184,26 @@ TASKS = {"forecast": ForecastTask, "lm": LMTask}
 
 # --- pruning -------------------------------------------------------------------------------
 class PruneCallback:
-    """Trainer callback: report each validation to the trial, stop when the pruner says so."""
+    """Trainer callback: report each validation to the trial (the objective's own measure of
+    the current weights when the task has one, else the Trainer's validation loss), stop when
+    the pruner says so."""
 
-    def __init__(self, trial) -> None:
-        self.trial, self.pruned, self.i = trial, False, 0
+    def __init__(self, trial, task=None) -> None:
+        self.trial, self.task, self.pruned, self.i = trial, task, False, 0
 
     def on_validation(self, trainer, record: dict) -> None:
-        if record.get("val_loss") is not None:
-            self.trial.report(float(record["val_loss"]), self.i)
-            self.i += 1
+        measure = getattr(self.task, "measure", None)
+        if measure is not None:
+            was = trainer.model.training
+            trainer.model.eval()
+            value = measure(trainer.model)
+            trainer.model.train(was)
+        elif record.get("val_loss") is not None:
+            value = float(record["val_loss"])
+        else:
+            return
+        self.trial.report(value, self.i)
+        self.i += 1
 
     def should_stop(self, trainer) -> bool:
         if self.i and self.trial.should_prune():
@@ -246,7 +261,7 @@ def _pruner(name: str):
     import optuna
 
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=2)
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5)
     if name == "asha":
         return optuna.pruners.SuccessiveHalvingPruner()
     return optuna.pruners.NopPruner()
@@ -300,7 +315,7 @@ def _lead(config: TuneConfig, task, every: _Everywhere, echo, log) -> dict:
         params = task.suggest(trial)
         trial.set_user_attr("config", json.loads(json.dumps(asdict(task.config(params, config.seed)),
                                                            default=str)))
-        cb = PruneCallback(trial)
+        cb = PruneCallback(trial, task)
         t0 = time.perf_counter()
         value, history = every("score", params, config.seed, f"trial-{trial.number:04d}", callbacks=[cb])
         rec = dict(number=trial.number, params=params, config=trial.user_attrs["config"],
