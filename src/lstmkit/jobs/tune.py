@@ -12,7 +12,8 @@
 - **Resumable, several workers**: the study lives in an RDB file (``--storage sqlite:///s.db``,
   default ``OUT/study.db``) and is loaded if it exists; ``--trials N`` is the study's total of
   finished (complete or pruned) trials, so a rerun adds only what is missing, and any number of
-  processes may run the same command at once. Heartbeats mark a killed worker's trial failed,
+  processes may run the same command at once (each then reports too; the total may overshoot by
+  up to one trial per extra worker). Heartbeats mark a killed worker's trial failed,
   and it is retried with the same parameters (optuna's RetryFailedTrialCallback).
 - **Report**: the best parameters and the defaults are both re-evaluated over ``--seeds`` new
   seeds on the validation split; only then (the choice made) the forecast job runs both on its
@@ -302,9 +303,12 @@ def _lead(config: TuneConfig, task, every: _Everywhere, echo, log) -> dict:
     probe = optuna.load_study(study_name=name, storage=storage) if name in {
         s.study_name for s in optuna.get_all_study_summaries(storage)} else None
     seen = len(probe.trials) if probe is not None else 0
+    # a private study is reproducible (seed + trials so far); on a shared --storage, workers that
+    # start together must not draw the same trials, so their process id joins the seed
+    shared = 0 if config.storage is None else 7919 * (os.getpid() % 9973)
     study = optuna.create_study(study_name=name, storage=storage, direction="minimize",
                                 load_if_exists=True, pruner=_pruner(config.pruner),
-                                sampler=optuna.samplers.TPESampler(seed=config.seed + seen))
+                                sampler=optuna.samplers.TPESampler(seed=config.seed + seen + shared))
     before = len(finished(study))
     if before:
         log(f"tune: resuming study {name!r} from {url}: {before} trials finished")

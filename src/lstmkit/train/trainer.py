@@ -28,7 +28,8 @@ the Trainer owns everything else:
 - callbacks (any object with some of these methods; :class:`Callback` documents them):
   ``on_step(trainer, loss)``, ``on_validation(trainer, record)``, ``should_stop(trainer) -> bool``,
   ``on_fit_end(trainer)`` -- for later jobs, logging and tuning (an Optuna pruner is a
-  ``should_stop`` / ``on_validation`` callback);
+  ``should_stop`` / ``on_validation`` callback); ``with extra_callbacks(cb):`` adds ``cb`` to every
+  Trainer created inside the block (a tuner prunes the trainings of a job it cannot edit);
 - NaN/Inf loss or gradient: stops with :class:`NonFiniteError` naming epoch, step and the fix;
 - a tqdm progress bar (off when stderr is not a TTY, or with ``progress=False``);
 - determinism under ``seed``: every epoch reseeds torch's RNG with ``(seed, epoch)``, so the
