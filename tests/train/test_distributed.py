@@ -58,7 +58,11 @@ def test_two_processes_match_one_and_resume_at_world_size_one(tmp_path):
     d = lambda name: str(tmp_path / name)
     # a real launch: 2 processes on loopback (gloo), 1 thread each, bounded in time
     spawn(cases.run, 2, [("regress", d("r2"), 6), ("regress", d("r2-cut"), 2),
-                         ("stream", d("s2"), 6), ("stream", d("s2-cut"), 3)], timeout=240)
+                         ("stream", d("s2"), 6), ("stream", d("s2-cut"), 3),
+                         ("regress", d("stop"), 6, {"stop_on_rank": (1, 3)})], timeout=240)
+    # a stop wanted by one rank stops every rank at the same step (no rank left waiting)
+    hist = torch.load(os.path.join(d("stop"), "last.pt"), weights_only=True)["history"]
+    assert hist[-1]["step"] == 3 and hist[-1]["stopped"] == "callback"
     for name in ("r2-cut", "s2-cut"):  # mid-epoch checkpoints of world size 2
         assert torch.load(os.path.join(d(name), "last.pt"), weights_only=True)["world_size"] == 2
     # one process, the same global batch (and, for the loader, the same order)

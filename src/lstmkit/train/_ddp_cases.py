@@ -48,7 +48,18 @@ class _StreamLM(nn.Module):
         return self.out(y), hx  # (B, T, V)
 
 
-def regress(out_dir: str, steps: int, N: int = 32, B: int = 8, sampler_order: bool = False) -> Trainer:
+class _StopOnRank:
+    """Wants training to stop from step ``at`` on, but only on rank ``rank``."""
+
+    def __init__(self, rank: int, at: int) -> None:
+        self.rank, self.at = rank, at
+
+    def should_stop(self, trainer) -> bool:
+        return trainer.dist.rank == self.rank and trainer.step >= self.at
+
+
+def regress(out_dir: str, steps: int, N: int = 32, B: int = 8, sampler_order: bool = False,
+            stop_on_rank: tuple[int, int] | None = None) -> Trainer:
     """A shuffled DataLoader (4 batches an epoch at the defaults): the DistributedSampler path.
     ``sampler_order``: a single process walks the batches in the order a process group walks
     them (a DistributedSampler of one replica), the reference of the equivalence test."""
@@ -63,7 +74,8 @@ def regress(out_dir: str, steps: int, N: int = 32, B: int = 8, sampler_order: bo
     cfg = _config(steps)
     if sampler_order:
         loader = ShardedLoader(loader, 1, 0, cfg.seed)
-    tr = Trainer(model, mse, cfg, out_dir)
+    cbs = [_StopOnRank(*stop_on_rank)] if stop_on_rank else []
+    tr = Trainer(model, mse, cfg, out_dir, callbacks=cbs)
     tr.fit(loader, [(x[:8], y[:8])])
     return tr
 
