@@ -1,5 +1,6 @@
-"""Tuning: the study resumes from its file with no trial lost or repeated; every rank of a
-data-parallel run trains the same trial parameters."""
+"""Tuning: the study resumes from its file with no trial lost or repeated (a killed worker's
+trial runs again with its parameters); every rank of a data-parallel run trains the same trial
+parameters."""
 
 import json
 import os
@@ -77,3 +78,32 @@ def test_pruner_and_job_are_checked():
         tune.TuneConfig(job="speech")
     with pytest.raises(ValueError, match="pruner"):
         tune.TuneConfig(pruner="hyperband")
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the test asks outside optimize()
+def test_a_killed_workers_trial_is_retried_with_its_parameters(series_csv, tmp_path):
+    import sqlalchemy
+
+    out = tmp_path / "k"
+    quiet = dict(echo=lambda *_: None, log=lambda *_: None)
+    tune.run(_cfg(series_csv, out, 1), **quiet)
+    url = f"sqlite:///{out}/study.db"
+    # a worker took a trial and died: RUNNING, with a heartbeat long gone
+    storage = tune._storage(url)
+    study = optuna.load_study(study_name="tune-forecast", storage=storage)
+    task = tune.ForecastTask(_cfg(series_csv, out, 1).base, str(tmp_path / "w"))
+    trial = study.ask()
+    params = task.suggest(trial)
+    storage.record_heartbeat(trial._trial_id)
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as con:
+        con.execute(sqlalchemy.text("UPDATE trial_heartbeats SET heartbeat = '2000-01-01 00:00:00'"))
+    engine.dispose()
+    tune.run(_cfg(series_csv, out, 2), **quiet)
+    trials = _trials(out)
+    assert trials[trial.number].state == optuna.trial.TrialState.FAIL
+    retried = [t for t in trials if t.number > trial.number and t.state.is_finished()
+               and t.state != optuna.trial.TrialState.FAIL]
+    assert retried and retried[0].params == params  # the lost trial ran again, same parameters
+    assert len(tune.finished(study)) == 2

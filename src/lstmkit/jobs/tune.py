@@ -362,19 +362,28 @@ def report(config: TuneConfig, study, every: _Everywhere, echo, log) -> dict:
     seeds = [config.seed + 1 + k for k in range(config.seeds)]
     rerun = {}
     for label, p in (("best", params), ("default", defaults)):
-        vals = [every("score", p, s, f"{label}-seed{s}")[0] for s in seeds]
+        vals = [every("score", p, s, f"{label}-{_key(p)}-seed{s}")[0] for s in seeds]
         rerun[label] = dict(params=p, values=vals, mean=statistics.fmean(vals),
                             sd=statistics.stdev(vals) if len(vals) > 1 else 0.0)
         log(f"tune: {label} over seeds {seeds}: {rerun[label]['mean']:.4f} ± {rerun[label]['sd']:.4f}")
     summary.update(best_trial=best.number, best_value=best.value, best_params=params,
                    reevaluated=rerun, metric="val_mase" if config.job == "forecast" else "val_loss")
     if config.final and config.job == "forecast":
-        summary["test"] = {label: every("final", rerun[label]["params"], f"final-{label}")
+        summary["test"] = {label: every("final", rerun[label]["params"],
+                                        f"final-{label}-{_key(rerun[label]['params'])}")
                            for label in ("best", "default")}
     summary["plots"] = _plots(study, config.out, log)
     _write_summary(config, summary)
     echo(format_report(summary))
     return summary
+
+
+def _key(params: dict) -> str:
+    """A short name for a parameter set: a work folder is never reused by other parameters (the
+    Trainer would resume from a checkpoint of another shape)."""
+    import hashlib
+
+    return hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def _write_summary(config: TuneConfig, summary: dict) -> None:
