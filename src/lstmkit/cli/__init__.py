@@ -23,6 +23,7 @@ SUBCOMMANDS = [
     "lstmkit.cli.classify",
     "lstmkit.cli.tag",
     "lstmkit.cli.anomaly",
+    "lstmkit.cli.tune",
 ]
 
 
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args._argv = list(sys.argv[1:] if argv is None else argv)  # for relaunching (--nproc)
     try:
         return int(args.func(args) or 0)
     except (ValueError, TypeError, FileNotFoundError, PermissionError) as e:

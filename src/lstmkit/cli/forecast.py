@@ -11,6 +11,7 @@ import sys
 from dataclasses import fields
 
 from ..jobs import forecast as job
+from . import _launch
 from ._types import boolean, count_or_fraction
 
 
@@ -27,13 +28,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     d = job.ForecastConfig()
     p = sub.add_parser("forecast", help="LSTM forecasting vs naive / seasonal naive / ETS / ARIMA / "
                                         "Theta (default data: weekly Mauna Loa CO2)",
-                       usage="lstmkit forecast [train|predict] [options]",
+                       usage="lstmkit forecast [train|predict|online] [options]",
                        description="Train an LSTM forecaster that adapts to the series (season, sizes, "
                                    "a small search, seed ensemble, quantiles) and score it with a "
                                    "rolling origin beside the statsmodels baselines.")
     a = p.add_argument
-    a("action", nargs="?", default="train", choices=["train", "predict"],
-      help="train (default) or predict from --checkpoint")
+    a("action", nargs="?", default="train", choices=["train", "predict", "online"],
+      help="train (default), predict from --checkpoint, or online: replay the series as a stream "
+           "(online vs frozen vs retrain-from-scratch)")
     a("--csv", metavar="PATH", help="CSV file (default: statsmodels' weekly Mauna Loa CO2)")
     a("--target", metavar="COL", help="column to forecast")
     a("--time", metavar="COL", help="time column: timestamps, years or periods like 1990Q1")
@@ -73,6 +75,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a("--no-progress", action="store_true", help="no progress bars")
     a("--checkpoint", metavar="DIR", help="predict: a training run's --out (or its model.pt)")
     a("--out", metavar="DIR", help="output directory (default runs/forecast)")
+    _launch.add_flags(p)
+    o = p.add_argument_group("online (lstmkit forecast online)")
+    o.add_argument("--warmup", type=count_or_fraction, default=0.3, metavar="N",
+                   help="points (or fraction) fitted before streaming (0.3)")
+    o.add_argument("--update-every", type=int, default=5, metavar="N", help="steps between updates (5)")
+    o.add_argument("--replay", type=int, default=2, metavar="R", help="replay windows per update (2)")
+    o.add_argument("--change-point", type=int, metavar="T", help="a known change, for the report")
     p.set_defaults(func=run)
 
 
@@ -89,7 +98,20 @@ def run(args: argparse.Namespace) -> int:
             if not args.checkpoint or not args.csv:
                 raise ValueError("forecast predict: expected --checkpoint DIR and --csv PATH")
             job.predict(args.checkpoint, csv=args.csv, out=args.out)
+        elif args.action == "online":
+            from ..jobs import online
+
+            cfg = online.OnlineConfig(warmup=args.warmup, update_every=args.update_every,
+                                      replay=args.replay, change_point=args.change_point,
+                                      seed=args.seed,
+                                      **({"hidden_size": args.hidden_size} if args.hidden_size else {}))
+            online.forecast_online(args.csv, target=args.target, time=args.time,
+                                   out=args.out or "runs/forecast-online", config=cfg,
+                                   progress=not args.no_progress)
         else:
+            code = _launch.maybe_launch(args)
+            if code is not None:
+                return code
             job.train(config_from_args(args))
     except FloatingPointError as e:
         print(f"lstmkit forecast: error: {e}", file=sys.stderr)

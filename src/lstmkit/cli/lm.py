@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 
 from ..jobs import lm as job
+from . import _launch
 
 _D = job.LMConfig(out="-")  # the defaults, shown in --help
 
@@ -61,6 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     t.add_argument("--no-resume", dest="resume", action="store_false",
                    help="start afresh even if --out holds an interrupted run of this config")
+    _launch.add_flags(t)
     t.set_defaults(func=run_train)
 
     g = lm_sub.add_parser("generate", help="generate text from a trained model")
@@ -79,6 +81,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    code = _launch.maybe_launch(args)
+    if code is not None:
+        return code
     flags = {name: getattr(args, name) for name in job.config_fields()}
     job.train(job.config_from_flags(flags, args.config))
     return 0

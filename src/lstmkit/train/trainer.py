@@ -28,7 +28,8 @@ the Trainer owns everything else:
 - callbacks (any object with some of these methods; :class:`Callback` documents them):
   ``on_step(trainer, loss)``, ``on_validation(trainer, record)``, ``should_stop(trainer) -> bool``,
   ``on_fit_end(trainer)`` -- for later jobs, logging and tuning (an Optuna pruner is a
-  ``should_stop`` / ``on_validation`` callback);
+  ``should_stop`` / ``on_validation`` callback); ``with extra_callbacks(cb):`` adds ``cb`` to every
+  Trainer created inside the block (a tuner prunes the trainings of a job it cannot edit);
 - NaN/Inf loss or gradient: stops with :class:`NonFiniteError` naming epoch, step and the fix;
 - a tqdm progress bar (off when stderr is not a TTY, or with ``progress=False``);
 - determinism under ``seed``: every epoch reseeds torch's RNG with ``(seed, epoch)``, so the
@@ -41,7 +42,10 @@ the Trainer owns everything else:
   the caller's ``extra`` parts (config dataclass, scaler...); a new Trainer on the same
   ``out_dir`` resumes from it after a crash;
 - ``metrics.csv``: one row per validation (epoch, step, train_loss, val_loss, lr, seconds);
-  ``epoch`` is fractional for validations inside an epoch.
+  ``epoch`` is fractional for validations inside an epoch;
+- data parallel under ``torchrun`` (or :func:`lstmkit.train.distributed.spawn`): the loader's
+  batch is the global batch, sharded over the processes, gradients all-reduced by DDP, rank 0
+  writes; see :mod:`lstmkit.train.distributed`.
 
 >>> import tempfile
 >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
@@ -57,6 +61,8 @@ the Trainer owns everything else:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import csv
 import math
 import os
@@ -68,9 +74,24 @@ import torch
 from torch import nn
 
 from .checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from .distributed import Context
 from .tbptt import detach_state
 
-__all__ = ["Callback", "NonFiniteError", "TrainConfig", "Trainer"]
+__all__ = ["Callback", "NonFiniteError", "TrainConfig", "Trainer", "extra_callbacks"]
+
+# callbacks every Trainer created inside ``with extra_callbacks(...)`` also gets (tuning prunes
+# the trainings of a job that builds its Trainers itself)
+_AMBIENT: contextvars.ContextVar[tuple] = contextvars.ContextVar("lstmkit_callbacks", default=())
+
+
+@contextlib.contextmanager
+def extra_callbacks(*callbacks):
+    """Every Trainer created inside the block also calls ``callbacks`` (after its own)."""
+    token = _AMBIENT.set(_AMBIENT.get() + tuple(callbacks))
+    try:
+        yield
+    finally:
+        _AMBIENT.reset(token)
 
 
 class NonFiniteError(FloatingPointError):
@@ -159,7 +180,7 @@ class Trainer:
         self.model, self.loss_fn, self.config = model, loss_fn, config
         self.out_dir = os.fspath(out_dir)
         self.extra = dict(extra or {})
-        self.callbacks = list(callbacks)
+        self.callbacks = list(callbacks) + list(_AMBIENT.get())
         self.stateful = bool(stateful)
         self.eval_fn = eval_fn
         os.makedirs(self.out_dir, exist_ok=True)
@@ -178,6 +199,8 @@ class Trainer:
         self._rng_state = None
         self.elapsed = 0.0  # seconds of training over all sessions (for max_time)
         self.lr_dropped = 0  # how often patience ran out and the LR was dropped
+        self.dist = Context.current()  # world 1 unless launched by torchrun / distributed.spawn
+        self._net = model  # what computes training losses: DDP(model) while fit() runs distributed
 
     # --- paths
     @property
@@ -208,7 +231,8 @@ class Trainer:
         return dict(model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
                     scheduler=self.scheduler.state_dict(), epoch=self.epoch, step=self.step,
                     batch_in_epoch=self.batch_in_epoch, rng_state=torch.get_rng_state(),
-                    hx=self.hx, run_loss=self._run, run_n=self._n, elapsed=self.elapsed,
+                    hx=self.dist.gather_state(self.hx), world_size=self.dist.world,
+                    run_loss=self._run, run_n=self._n, elapsed=self.elapsed,
                     lr_dropped=self.lr_dropped, best_val=self.best_val,
                     bad_epochs=self.bad_epochs, history=self.history,
                     train_config=asdict(self.config), **self.extra)
@@ -222,7 +246,7 @@ class Trainer:
         self.best_val, self.bad_epochs = ck["best_val"], ck["bad_epochs"]
         self.history = list(ck["history"])
         self.batch_in_epoch = ck.get("batch_in_epoch", 0)
-        self.hx = _as_tuples(ck.get("hx"))
+        self.hx = self.dist.slice_state(_as_tuples(ck.get("hx")))  # this rank's streams
         self._run, self._n = ck.get("run_loss", 0.0), ck.get("run_n", 0)
         self._rng_state = ck.get("rng_state") if self.batch_in_epoch else None
         self.elapsed = ck.get("elapsed", 0.0)
@@ -254,11 +278,12 @@ class Trainer:
                 out = bool(fn(self, *args)) or out
         return out
 
-    def _loss(self, batch, hx):
+    def _loss(self, batch, hx, model=None):
+        model = self._net if model is None else model
         if self.stateful:
-            loss, hx = self.loss_fn(self.model, batch, hx)
+            loss, hx = self.loss_fn(model, batch, hx)
             return loss, detach_state(hx)
-        return self.loss_fn(self.model, batch), None
+        return self.loss_fn(model, batch), None
 
     @torch.no_grad()
     def evaluate(self, loader) -> float:
@@ -269,7 +294,7 @@ class Trainer:
             return float(self.eval_fn(self.model, loader))
         total, n, hx = 0.0, 0, None
         for batch in loader:
-            loss, hx = self._loss(batch, hx)
+            loss, hx = self._loss(batch, hx, self.model)
             total += float(loss)
             n += 1
         return total / max(n, 1)
@@ -283,8 +308,9 @@ class Trainer:
         val = self.evaluate(val_loader) if val_loader is not None else None
         self.model.train()
         if val is not None:
+            val = self.dist.broadcast(val)  # rank 0's score decides for every rank
             self._check_finite(val, "validation loss")
-        train_loss = self._run / max(self._n, 1)
+        train_loss = self.dist.mean(self._run / max(self._n, 1))
         score = val if val is not None else train_loss
         improved = score < self.best_val - c.min_delta
         if improved:
@@ -297,7 +323,9 @@ class Trainer:
         self.history.append(record)
         self._run, self._n = 0.0, 0
         if improved:
-            save_checkpoint(self.best_path, **self._state())
+            state = self._state()  # a collective when distributed: every rank calls it
+            if self.dist.is_writer:
+                save_checkpoint(self.best_path, **state)
         if c.patience is not None and self.bad_epochs >= c.patience:
             if self.lr_dropped < c.lr_drops:
                 self.lr_dropped += 1
@@ -321,8 +349,10 @@ class Trainer:
             self.stopped_early = True
 
     def _save_last(self) -> None:
-        save_checkpoint(self.last_path, **self._state())
-        self._write_csv()
+        state = self._state()
+        if self.dist.is_writer:
+            save_checkpoint(self.last_path, **state)
+            self._write_csv()
 
     def _finished_before(self) -> bool:
         last = self.history[-1] if self.history else {}
@@ -331,6 +361,7 @@ class Trainer:
     def fit(self, train_loader, val_loader=None) -> list[dict]:
         """Train until the schedule ends or early stopping; returns the validation history."""
         c = self.config
+        train_loader = self.dist.shard(train_loader, c.seed)
         per_epoch = len(train_loader)
         if per_epoch < 1:
             raise ValueError("train_loader: expected at least one batch, got an empty loader")
@@ -345,7 +376,9 @@ class Trainer:
                 self.stopped_early = self.stop_reason in ("patience", "callback")
                 self._end()
                 return self.history
-        show = c.progress if c.progress is not None else sys.stderr.isatty()
+        self.batch_in_epoch = min(self.batch_in_epoch, per_epoch - 1)  # (another world size)
+        self._net = self.dist.wrap(self.model)
+        show = self.dist.is_writer and (c.progress if c.progress is not None else sys.stderr.isatty())
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, initial=self.step, disable=not show, desc="train", leave=False,
@@ -360,7 +393,11 @@ class Trainer:
 
         try:
             while not done() and (c.max_steps is not None or self.epoch < c.epochs):
-                torch.manual_seed(c.seed * 100_003 + self.epoch)
+                torch.manual_seed(c.seed * 100_003 + self.epoch + 7919 * self.dist.rank)
+                for part in (train_loader, getattr(train_loader, "batch_sampler", None)):
+                    if hasattr(part, "set_epoch"):  # a DistributedSampler / curriculum reshuffles
+                        part.set_epoch(self.epoch)
+                        break
                 self.model.train()
                 skip = self.batch_in_epoch  # > 0 when resuming inside an epoch
                 if not skip:
@@ -377,7 +414,8 @@ class Trainer:
                 for i, batch in enumerate(it, start=skip):
                     loss, self.hx = self._loss(batch, self.hx)
                     value = float(loss.detach())
-                    self._check_finite(value, "loss")
+                    if not self.dist.active:  # distributed: the all-reduced gradient norm tells all
+                        self._check_finite(value, "loss")
                     (loss / k).backward()
                     micro += 1
                     step_loss += value
@@ -393,7 +431,7 @@ class Trainer:
                     self.optimizer.step()
                     self.scheduler.step()
                     if c.max_time is not None:  # anneal by the clock too: end low when time is up
-                        self.elapsed = elapsed0 + time.perf_counter() - t_start
+                        self.elapsed = self.dist.max(elapsed0 + time.perf_counter() - t_start)
                         f = self._factor(self.step + 1, total, self.elapsed / c.max_time)
                         for g, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
                             g["lr"] = base * f
@@ -416,7 +454,7 @@ class Trainer:
                     if due or last_step or out_of_time:
                         t_last = self._validate(val_loader, epoch_end, per_epoch, t_last)
                         validated = True
-                    wants_stop = self._call("should_stop")
+                    wants_stop = self.dist.any(self._call("should_stop"))
                     if wants_stop and self.stop_reason is None:
                         if not validated and self._n > 0:  # score the weights it stops with
                             t_last = self._validate(val_loader, epoch_end, per_epoch, t_last)
@@ -440,6 +478,8 @@ class Trainer:
         return self.history
 
     def _end(self) -> None:
+        self._net = self.model
+        self.dist.barrier()  # rank 0's last writes are done before any rank reads best.pt
         if self.config.restore_best:
             self.load_best()
         self._call("on_fit_end")
