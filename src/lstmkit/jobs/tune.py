@@ -37,6 +37,8 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
+
 from .._io import atomic_write_text
 from ..train.distributed import Context
 from ..train.trainer import extra_callbacks
@@ -100,11 +102,14 @@ class ForecastTask:
         n_train = n - fj.resolve_size(cfg.test_size, n, "t") - fj.resolve_size(cfg.val_size, n, "v")
         self.lengths = sorted({v for v in (max(2, T // 2), T, 2 * T) if v + h < n_train // 2 or v == T})
         self.transforms = ["diff", "level"] + (["sdiff"] if cfg.season > 1 else [])
+        # log levels only where every target value is positive (as the job's own search)
+        self.logs = [False, True] if all(np.nanmin(s.values[:, 0]) > 0 for s in self.series) else [False]
 
     def defaults(self) -> dict:
         c = self.cfg
         return dict(lr=c.lr, hidden_size=c.hidden_size, input_len=c.input_len,
-                    num_layers=c.num_layers, transform=c.transform or "diff", batch_size=c.batch_size)
+                    num_layers=c.num_layers, transform=c.transform or "diff", log=bool(c.log),
+                    batch_size=c.batch_size)
 
     def suggest(self, trial) -> dict:
         return dict(  # ordered by what matters
@@ -113,6 +118,7 @@ class ForecastTask:
             input_len=trial.suggest_categorical("input_len", self.lengths),
             num_layers=trial.suggest_int("num_layers", 1, 2),
             transform=trial.suggest_categorical("transform", self.transforms),
+            log=trial.suggest_categorical("log", self.logs),
             batch_size=trial.suggest_categorical("batch_size", [16, 32, 64, 128]),
         )
 
@@ -122,8 +128,9 @@ class ForecastTask:
     def score(self, params: dict, seed: int, tag: str) -> tuple[float, list[dict]]:
         fj = self.fj
         c = self.config(params, seed)
-        parts = fj._parts(c, self.series, params["transform"], False)
-        cand = fj.Candidate(params["input_len"], params["transform"], params["hidden_size"])
+        log = params.get("log", False)  # absent from studies made before it was searched
+        parts = fj._parts(c, self.series, params["transform"], False, log)
+        cand = fj.Candidate(params["input_len"], params["transform"], params["hidden_size"], log)
         # the Trainer's loss depends on the transform; the pruner compares trials by MASE
         self.measure = lambda m: float(fj._score(parts, [m], "val", c.quantiles))
         model, trainer = fj.fit_model(c, cand, parts, "train", "val", seed, os.path.join(self.work, tag))
