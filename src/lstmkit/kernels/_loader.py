@@ -12,7 +12,7 @@ from pathlib import Path
 
 CSRC = Path(__file__).parent / "csrc"
 SOURCES = ["lstm.cpp", "gru.cpp", "rnn.cpp", "bindings.cpp"]
-HEADERS = ["fastmath.h", "common.h", "kernels.h"]
+HEADERS = ["fastmath.h", "common.h", "gates.h", "kernels.h"]
 
 _lock = threading.Lock()
 _state: dict = {"tried": False, "module": None, "error": None}

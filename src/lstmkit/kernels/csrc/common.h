@@ -1,6 +1,7 @@
-// Shared by the kernels: optional-tensor test, thread grain, and the boundary checks every C++
+// Shared by the kernels: optional-tensor test, thread grain, the boundary checks every C++
 // entry point runs before touching a raw pointer (TORCH_CHECK raises a Python RuntimeError
-// naming the argument and expected vs got).
+// naming the argument and expected vs got), and the per-step GEMM (float32 state with bfloat16
+// weights: bfloat16 GEMMs, float32 gate math).
 #pragma once
 #include <torch/extension.h>
 
@@ -21,6 +22,9 @@ namespace lstmkit {
 // Optional tensors arrive undefined or empty.
 inline bool on(const at::Tensor& t) { return t.defined() && t.numel() > 0; }
 
+// The raw pointer of an optional tensor, or nullptr.
+template <typename S> const S* ptr_or_null(const at::Tensor& t) { return on(t) ? t.data_ptr<S>() : nullptr; }
+
 // grain: rows per thread chunk so that small problems stay on one thread
 inline int64_t grain(int64_t B, int64_t width) {
   int64_t g = 32768 / (width > 0 ? width : 1);
@@ -39,6 +43,28 @@ inline void check(const at::Tensor& t, const char* name, const at::Tensor& ref,
               ", got ", t.sizes());
 }
 
+// The leading tensor of an entry point (its dtype is the state's, checked by check_floating):
+// contiguous, exactly `shape`.
+inline void check_shape(const at::Tensor& t, const char* name, std::initializer_list<int64_t> shape) {
+  TORCH_CHECK(t.is_contiguous(), name, ": expected a contiguous tensor");
+  TORCH_CHECK(t.sizes() == at::IntArrayRef(shape), name, ": expected shape ", at::IntArrayRef(shape),
+              ", got ", t.sizes());
+}
+
+// A GEMM weight: CPU, exactly `shape`, ref's dtype, or bfloat16 when ref is float32 (the mixed
+// mode: bfloat16 GEMMs, float32 state and gate math). Any strides (torch's GEMM takes views).
+inline void check_weight(const at::Tensor& w, const char* name, const at::Tensor& ref,
+                         std::initializer_list<int64_t> shape) {
+  TORCH_CHECK(w.defined(), name, ": expected a tensor, got an undefined one");
+  TORCH_CHECK(w.device().is_cpu(), name, ": expected a CPU tensor, got device ", w.device());
+  const bool mixed = w.scalar_type() == at::kBFloat16 && ref.scalar_type() == at::kFloat;
+  TORCH_CHECK(mixed || w.scalar_type() == ref.scalar_type(), name, ": expected dtype ",
+              ref.scalar_type(), (ref.scalar_type() == at::kFloat ? " or BFloat16" : ""), ", got ",
+              w.scalar_type());
+  TORCH_CHECK(w.sizes() == at::IntArrayRef(shape), name, ": expected shape ", at::IntArrayRef(shape),
+              ", got ", w.sizes());
+}
+
 // An optional tensor: the same checks when it is given (non-empty).
 inline void check_opt(const at::Tensor& t, const char* name, const at::Tensor& ref,
                       std::initializer_list<int64_t> shape) {
@@ -52,11 +78,48 @@ inline void check_masks(const at::Tensor& rec, const at::Tensor& keep_h, const a
   check_opt(keep_h, "keep_h", ref, {T, B, W});
 }
 
+// The leading tensor of an entry point: float32 or float64 (bfloat16 callers pass a float32
+// state with bfloat16 weights), CPU, 3-D.
 inline void check_floating(const at::Tensor& t, const char* name) {
   TORCH_CHECK(t.defined() && (t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble),
               name, ": expected a float32 or float64 tensor");
   TORCH_CHECK(t.device().is_cpu(), name, ": expected a CPU tensor, got device ", t.device());
   TORCH_CHECK(t.dim() == 3, name, ": expected a 3-D (T, B, *) tensor, got ", t.dim(), "-D");
+}
+
+// One per-step GEMM y (rows, N) = a (rows, K) @ w (K, N), with a and y in the state's dtype
+// and w in the GEMM dtype. Same dtype: one at::mm_out. bfloat16 w under a float32 state: a is
+// rounded to bfloat16, torch's bfloat16 GEMM accumulates in float32 (oneDNN; AMX where the CPU
+// has it) and rounds y to bfloat16, which is widened back to float32 for the gate math.
+class StepGemm {
+ public:
+  StepGemm() = default;
+  StepGemm(at::Tensor w, int64_t rows, const at::TensorOptions& state)
+      : w_(std::move(w)), mixed_(w_.scalar_type() != state.dtype().toScalarType()) {
+    if (mixed_) {
+      a_lo_ = at::empty({rows, w_.size(0)}, state.dtype(w_.scalar_type()));
+      y_lo_ = at::empty({rows, w_.size(1)}, state.dtype(w_.scalar_type()));
+    }
+  }
+  void operator()(at::Tensor y, const at::Tensor& a) {
+    if (!mixed_) {
+      at::mm_out(y, a, w_);
+      return;
+    }
+    a_lo_.copy_(a);
+    at::mm_out(y_lo_, a_lo_, w_);
+    y.copy_(y_lo_);
+  }
+
+ private:
+  at::Tensor w_, a_lo_, y_lo_;
+  bool mixed_ = false;
+};
+
+// A weight (N, K) as the (K, N) right operand of a per-step GEMM: a contiguous transpose pays
+// off over a sequence (a plain NN GEMM is faster than the transposed view), not for one step.
+inline at::Tensor step_operand(const at::Tensor& w, int64_t T) {
+  return T > 2 ? w.t().contiguous() : w.t();
 }
 
 }  // namespace lstmkit
