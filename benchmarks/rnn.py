@@ -13,6 +13,10 @@ weights as the torch module: ``reference`` = ``functional.lstm.lstm`` (hand BPTT
 
     python -m benchmarks.rnn --quick
     python -m benchmarks.rnn --sections grid,variants,lengths,step,memory
+    python -m benchmarks.rnn --sections bf16,inference,step,overhead
+
+The header records the machine's float32 and bfloat16 GEMM rates (the rooflines beside every
+GFLOP/s column): a big GEMM (the input projection of T=50, B=64, H=512) and a per-step one.
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ from lstmkit.functional.lstm import lstm as lstm_reference
 
 GRID = [(50, B, H) for B in (1, 16, 64) for H in (64, 128, 256, 512)] + [(100, 64, 512)]
 QUICK_GRID = [(50, 1, 64), (50, 16, 256), (50, 64, 256), (50, 64, 512)]
-SECTIONS = ("grid", "gru", "variants", "lengths", "step", "memory")
+SECTIONS = ("grid", "gru", "variants", "lengths", "step", "memory", "bf16", "inference", "overhead")
+VARIANTS = ("plain", "peephole", "coupled", "layer_norm")
 
 
 # --------------------------------------------------------------------------- timing
@@ -342,6 +347,144 @@ def section_memory(args, shapes) -> list[str]:
     return rows
 
 
+def gemm_rate(M: int, N: int, K: int, dtype, min_run_s: float = 0.2) -> float:
+    """GFLOP/s of one (M, K) @ (K, N) GEMM in ``dtype`` through torch (median of 5 runs)."""
+    a, b = torch.randn(M, K).to(dtype), torch.randn(K, N).to(dtype)
+    t = compare({"mm": lambda: a @ b}, 5, min_run_s)["mm"]
+    return 2 * M * N * K / t / 1e9
+
+
+def rooflines() -> str:
+    big = (50 * 64, 4 * 512, 512)  # T*B rows of the input projection at T=50, B=64, H=512
+    step = (64, 4 * 512, 512)  # one step's recurrent GEMM at B=64, H=512
+    r = {(n, d): gemm_rate(*shape, d) for n, shape in (("big", big), ("step", step))
+         for d in (torch.float32, torch.bfloat16)}
+    return ("GEMM rates (GFLOP/s): float32 {:.0f} (T*B=3200 x 2048 x 512) / {:.0f} (64 x 2048 x 512 "
+            "per step); bfloat16 {:.0f} / {:.0f}; bf16/f32 {:.2f} / {:.2f}").format(
+        r["big", torch.float32], r["step", torch.float32], r["big", torch.bfloat16],
+        r["step", torch.bfloat16], r["big", torch.bfloat16] / r["big", torch.float32],
+        r["step", torch.bfloat16] / r["step", torch.float32])
+
+
+def _bf16_copy(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.detach().bfloat16().requires_grad_(t.requires_grad)
+
+
+def section_bf16(args, shapes) -> list[str]:
+    """fwd+bwd in bfloat16: each LSTM variant (fused, bf16 params and input) and the GRU against
+    torch.nn.LSTM/GRU in bfloat16 and in float32, and against the same fused call in float32."""
+    head = ("| family | T | B | H | torch bf16 ms | torch f32 ms | fused bf16 ms | fused f32 ms | "
+            "fused bf16 / torch bf16 | fused bf16 / fused f32 | torch bf16 / torch f32 |")
+    rows = [head, "|" + "---|" * (head.count("|") - 1)]
+    for T, B, H in shapes:
+        I = H
+        for fam in (*VARIANTS, "gru"):
+            torch.manual_seed(0)
+            gru = fam == "gru"
+            m = torch.nn.GRU(I, H) if gru else torch.nn.LSTM(I, H)
+            m16 = torch.nn.GRU(I, H) if gru else torch.nn.LSTM(I, H)
+            m16.load_state_dict(m.state_dict())
+            m16 = m16.bfloat16()
+            x, h0, c0 = inputs(T, B, I, H)
+            x16 = x.detach().bfloat16().requires_grad_()
+            h16, c16 = h0.bfloat16(), c0.bfloat16()
+            if gru:
+                p = GRUParams(m.weight_ih_l0, m.weight_hh_l0, m.bias_ih_l0, m.bias_hh_l0)
+            else:
+                p = params_of(m) if fam == "plain" else variant_params(I, H, fam)
+            p16 = type(p)(*[_bf16_copy(t) for t in p])
+
+            def torch_step(m, x, h0, c0, gru=gru):
+                leaves = [x, *m.parameters()]
+
+                def step():
+                    y, _ = m(x, h0[None] if gru else (h0[None], c0[None]))
+                    y.float().sum().backward()
+                    for t in leaves:
+                        t.grad = None
+                return step
+
+            def fused_step(x, h0, c0, p, gru=gru):
+                leaves = [x, *[t for t in p if t is not None]]
+
+                def step():
+                    y = kernels.gru(x, h0, p)[0] if gru else kernels.lstm(x, h0, c0, p)[0]
+                    y.float().sum().backward()
+                    for t in leaves:
+                        t.grad = None
+                return step
+
+            fns = {"torch bf16": torch_step(m16, x16, h16, c16), "torch f32": torch_step(m, x, h0, c0),
+                   "fused bf16": fused_step(x16, h16, c16, p16), "fused f32": fused_step(x, h0, c0, p)}
+            t = compare(fns, args.runs, args.min_run_ms / 1e3)
+            cells = [fam, f"{T}", f"{B}", f"{H}", *[f"{t[k] * 1e3:.2f}" for k in fns],
+                     f"{t['fused bf16'] / t['torch bf16']:.2f}", f"{t['fused bf16'] / t['fused f32']:.2f}",
+                     f"{t['torch bf16'] / t['torch f32']:.2f}"]
+            rows.append("| " + " | ".join(cells) + " |")
+            print(rows[-1], flush=True)
+    return rows
+
+
+def section_inference(args, shapes) -> list[str]:
+    """Forward under inference_mode: each variant through the fused forward-only path (and the
+    layer, ``lk.LSTM``, which picks it under ``auto``) against the plain torch.nn.LSTM (float32)."""
+    import lstmkit as lk
+
+    head = ("| variant | T | B | H | torch plain ms | fused ms | lk.LSTM(auto) ms | fused / torch | "
+            "lk.LSTM / torch | fused GFLOP/s |")
+    rows = [head, "|" + "---|" * (head.count("|") - 1)]
+    for T, B, H in shapes:
+        I = H
+        m = torch_lstm(I, H)
+        x, h0, c0 = inputs(T, B, I, H)
+        x = x.detach()
+        for variant in VARIANTS:
+            p = params_of(m) if variant == "plain" else variant_params(I, H, variant)
+            opts = {} if variant == "plain" else {variant: True}
+            layer = lk.LSTM(I, H, **opts)  # its own weights: only the time matters here
+
+            def run_torch(m=m, x=x, h0=h0, c0=c0):
+                with torch.inference_mode():
+                    m(x, (h0[None], c0[None]))
+
+            def run_fused(p=p, x=x, h0=h0, c0=c0):
+                with torch.inference_mode():
+                    kernels.lstm(x, h0, c0, p)
+
+            def run_layer(layer=layer, x=x):
+                with torch.inference_mode():
+                    layer(x)
+
+            t = compare({"torch": run_torch, "fused": run_fused, "layer": run_layer}, args.runs,
+                        args.min_run_ms / 1e3)
+            G = 3 if variant == "coupled" else 4
+            cells = [variant, f"{T}", f"{B}", f"{H}", f"{t['torch'] * 1e3:.2f}", f"{t['fused'] * 1e3:.2f}",
+                     f"{t['layer'] * 1e3:.2f}", f"{t['fused'] / t['torch']:.2f}",
+                     f"{t['layer'] / t['torch']:.2f}", f"{gflops(T, B, I, H, False, t['fused'], G):.1f}"]
+            rows.append("| " + " | ".join(cells) + " |")
+            print(rows[-1], flush=True)
+    return rows
+
+
+def section_overhead(args, T=3, B=2, H=8) -> list[str]:
+    """Per-call overhead at a tiny size (T=3, B=2, H=8), fwd+bwd and no-grad forward: the fused
+    call (Python glue + C++) against torch.nn.LSTM; microseconds per call."""
+    m = torch_lstm(H, H)
+    x, h0, c0 = inputs(T, B, H, H)
+    rows = ["| T=3 B=2 H=8 | torch µs | fused µs | fused - torch µs | ratio |", "|---|---|---|---|---|"]
+    for variant in ("plain", "peephole"):
+        p = params_of(m) if variant == "plain" else variant_params(H, H, variant)
+        for train in (False, True):
+            t = compare({"torch": torch_fn(m, x, h0, c0, train),
+                         "fused": engine_fn("fused", x, h0, c0, p, Masks(), train)},
+                        args.runs, args.min_run_ms / 1e3)
+            mode = "fwd+bwd" if train else "fwd (no_grad)"
+            rows.append(f"| {variant} {mode} | {t['torch'] * 1e6:.1f} | {t['fused'] * 1e6:.1f} | "
+                        f"{(t['fused'] - t['torch']) * 1e6:.1f} | {t['fused'] / t['torch']:.2f} |")
+            print(rows[-1], flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.rnn", description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="a small grid and fewer runs")
@@ -379,7 +522,9 @@ def main(argv: list[str] | None = None) -> int:
     head = (f"torch {torch.__version__}, {args.threads} threads, engines {args.engines}, "
             f"{os.cpu_count()} CPUs, load average at start {load[0]:.1f}")
     print(head, flush=True)
-    out = [head, ""]
+    roof = rooflines()
+    print(roof, flush=True)
+    out = [head, "", roof, ""]
     for s in sections:
         print(f"\n## {s}", flush=True)
         out += [f"## {s}", ""]
@@ -396,6 +541,14 @@ def main(argv: list[str] | None = None) -> int:
             out += section_step(args)
         elif s == "memory":
             out += section_memory(args, mem_shapes)
+        elif s == "bf16":
+            out += section_bf16(args, [(50, 16, 256), (50, 64, 512)] if args.quick else
+                                [(50, 16, 256), (50, 64, 256), (50, 64, 512)])
+        elif s == "inference":
+            out += section_inference(args, [(50, 16, 256), (50, 64, 512)] if args.quick else
+                                     [(50, 16, 256), (50, 64, 256), (50, 64, 512)])
+        elif s == "overhead":
+            out += section_overhead(args)
         out.append("")
     out.append(f"load average at end {os.getloadavg()[0]:.1f}")
     if args.out:

@@ -4,6 +4,7 @@
 // weights: bfloat16 GEMMs, float32 gate math).
 #pragma once
 #include <torch/extension.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 
 #include <cstdint>
 #include <initializer_list>
@@ -87,39 +88,71 @@ inline void check_floating(const at::Tensor& t, const char* name) {
   TORCH_CHECK(t.dim() == 3, name, ": expected a 3-D (T, B, *) tensor, got ", t.dim(), "-D");
 }
 
-// One per-step GEMM y (rows, N) = a (rows, K) @ w (K, N), with a and y in the state's dtype
-// and w in the GEMM dtype. Same dtype: one at::mm_out. bfloat16 w under a float32 state: a is
-// rounded to bfloat16, torch's bfloat16 GEMM accumulates in float32 (oneDNN; AMX where the CPU
-// has it) and rounds y to bfloat16, which is widened back to float32 for the gate math.
+// torch's oneDNN linear (mkldnn::_linear_pointwise: y = a w^T on dense tensors), or nullptr
+// where this torch build has none. On CPUs where MKL's sgemm runs its generic path (AMD) it is
+// ~2x faster than at::mm for a step's GEMM; it costs ~40 us a call, so small GEMMs keep at::mm.
+using LinearFn = at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+                            c10::string_view, c10::List<std::optional<c10::Scalar>>,
+                            std::optional<c10::string_view>);
+inline const c10::TypedOperatorHandle<LinearFn>* onednn_linear() {
+  static const c10::TypedOperatorHandle<LinearFn>* op = []() -> const c10::TypedOperatorHandle<LinearFn>* {
+    auto h = c10::Dispatcher::singleton().findSchema({"mkldnn::_linear_pointwise", ""});
+    if (!h.has_value()) return nullptr;
+    try {
+      return new c10::TypedOperatorHandle<LinearFn>(h->typed<LinearFn>());
+    } catch (const std::exception&) {  // another signature in this torch: keep at::mm
+      return nullptr;
+    }
+  }();
+  return op;
+}
+
+// multiply-adds from which a step's GEMM goes to oneDNN (measured crossover ~16 x 512 x 128)
+constexpr int64_t ONEDNN_MIN_MACS = int64_t(1) << 22;
+
+// One per-step GEMM y (rows, N) = a (rows, K) @ w^T for a weight w (N, K), with a and y in the
+// state's dtype and w in the GEMM dtype. Same dtype: at::mm_out (or oneDNN for big float32
+// GEMMs). bfloat16 w under a float32 state: a is rounded to bfloat16, torch's bfloat16 GEMM
+// accumulates in float32 (oneDNN; AMX where the CPU has it) and rounds y to bfloat16, which is
+// widened back to float32 for the gate math. The weight is prepared once per sequence.
 class StepGemm {
  public:
   StepGemm() = default;
-  StepGemm(at::Tensor w, int64_t rows, const at::TensorOptions& state)
-      : w_(std::move(w)), mixed_(w_.scalar_type() != state.dtype().toScalarType()) {
-    if (mixed_) {
-      a_lo_ = at::empty({rows, w_.size(0)}, state.dtype(w_.scalar_type()));
-      y_lo_ = at::empty({rows, w_.size(1)}, state.dtype(w_.scalar_type()));
+  StepGemm(const at::Tensor& w, int64_t rows, int64_t T, const at::TensorOptions& state)
+      : mixed_(w.scalar_type() != state.dtype().toScalarType()) {
+    const at::ScalarType g = w.scalar_type();
+    use_onednn_ = (g == at::kFloat || g == at::kBFloat16) && onednn_linear() != nullptr &&
+                  (mixed_ || rows * w.size(0) * w.size(1) >= ONEDNN_MIN_MACS);
+    if (use_onednn_) {
+      w_ = w.contiguous();  // (N, K)
+    } else {
+      // (K, N) contiguous: a plain NN GEMM is faster than the transposed view; the copy pays
+      // off over a sequence, not for one streaming step
+      w_ = T > 2 ? w.t().contiguous() : w.t();
     }
+    if (mixed_) a_lo_ = at::empty({rows, w.size(1)}, state.dtype(g));
+    if (mixed_ && !use_onednn_) y_lo_ = at::empty({rows, w.size(0)}, state.dtype(g));
   }
   void operator()(at::Tensor y, const at::Tensor& a) {
-    if (!mixed_) {
-      at::mm_out(y, a, w_);
-      return;
+    const at::Tensor* in = &a;
+    if (mixed_) {
+      a_lo_.copy_(a);
+      in = &a_lo_;
     }
-    a_lo_.copy_(a);
-    at::mm_out(y_lo_, a_lo_, w_);
-    y.copy_(y_lo_);
+    if (use_onednn_) {
+      y.copy_(onednn_linear()->call(*in, w_, std::nullopt, "none",
+                                    c10::List<std::optional<c10::Scalar>>(), c10::string_view("")));
+    } else if (mixed_) {
+      at::mm_out(y_lo_, *in, w_);
+      y.copy_(y_lo_);
+    } else {
+      at::mm_out(y, *in, w_);
+    }
   }
 
  private:
   at::Tensor w_, a_lo_, y_lo_;
-  bool mixed_ = false;
+  bool mixed_ = false, use_onednn_ = false;
 };
-
-// A weight (N, K) as the (K, N) right operand of a per-step GEMM: a contiguous transpose pays
-// off over a sequence (a plain NN GEMM is faster than the transposed view), not for one step.
-inline at::Tensor step_operand(const at::Tensor& w, int64_t T) {
-  return T > 2 ? w.t().contiguous() : w.t();
-}
 
 }  // namespace lstmkit

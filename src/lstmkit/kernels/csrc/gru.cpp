@@ -32,7 +32,7 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& xg, const at::Tensor& h0,
   at::Tensor hn = at::empty({save ? T : 1, B, H}, opts);
   at::Tensor hh = at::empty({B, G}, opts);
   at::Tensor hrb = on(rec) ? at::empty({B, H}, opts) : at::Tensor();
-  lstmkit::StepGemm rec_gemm(lstmkit::step_operand(w_hh, T), B, opts);
+  lstmkit::StepGemm rec_gemm(w_hh, B, T, opts);
   std::vector<S> zeros(H, S(0));
   const S* bhn = on(b_hn) ? b_hn.data_ptr<S>() : zeros.data();
   const S* kh = on(keep_h) ? keep_h.data_ptr<S>() : nullptr;
@@ -75,7 +75,7 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& dy, const at::Tensor& dh
                                       const at::Tensor& rec, const at::Tensor& keep_h) {
   const int64_t T = act.size(0), B = act.size(1), G = act.size(2), H = h_all.size(2);
   auto opts = act.options();
-  lstmkit::StepGemm rec_gemm(w_hh, B, opts);  // (G, H): d h_prev = d hh W_hh
+  lstmkit::StepGemm rec_gemm(w_hh.t(), B, T, opts);  // d h_prev (B, H) = d hh W_hh
   at::Tensor dh = on(dh_n) ? dh_n.clone() : at::zeros({B, H}, opts);
   at::Tensor dhh_all = at::empty({T, B, G}, opts);  // d of the recurrent GEMM output (n: d hn)
   at::Tensor dan_all = at::empty({T, B, H}, opts);  // d n pre-activation (= d xg_n)

@@ -67,9 +67,9 @@ struct LstmForward {
     if (proj) {
       m = at::empty({B, H}, opts);
       hproj = at::empty({B, P}, opts);
-      proj_gemm = lstmkit::StepGemm(lstmkit::step_operand(w_hr, T), B, opts);
+      proj_gemm = lstmkit::StepGemm(w_hr, B, T, opts);
     }
-    rec_gemm = lstmkit::StepGemm(lstmkit::step_operand(w_hh, T), B, opts);
+    rec_gemm = lstmkit::StepGemm(w_hh, B, T, opts);
     zeros.assign(H > P ? H : P, S(0));
     xg_p = xg.data_ptr<S>();
     wci = on(w_ci) ? w_ci.data_ptr<S>() : zeros.data();
@@ -229,10 +229,10 @@ struct LstmBackward {
     dcn_row = at::empty({B, H}, opts);
     if (proj) {
       dm = at::empty({B, H}, opts);
-      proj_gemm = lstmkit::StepGemm(w_hr, B, opts);  // (P, H): d m = d h W_hr
+      proj_gemm = lstmkit::StepGemm(w_hr.t(), B, T, opts);  // d m (B, H) = d h W_hr
     }
     if (ln) dtot = at::empty({B, H}, opts);
-    rec_gemm = lstmkit::StepGemm(w_hh, B, opts);  // (G, P): d h_prev = d hh W_hh
+    rec_gemm = lstmkit::StepGemm(w_hh.t(), B, T, opts);  // d h_prev (B, P) = d hh W_hh
     zeros.assign(H > P ? H : P, S(0));
     dy_p = ptr_or_null<S>(dy);
     c_p = c_all.data_ptr<S>();

@@ -26,7 +26,7 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& xg, const at::Tensor& h0,
   at::Tensor h_new = at::empty({T, B, H}, opts);  // before the keep blend
   at::Tensor hh = at::empty({B, H}, opts);
   at::Tensor hrb = on(rec) ? at::empty({B, H}, opts) : at::Tensor();
-  lstmkit::StepGemm rec_gemm(lstmkit::step_operand(w_hh, T), B, opts);
+  lstmkit::StepGemm rec_gemm(w_hh, B, T, opts);
   std::vector<S> zeros(H, S(0));
   const S* kh = on(keep_h) ? keep_h.data_ptr<S>() : nullptr;
   const S* xg_p = xg.data_ptr<S>();
@@ -55,7 +55,7 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& dy, const at::Tensor& dh
                                       const at::Tensor& rec, const at::Tensor& keep_h, bool relu) {
   const int64_t T = h_new.size(0), B = h_new.size(1), H = h_new.size(2);
   auto opts = h_new.options();
-  lstmkit::StepGemm rec_gemm(w_hh, B, opts);  // (G, H): d h_prev = d hh W_hh
+  lstmkit::StepGemm rec_gemm(w_hh.t(), B, T, opts);  // d h_prev (B, H) = d hh W_hh
   at::Tensor dh = on(dh_n) ? dh_n.clone() : at::zeros({B, H}, opts);
   at::Tensor da_all = at::empty({T, B, H}, opts);
   at::Tensor dhr = at::empty({B, H}, opts);
