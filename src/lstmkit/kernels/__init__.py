@@ -126,9 +126,9 @@ def linear(a: Tensor, w: Tensor, bias: Tensor | None = None) -> Tensor:
     >>> torch.allclose(linear(a, w), a @ w.t(), atol=1e-4)
     True
     """
-    if (_ONEDNN is not None and a.dtype in (torch.float32, torch.bfloat16) and a.dtype == w.dtype
-            and a.numel() * w.shape[0] >= _ONEDNN_MIN_MACS and a.device.type == "cpu"
-            and (bias is None or bias.dtype == a.dtype)):
+    if (a.numel() * w.shape[0] >= _ONEDNN_MIN_MACS and _ONEDNN is not None  # small: at::mm
+            and a.dtype in (torch.float32, torch.bfloat16) and a.dtype == w.dtype
+            and a.device.type == "cpu" and (bias is None or bias.dtype == a.dtype)):
         return _ONEDNN(a.contiguous(), w.contiguous(), bias, "none", [], "")
     y = a @ w.t()
     return y if bias is None else y + bias
@@ -255,16 +255,21 @@ def _lstm_core(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, masks: Masks,
         x, h0, c0 = x.to(mix.gemm), h0.to(mix.math), c0.to(mix.math)
         p, masks = _mixed_params(p, mix, _LSTM_GEMMS), _mixed_masks(masks, mix)
     T, B = x.shape[0], x.shape[1]
-    xp = linear(x, p.w_ih)  # (T, B, G), one GEMM for all steps
-    if mix is not None:
-        xp = xp.to(mix.math)
+    bias = p.b_ih + p.b_hh if p.b_ih is not None else None  # (G,)
     ln_ih_stats = None
-    if p.ln_ih_w is None:  # functional.lstm.input_projection's sum, in the math dtype
-        xg, xp = (xp + (p.b_ih + p.b_hh) if p.b_ih is not None else xp), None
-    else:  # LN_ih through torch's fused layer norm; saves (x W_ih^T, mean, rstd)
-        xg, x_mean, x_rstd = torch.native_layer_norm(xp, [xp.shape[-1]], p.ln_ih_w, p.ln_ih_b, LN_EPS)
-        if p.b_ih is not None:
-            xg = xg + (p.b_ih + p.b_hh)
+    if p.ln_ih_w is None:  # functional.lstm.input_projection, the bias inside the GEMM
+        if mix is None:
+            xg, xp = linear(x, p.w_ih, bias), None  # (T, B, G), one GEMM for all steps
+        else:
+            xg, xp = linear(x, p.w_ih).to(mix.math), None
+            xg = xg + bias if bias is not None else xg
+    else:  # LN_ih through torch's fused layer norm; saves (x W_ih^T, mean, rstd). The biases
+        # join LN_ih's shift: LN(xp; w, b) + b_ih + b_hh = LN(xp; w, b + b_ih + b_hh)
+        xp = linear(x, p.w_ih)  # (T, B, G)
+        if mix is not None:
+            xp = xp.to(mix.math)
+        shift = p.ln_ih_b if bias is None else p.ln_ih_b + bias
+        xg, x_mean, x_rstd = torch.native_layer_norm(xp, [xp.shape[-1]], p.ln_ih_w, shift, LN_EPS)
         ln_ih_stats = torch.stack([x_mean, x_rstd]) if save else None  # (2, T, B, 1)
     kc, kh = _keep(masks.keep_c, T, B, c0.shape[-1]), _keep(masks.keep_h, T, B, h0.shape[-1])
     rec = _rec(masks.rec, B, h0.shape[-1])
