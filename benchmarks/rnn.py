@@ -287,21 +287,38 @@ def section_lengths(args, T=100, B=64, H=256) -> list[str]:
 
 
 def section_step(args, B=1, H=256) -> list[str]:
-    """One streaming step without autograd: lstmkit.kernels.lstm_step vs torch.nn.LSTMCell."""
+    """One streaming step without autograd (B=1, H=256, float32) against torch.nn.LSTMCell:
+    ``kernels.lstm_step`` (the packed stepper) for the plain and the peephole LSTM, and the
+    public ``lk.LSTMCell(peephole=True)`` (which streams through it). The weights are 2 MiB of
+    float32: the row "memory floor" is the time to read them once at the copy bandwidth
+    measured here (a 2 MiB tensor copy, read + write counted)."""
+    import lstmkit as lk
+
     torch.manual_seed(0)
     cell = torch.nn.LSTMCell(H, H)
     p = LSTMParams(cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
+    pp = p._replace(w_ci=torch.randn(H) * 0.1, w_cf=torch.randn(H) * 0.1, w_co=torch.randn(H) * 0.1)
+    lk_cell = lk.LSTMCell(H, H, peephole=True)
     x, h, c = torch.randn(B, H), torch.zeros(B, H), torch.zeros(B, H)
 
     def torch_step():
         with torch.no_grad():
             cell(x, (h, c))
 
-    fns = {"torch.nn.LSTMCell": torch_step}
+    def lk_step():
+        with torch.no_grad():
+            lk_cell(x, (h, c))
+
+    src = torch.randn(2 * 4 * H * H // 2)  # 2 MiB of float32 weights
+    dst = torch.empty_like(src)
+    fns = {"torch.nn.LSTMCell": torch_step, "memory floor (2 MiB copy)": lambda: dst.copy_(src)}
     if "fused" in args.engines:
-        fns["kernels.lstm_step"] = lambda: kernels.lstm_step(x, h, c, p)
+        fns["kernels.lstm_step plain"] = lambda: kernels.lstm_step(x, h, c, p)
+        fns["kernels.lstm_step peephole"] = lambda: kernels.lstm_step(x, h, c, pp)
+        fns["lk.LSTMCell(peephole=True), no_grad"] = lk_step
     t = compare(fns, args.runs, args.min_run_ms / 1e3)
-    rows = [f"| streaming step (B={B}, H={H}, no grad) | µs per call | ratio |", "|---|---|---|"]
+    rows = [f"| streaming step (B={B}, H={H}, float32, no grad) | µs per call | ratio to nn.LSTMCell |",
+            "|---|---|---|"]
     for k, v in t.items():
         rows.append(f"| {k} | {v * 1e6:.1f} | {v / t['torch.nn.LSTMCell']:.2f} |")
         print(rows[-1], flush=True)
@@ -347,23 +364,28 @@ def section_memory(args, shapes) -> list[str]:
     return rows
 
 
-def gemm_rate(M: int, N: int, K: int, dtype, min_run_s: float = 0.2) -> float:
-    """GFLOP/s of one (M, K) @ (K, N) GEMM in ``dtype`` through torch (median of 5 runs)."""
-    a, b = torch.randn(M, K).to(dtype), torch.randn(K, N).to(dtype)
-    t = compare({"mm": lambda: a @ b}, 5, min_run_s)["mm"]
+def gemm_rate(M: int, N: int, K: int, dtype, onednn: bool = False, min_run_s: float = 0.2) -> float:
+    """GFLOP/s of one (M, K) @ (K, N) GEMM in ``dtype`` (median of 5 runs): ``torch.mm`` (MKL for
+    float32), or with ``onednn`` the oneDNN linear the kernels use for big GEMMs."""
+    a, w = torch.randn(M, K).to(dtype), torch.randn(N, K).to(dtype)
+    wt = w.t().contiguous()
+    fn = (lambda: kernels.linear(a, w)) if onednn else (lambda: a @ wt)
+    t = compare({"mm": fn}, 5, min_run_s)["mm"]
     return 2 * M * N * K / t / 1e9
 
 
 def rooflines() -> str:
-    big = (50 * 64, 4 * 512, 512)  # T*B rows of the input projection at T=50, B=64, H=512
-    step = (64, 4 * 512, 512)  # one step's recurrent GEMM at B=64, H=512
-    r = {(n, d): gemm_rate(*shape, d) for n, shape in (("big", big), ("step", step))
-         for d in (torch.float32, torch.bfloat16)}
-    return ("GEMM rates (GFLOP/s): float32 {:.0f} (T*B=3200 x 2048 x 512) / {:.0f} (64 x 2048 x 512 "
-            "per step); bfloat16 {:.0f} / {:.0f}; bf16/f32 {:.2f} / {:.2f}").format(
-        r["big", torch.float32], r["step", torch.float32], r["big", torch.bfloat16],
-        r["step", torch.bfloat16], r["big", torch.bfloat16] / r["big", torch.float32],
-        r["step", torch.bfloat16] / r["step", torch.float32])
+    """The machine's GEMM rates: the rooflines of the GFLOP/s columns."""
+    shapes = {"T*B=3200 x 2048 x 512": (50 * 64, 4 * 512, 512),  # input projection, B=64 H=512
+              "64 x 2048 x 512 (one step)": (64, 4 * 512, 512)}
+    parts = []
+    for name, shape in shapes.items():
+        f32 = gemm_rate(*shape, torch.float32)
+        f32d = gemm_rate(*shape, torch.float32, onednn=True)
+        bf16 = gemm_rate(*shape, torch.bfloat16)
+        parts.append(f"{name}: float32 {f32:.0f} (torch.mm/MKL), {f32d:.0f} (oneDNN), bfloat16 "
+                     f"{bf16:.0f} (bf16/f32 oneDNN {bf16 / f32d:.2f})")
+    return "GEMM rates, GFLOP/s: " + "; ".join(parts)
 
 
 def _bf16_copy(t: torch.Tensor | None) -> torch.Tensor | None:

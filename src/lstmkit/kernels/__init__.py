@@ -373,11 +373,34 @@ def lstm_inference(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, masks: Mask
 def lstm_step(x: Tensor, h: Tensor, c: Tensor, p: LSTMParams) -> tuple[Tensor, Tensor]:
     """Streaming single step without autograd. x: (B, I), h: (B, P), c: (B, H) -> (h, c).
 
-    One C++ call (input GEMM, recurrent GEMM, fused gate pass): the low-overhead path for cells
-    and stateful inference. Weights must be contiguous.
+    The low-overhead path for cells and stateful inference. Plain, peephole and coupled LSTMs in
+    float32/float64 run a packed stepper: ``[W_ih | W_hh]`` packed once (cached per weight
+    storage and version, so an optimizer step or an in-place edit repacks) and one GEMM over
+    ``[x, h]`` per step. Projection and layer norm take one C++ call per step (input GEMM,
+    recurrent GEMM, fused gate pass).
     """
+    if p.w_hr is None and p.ln_hh_w is None and x.dtype in (torch.float32, torch.float64):
+        return tuple(_stepper(p).step(x, h, c))
     return tuple(_ext().lstm_step(x.contiguous(), h, c, *[_NONE if t is None else t for t in p],
                                   is_coupled(p)))
+
+
+_STEPPERS: dict = {}
+_STEP_FIELDS = 8  # w_ih, w_hh, b_ih, b_hh, w_hr, w_ci, w_cf, w_co
+
+
+def _stepper(p: LSTMParams):
+    """The packed stepper of these weights (their storage, version and dtype are the key)."""
+    key = tuple(None if t is None else (t.data_ptr(), t._version, t.dtype, t.shape)
+                for t in p[:_STEP_FIELDS])
+    st = _STEPPERS.get(key)
+    if st is None:
+        if len(_STEPPERS) >= 16:  # old versions of updated weights: drop them all
+            _STEPPERS.clear()
+        st = _STEPPERS[key] = _ext().LstmStepper(
+            p.w_ih, p.w_hh, *[_NONE if t is None else t for t in (p.b_ih, p.b_hh, p.w_ci, p.w_cf, p.w_co)],
+            is_coupled(p))
+    return st
 
 
 def _masked(dy: Tensor | None, out: Tensor | None) -> Tensor | None:

@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 
 CSRC = Path(__file__).parent / "csrc"
-SOURCES = ["lstm.cpp", "gru.cpp", "rnn.cpp", "bindings.cpp"]
+SOURCES = ["lstm.cpp", "gru.cpp", "rnn.cpp", "step.cpp", "bindings.cpp"]
 HEADERS = ["fastmath.h", "common.h", "gates.h", "kernels.h"]
 
 _lock = threading.Lock()
