@@ -3,10 +3,17 @@
 Symbols: T time, B batch, I input, H hidden (cell), P output width (proj_size, or H),
 G gate rows (4H: i, f, g, o; 3H when coupled).
 
-The C++ sources in ``csrc/`` are built on first use as a torch extension with ninja and cached
-(``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/lstmkit/kernels``). When they cannot be built,
-``available()`` warns once and returns False, and callers fall back to the reference engine:
-a kernel is never the only implementation of anything.
+The C++ sources in ``csrc/`` are built as a torch extension with ninja and cached
+(``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/lstmkit/kernels``): at set-up by
+``python -m lstmkit.kernels build`` (``make`` runs it), else on first use, saying so on stderr.
+When they cannot be built, ``available()`` warns once and returns False, and callers fall back
+to the reference engine: a kernel is never the only implementation of anything.
+
+GEMMs: the big ones (input projection, weight and input gradients) and each step's recurrent
+GEMM from ~4M multiply-adds go through torch's oneDNN linear (``linear`` below); on this AMD
+CPU MKL's sgemm runs its generic path and oneDNN is ~2x faster. Smaller ones use ``at::mm``.
+Under ``no_grad``/``inference_mode`` each family runs a forward-only path (no autograd node,
+nothing saved).
 
 Precision: float32 and float64 run in their own dtype. bfloat16 inputs (a module in bfloat16), and
 float32 inputs under ``torch.autocast("cpu", dtype=torch.bfloat16)``, run *mixed*: every GEMM in
@@ -390,7 +397,9 @@ _STEP_FIELDS = 8  # w_ih, w_hh, b_ih, b_hh, w_hr, w_ci, w_cf, w_co
 
 
 def _stepper(p: LSTMParams):
-    """The packed stepper of these weights (their storage, version and dtype are the key)."""
+    """The packed stepper of these weights (their storage, version and dtype are the key). Its
+    workspace is reused between steps; its ``step`` holds the GIL (pybind11's default), so
+    threads sharing one stepper (a server's pool) take turns."""
     key = tuple(None if t is None else (t.data_ptr(), t._version, t.dtype, t.shape)
                 for t in p[:_STEP_FIELDS])
     st = _STEPPERS.get(key)
