@@ -188,3 +188,13 @@ def test_forward_only_path_equals_the_training_forward(name, dtype):
     for a, b in zip(inf_h if isinstance(inf_h, tuple) else [inf_h],
                     train_h if isinstance(train_h, tuple) else [train_h]):
         torch.testing.assert_close(a, b.detach(), rtol=0, atol=0)
+
+
+def test_float16_autocast_leaves_the_fused_float32_path_exact():
+    torch.manual_seed(0)
+    m = lk.LSTM(4, 6, peephole=True, engine="fused")
+    x = torch.randn(5, 2, 4)
+    with torch.autocast("cpu", dtype=torch.float16):
+        y, _ = m(x)
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y, m(x)[0], rtol=0, atol=0)

@@ -165,11 +165,13 @@ def _grads_out(ctx, dx, dstate, g: dict, mix: Mixed | None) -> tuple:
 
 
 class _NoAutocast:
-    """``torch.autocast("cpu", enabled=False)`` for a mixed call (its dtypes are explicit), a no-op
-    context for a plain one (no cost on the float32 path)."""
+    """``torch.autocast("cpu", enabled=False)`` for a mixed call (its dtypes are explicit) or any
+    call under CPU autocast (float16 autocast must not recast a plain call's GEMMs), a no-op
+    context otherwise (no cost on the float32 path)."""
 
     def __init__(self, mix: Mixed | None):
-        self.cm = torch.autocast("cpu", enabled=False) if mix is not None else None
+        off = mix is not None or torch.is_autocast_enabled("cpu")
+        self.cm = torch.autocast("cpu", enabled=False) if off else None
 
     def __enter__(self):
         if self.cm is not None:
