@@ -13,6 +13,10 @@ weights as the torch module: ``reference`` = ``functional.lstm.lstm`` (hand BPTT
 
     python -m benchmarks.rnn --quick
     python -m benchmarks.rnn --sections grid,variants,lengths,step,memory
+    python -m benchmarks.rnn --sections bf16,inference,step,overhead
+
+The header records the machine's float32 and bfloat16 GEMM rates (the rooflines beside every
+GFLOP/s column): a big GEMM (the input projection of T=50, B=64, H=512) and a per-step one.
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ from lstmkit.functional.lstm import lstm as lstm_reference
 
 GRID = [(50, B, H) for B in (1, 16, 64) for H in (64, 128, 256, 512)] + [(100, 64, 512)]
 QUICK_GRID = [(50, 1, 64), (50, 16, 256), (50, 64, 256), (50, 64, 512)]
-SECTIONS = ("grid", "gru", "variants", "lengths", "step", "memory")
+SECTIONS = ("grid", "gru", "variants", "lengths", "step", "memory", "bf16", "inference", "overhead")
+VARIANTS = ("plain", "peephole", "coupled", "layer_norm")
 
 
 # --------------------------------------------------------------------------- timing
@@ -282,21 +287,38 @@ def section_lengths(args, T=100, B=64, H=256) -> list[str]:
 
 
 def section_step(args, B=1, H=256) -> list[str]:
-    """One streaming step without autograd: lstmkit.kernels.lstm_step vs torch.nn.LSTMCell."""
+    """One streaming step without autograd (B=1, H=256, float32) against torch.nn.LSTMCell:
+    ``kernels.lstm_step`` (the packed stepper) for the plain and the peephole LSTM, and the
+    public ``lk.LSTMCell(peephole=True)`` (which streams through it). The weights are 2 MiB of
+    float32: the row "memory floor" is the time to read them once at the copy bandwidth
+    measured here (a 2 MiB tensor copy, read + write counted)."""
+    import lstmkit as lk
+
     torch.manual_seed(0)
     cell = torch.nn.LSTMCell(H, H)
     p = LSTMParams(cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
+    pp = p._replace(w_ci=torch.randn(H) * 0.1, w_cf=torch.randn(H) * 0.1, w_co=torch.randn(H) * 0.1)
+    lk_cell = lk.LSTMCell(H, H, peephole=True)
     x, h, c = torch.randn(B, H), torch.zeros(B, H), torch.zeros(B, H)
 
     def torch_step():
         with torch.no_grad():
             cell(x, (h, c))
 
-    fns = {"torch.nn.LSTMCell": torch_step}
+    def lk_step():
+        with torch.no_grad():
+            lk_cell(x, (h, c))
+
+    src = torch.randn(2 * 4 * H * H // 2)  # 2 MiB of float32 weights
+    dst = torch.empty_like(src)
+    fns = {"torch.nn.LSTMCell": torch_step, "memory floor (2 MiB copy)": lambda: dst.copy_(src)}
     if "fused" in args.engines:
-        fns["kernels.lstm_step"] = lambda: kernels.lstm_step(x, h, c, p)
+        fns["kernels.lstm_step plain"] = lambda: kernels.lstm_step(x, h, c, p)
+        fns["kernels.lstm_step peephole"] = lambda: kernels.lstm_step(x, h, c, pp)
+        fns["lk.LSTMCell(peephole=True), no_grad"] = lk_step
     t = compare(fns, args.runs, args.min_run_ms / 1e3)
-    rows = [f"| streaming step (B={B}, H={H}, no grad) | µs per call | ratio |", "|---|---|---|"]
+    rows = [f"| streaming step (B={B}, H={H}, float32, no grad) | µs per call | ratio to nn.LSTMCell |",
+            "|---|---|---|"]
     for k, v in t.items():
         rows.append(f"| {k} | {v * 1e6:.1f} | {v / t['torch.nn.LSTMCell']:.2f} |")
         print(rows[-1], flush=True)
@@ -342,6 +364,149 @@ def section_memory(args, shapes) -> list[str]:
     return rows
 
 
+def gemm_rate(M: int, N: int, K: int, dtype, onednn: bool = False, min_run_s: float = 0.2) -> float:
+    """GFLOP/s of one (M, K) @ (K, N) GEMM in ``dtype`` (median of 5 runs): ``torch.mm`` (MKL for
+    float32), or with ``onednn`` the oneDNN linear the kernels use for big GEMMs."""
+    a, w = torch.randn(M, K).to(dtype), torch.randn(N, K).to(dtype)
+    wt = w.t().contiguous()
+    fn = (lambda: kernels.linear(a, w)) if onednn else (lambda: a @ wt)
+    t = compare({"mm": fn}, 5, min_run_s)["mm"]
+    return 2 * M * N * K / t / 1e9
+
+
+def rooflines() -> str:
+    """The machine's GEMM rates: the rooflines of the GFLOP/s columns."""
+    shapes = {"T*B=3200 x 2048 x 512": (50 * 64, 4 * 512, 512),  # input projection, B=64 H=512
+              "64 x 2048 x 512 (one step)": (64, 4 * 512, 512)}
+    parts = []
+    for name, shape in shapes.items():
+        f32 = gemm_rate(*shape, torch.float32)
+        f32d = gemm_rate(*shape, torch.float32, onednn=True)
+        bf16 = gemm_rate(*shape, torch.bfloat16)
+        parts.append(f"{name}: float32 {f32:.0f} (torch.mm/MKL), {f32d:.0f} (oneDNN), bfloat16 "
+                     f"{bf16:.0f} (bf16/f32 oneDNN {bf16 / f32d:.2f})")
+    return "GEMM rates, GFLOP/s: " + "; ".join(parts)
+
+
+def _bf16_copy(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.detach().bfloat16().requires_grad_(t.requires_grad)
+
+
+def section_bf16(args, shapes) -> list[str]:
+    """fwd+bwd in bfloat16: each LSTM variant (fused, bf16 params and input) and the GRU against
+    torch.nn.LSTM/GRU in bfloat16 and in float32, and against the same fused call in float32."""
+    head = ("| family | T | B | H | torch bf16 ms | torch f32 ms | fused bf16 ms | fused f32 ms | "
+            "fused bf16 / torch bf16 | fused bf16 / fused f32 | torch bf16 / torch f32 |")
+    rows = [head, "|" + "---|" * (head.count("|") - 1)]
+    for T, B, H in shapes:
+        I = H
+        for fam in (*VARIANTS, "gru"):
+            torch.manual_seed(0)
+            gru = fam == "gru"
+            m = torch.nn.GRU(I, H) if gru else torch.nn.LSTM(I, H)
+            m16 = torch.nn.GRU(I, H) if gru else torch.nn.LSTM(I, H)
+            m16.load_state_dict(m.state_dict())
+            m16 = m16.bfloat16()
+            x, h0, c0 = inputs(T, B, I, H)
+            x16 = x.detach().bfloat16().requires_grad_()
+            h16, c16 = h0.bfloat16(), c0.bfloat16()
+            if gru:
+                p = GRUParams(m.weight_ih_l0, m.weight_hh_l0, m.bias_ih_l0, m.bias_hh_l0)
+            else:
+                p = params_of(m) if fam == "plain" else variant_params(I, H, fam)
+            p16 = type(p)(*[_bf16_copy(t) for t in p])
+
+            def torch_step(m, x, h0, c0, gru=gru):
+                leaves = [x, *m.parameters()]
+
+                def step():
+                    y, _ = m(x, h0[None] if gru else (h0[None], c0[None]))
+                    y.float().sum().backward()
+                    for t in leaves:
+                        t.grad = None
+                return step
+
+            def fused_step(x, h0, c0, p, gru=gru):
+                leaves = [x, *[t for t in p if t is not None]]
+
+                def step():
+                    y = kernels.gru(x, h0, p)[0] if gru else kernels.lstm(x, h0, c0, p)[0]
+                    y.float().sum().backward()
+                    for t in leaves:
+                        t.grad = None
+                return step
+
+            fns = {"torch bf16": torch_step(m16, x16, h16, c16), "torch f32": torch_step(m, x, h0, c0),
+                   "fused bf16": fused_step(x16, h16, c16, p16), "fused f32": fused_step(x, h0, c0, p)}
+            t = compare(fns, args.runs, args.min_run_ms / 1e3)
+            cells = [fam, f"{T}", f"{B}", f"{H}", *[f"{t[k] * 1e3:.2f}" for k in fns],
+                     f"{t['fused bf16'] / t['torch bf16']:.2f}", f"{t['fused bf16'] / t['fused f32']:.2f}",
+                     f"{t['torch bf16'] / t['torch f32']:.2f}"]
+            rows.append("| " + " | ".join(cells) + " |")
+            print(rows[-1], flush=True)
+    return rows
+
+
+def section_inference(args, shapes) -> list[str]:
+    """Forward under inference_mode: each variant through the fused forward-only path (and the
+    layer, ``lk.LSTM``, which picks it under ``auto``) against the plain torch.nn.LSTM (float32)."""
+    import lstmkit as lk
+
+    head = ("| variant | T | B | H | torch plain ms | fused ms | lk.LSTM(auto) ms | fused / torch | "
+            "lk.LSTM / torch | fused GFLOP/s |")
+    rows = [head, "|" + "---|" * (head.count("|") - 1)]
+    for T, B, H in shapes:
+        I = H
+        m = torch_lstm(I, H)
+        x, h0, c0 = inputs(T, B, I, H)
+        x = x.detach()
+        for variant in VARIANTS:
+            p = params_of(m) if variant == "plain" else variant_params(I, H, variant)
+            opts = {} if variant == "plain" else {variant: True}
+            layer = lk.LSTM(I, H, **opts)  # its own weights: only the time matters here
+
+            def run_torch(m=m, x=x, h0=h0, c0=c0):
+                with torch.inference_mode():
+                    m(x, (h0[None], c0[None]))
+
+            def run_fused(p=p, x=x, h0=h0, c0=c0):
+                with torch.inference_mode():
+                    kernels.lstm(x, h0, c0, p)
+
+            def run_layer(layer=layer, x=x):
+                with torch.inference_mode():
+                    layer(x)
+
+            t = compare({"torch": run_torch, "fused": run_fused, "layer": run_layer}, args.runs,
+                        args.min_run_ms / 1e3)
+            G = 3 if variant == "coupled" else 4
+            cells = [variant, f"{T}", f"{B}", f"{H}", f"{t['torch'] * 1e3:.2f}", f"{t['fused'] * 1e3:.2f}",
+                     f"{t['layer'] * 1e3:.2f}", f"{t['fused'] / t['torch']:.2f}",
+                     f"{t['layer'] / t['torch']:.2f}", f"{gflops(T, B, I, H, False, t['fused'], G):.1f}"]
+            rows.append("| " + " | ".join(cells) + " |")
+            print(rows[-1], flush=True)
+    return rows
+
+
+def section_overhead(args, T=3, B=2, H=8) -> list[str]:
+    """Per-call overhead at a tiny size (T=3, B=2, H=8), fwd+bwd and no-grad forward: the fused
+    call (Python glue + C++) against torch.nn.LSTM; microseconds per call."""
+    m = torch_lstm(H, H)
+    x, h0, c0 = inputs(T, B, H, H)
+    rows = ["| T=3 B=2 H=8 | torch µs | fused µs | fused - torch µs | ratio |", "|---|---|---|---|---|"]
+    for variant in ("plain", "peephole"):
+        p = params_of(m) if variant == "plain" else variant_params(H, H, variant)
+        for train in (False, True):
+            t = compare({"torch": torch_fn(m, x, h0, c0, train),
+                         "fused": engine_fn("fused", x, h0, c0, p, Masks(), train)},
+                        args.runs, args.min_run_ms / 1e3)
+            mode = "fwd+bwd" if train else "fwd (no_grad)"
+            rows.append(f"| {variant} {mode} | {t['torch'] * 1e6:.1f} | {t['fused'] * 1e6:.1f} | "
+                        f"{(t['fused'] - t['torch']) * 1e6:.1f} | {t['fused'] / t['torch']:.2f} |")
+            print(rows[-1], flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.rnn", description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="a small grid and fewer runs")
@@ -379,7 +544,9 @@ def main(argv: list[str] | None = None) -> int:
     head = (f"torch {torch.__version__}, {args.threads} threads, engines {args.engines}, "
             f"{os.cpu_count()} CPUs, load average at start {load[0]:.1f}")
     print(head, flush=True)
-    out = [head, ""]
+    roof = rooflines()
+    print(roof, flush=True)
+    out = [head, "", roof, ""]
     for s in sections:
         print(f"\n## {s}", flush=True)
         out += [f"## {s}", ""]
@@ -396,6 +563,14 @@ def main(argv: list[str] | None = None) -> int:
             out += section_step(args)
         elif s == "memory":
             out += section_memory(args, mem_shapes)
+        elif s == "bf16":
+            out += section_bf16(args, [(50, 16, 256), (50, 64, 512)] if args.quick else
+                                [(50, 16, 256), (50, 64, 256), (50, 64, 512)])
+        elif s == "inference":
+            out += section_inference(args, [(50, 16, 256), (50, 64, 512)] if args.quick else
+                                     [(50, 16, 256), (50, 64, 256), (50, 64, 512)])
+        elif s == "overhead":
+            out += section_overhead(args)
         out.append("")
     out.append(f"load average at end {os.getloadavg()[0]:.1f}")
     if args.out:

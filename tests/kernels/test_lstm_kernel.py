@@ -120,7 +120,8 @@ def test_padded_outputs_are_zero_and_state_is_each_sequences_last():
     torch.testing.assert_close(c_n[1:2], c1)
 
 
-@pytest.mark.parametrize("combo", [(False,) * 4, (True, True, True, True)], ids=combo_id)
+@pytest.mark.parametrize("combo", [(False,) * 4, (True, False, False, False), (True, True, False, False),
+                                   (True, True, True, True)], ids=combo_id)
 def test_streaming_step_equals_one_step_of_the_sequence(combo):
     dtype = torch.float32
     p = make_params(*combo, dtype)
@@ -133,6 +134,19 @@ def test_streaming_step_equals_one_step_of_the_sequence(combo):
             h, c = kernels.lstm_step(x[t], h, c, p)
             torch.testing.assert_close(h, y[t], **TOL[dtype])
     assert not h.requires_grad
+
+
+def test_packed_streaming_step_repacks_after_an_in_place_weight_update():
+    p = make_params(True, False, False, False, torch.float32)
+    x, h0, c0 = inputs(H, torch.float32)
+    with torch.no_grad():
+        kernels.lstm_step(x[0], h0, c0, p)  # packs these weights
+        p.w_hh.mul_(0.5)  # as an optimizer step would (same storage, new version)
+        p.w_ci.add_(1.0)
+        h, c = kernels.lstm_step(x[0], h0, c0, p)
+        _, h_ref, c_ref = lstm_reference(x[:1], h0, c0, p)
+    torch.testing.assert_close(h, h_ref, **TOL[torch.float32])
+    torch.testing.assert_close(c, c_ref, **TOL[torch.float32])
 
 
 def test_supports_says_no_to_what_it_cannot_serve():

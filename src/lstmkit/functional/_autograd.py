@@ -47,11 +47,19 @@ def apply_args(opts: tuple, x: Tensor, state, masks: Masks, params) -> tuple:
     return (opts, x, *state, *masks, *params)
 
 
+# NamedTuples are rebuilt with ``_make`` (tuple.__new__ in C): the keyword-parsing ``__new__``
+# cost ~1 us each, several per call, which a T=3 step of a small model notices.
+_make_masks = Masks._make
+
+
 def inputs(args: tuple, n_state: int, params_type) -> Inputs:
     """Inverse of ``apply_args`` without ``opts``: ``args`` = (x, *state, *masks, *params)."""
-    x, rest = args[0], args[1:]
-    masks = Masks(*rest[n_state : n_state + N_MASKS])
-    return Inputs(x, tuple(rest[:n_state]), masks, params_type(*rest[n_state + N_MASKS :]))
+    k = n_state + 1
+    return _make_inputs((args[0], args[1:k], _make_masks(args[k : k + N_MASKS]),
+                         params_type._make(args[k + N_MASKS :])))
+
+
+_make_inputs = Inputs._make
 
 
 def save(ctx, saved: tuple, inp: Inputs, **attrs) -> None:
@@ -66,7 +74,8 @@ def load(ctx) -> tuple[tuple, Masks, tuple]:
     """(saved NamedTuple, Masks, params NamedTuple) as ``save`` stored them."""
     saved_type, params_type, n, _ = ctx.glue
     t = ctx.saved_tensors
-    return saved_type(*t[:n]), Masks(*t[n : n + N_MASKS]), params_type(*t[n + N_MASKS :])
+    return (saved_type._make(t[:n]), _make_masks(t[n : n + N_MASKS]),
+            params_type._make(t[n + N_MASKS :]))
 
 
 def _param_needs(ctx) -> tuple[bool, ...]:

@@ -3,10 +3,24 @@
 Symbols: T time, B batch, I input, H hidden (cell), P output width (proj_size, or H),
 G gate rows (4H: i, f, g, o; 3H when coupled).
 
-The C++ sources in ``csrc/`` are built on first use as a torch extension with ninja and cached
-(``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/lstmkit/kernels``). When they cannot be built,
-``available()`` warns once and returns False, and callers fall back to the reference engine:
-a kernel is never the only implementation of anything.
+The C++ sources in ``csrc/`` are built as a torch extension with ninja and cached
+(``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/lstmkit/kernels``): at set-up by
+``python -m lstmkit.kernels build`` (``make`` runs it), else on first use, saying so on stderr.
+When they cannot be built, ``available()`` warns once and returns False, and callers fall back
+to the reference engine: a kernel is never the only implementation of anything.
+
+GEMMs: the big ones (input projection, weight and input gradients) and each step's recurrent
+GEMM from ~4M multiply-adds go through torch's oneDNN linear (``linear`` below); on this AMD
+CPU MKL's sgemm runs its generic path and oneDNN is ~2x faster. Smaller ones use ``at::mm``.
+Under ``no_grad``/``inference_mode`` each family runs a forward-only path (no autograd node,
+nothing saved).
+
+Precision: float32 and float64 run in their own dtype. bfloat16 inputs (a module in bfloat16), and
+float32 inputs under ``torch.autocast("cpu", dtype=torch.bfloat16)``, run *mixed*: every GEMM in
+bfloat16 (torch's oneDNN path, AMX where the CPU has it), the state, gate math and every reduction
+in float32, weight gradients from bfloat16 GEMMs with float32 accumulation, returned in the
+parameters' own dtype (float32 master weights under autocast). Outputs come back in the input's
+dtype.
 
 Split of work (haste-style): Python owns layout, masks and the input projection (one GEMM for all
 steps, ``functional.lstm.input_projection``); C++ runs the whole time loop, each step one GEMM
@@ -32,13 +46,11 @@ from torch.autograd.function import once_differentiable
 from ..functional import _autograd as glue
 from ..functional._common import LN_EPS, Masks, masked_output, sum_bt
 from ..functional.gru import GRUParams
-from ..functional.gru import input_projection as gru_input_projection
-from ..functional.lstm import LSTMParams, input_projection, is_coupled, lstm_weight_grads
+from ..functional.lstm import LSTMParams, is_coupled, lstm_weight_grads
 from ..functional.rnn import RNNParams, check_nonlinearity
-from ..functional.rnn import input_projection as rnn_input_projection
 from . import _loader
 
-__all__ = ["available", "supports", "lstm", "lstm_step", "gru", "rnn"]
+__all__ = ["available", "supports", "lstm", "lstm_step", "gru", "rnn", "mixed"]
 
 _EMPTY: dict = {}
 
@@ -59,14 +71,125 @@ def _cpu_float(t: Tensor | None, dtype) -> bool:
     return t is None or (t.device.type == "cpu" and t.dtype == dtype and not t.is_sparse)
 
 
+_DTYPES = (torch.float32, torch.float64, torch.bfloat16)
+
+
+class Mixed(NamedTuple):
+    """The mixed-precision plan of one call: GEMMs in ``gemm``, state and gate math in ``math``;
+    outputs and gradients in ``orig`` (the input's and the parameters' dtype)."""
+
+    gemm: torch.dtype
+    math: torch.dtype
+    orig: torch.dtype
+
+
+_BF16 = Mixed(torch.bfloat16, torch.float32, torch.bfloat16)
+_AUTOCAST = Mixed(torch.bfloat16, torch.float32, torch.float32)
+
+
+def mixed(x: Tensor) -> Mixed | None:
+    """The mixed plan for input ``x``: bfloat16 input, or float32 under CPU autocast to bfloat16;
+    None (plain: everything in x's dtype) otherwise.
+
+    >>> mixed(torch.zeros(1)) is None
+    True
+    >>> with torch.autocast("cpu", dtype=torch.bfloat16):
+    ...     mixed(torch.zeros(1)).gemm
+    torch.bfloat16
+    """
+    if x.dtype == torch.bfloat16:
+        return _BF16
+    if (x.dtype == torch.float32 and torch.is_autocast_enabled("cpu")
+            and torch.get_autocast_dtype("cpu") == torch.bfloat16):
+        return _AUTOCAST
+    return None
+
+
+def _to(t: Tensor | None, dtype) -> Tensor | None:
+    return t if t is None or t.dtype == dtype else t.to(dtype)
+
+
+def _mixed_params(p, mix: Mixed, gemm_fields: tuple[str, ...]):
+    """The params of a mixed call: GEMM weights in ``mix.gemm``, the rest in ``mix.math``."""
+    return type(p)(*(_to(t, mix.gemm if f in gemm_fields else mix.math)
+                     for f, t in zip(p._fields, p)))
+
+
+def _mixed_masks(masks: Masks, mix: Mixed) -> Masks:
+    return Masks(*(_to(t, mix.math) for t in masks))
+
+
+_ONEDNN = (getattr(torch.ops.mkldnn, "_linear_pointwise", None)
+           if torch.backends.mkldnn.is_available() else None)
+_ONEDNN_MIN_MACS = 1 << 22  # below this, oneDNN's ~40 us per call loses to at::mm
+
+
+def linear(a: Tensor, w: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``a @ w^T (+ bias)``: a (..., K), w (N, K) -> (..., N). Big float32/bfloat16 GEMMs go through
+    torch's oneDNN linear (``mkldnn::_linear_pointwise``): on CPUs where MKL's sgemm runs its
+    generic path (AMD) it is ~2x faster than ``@``. Not differentiable: kernels only.
+
+    >>> a, w = torch.randn(4096, 64), torch.randn(32, 64)
+    >>> torch.allclose(linear(a, w), a @ w.t(), atol=1e-4)
+    True
+    """
+    if (a.numel() * w.shape[0] >= _ONEDNN_MIN_MACS and _ONEDNN is not None  # small: at::mm
+            and a.dtype in (torch.float32, torch.bfloat16) and a.dtype == w.dtype
+            and a.device.type == "cpu" and (bias is None or bias.dtype == a.dtype)):
+        return _ONEDNN(a.contiguous(), w.contiguous(), bias, "none", [], "")
+    y = a @ w.t()
+    return y if bias is None else y + bias
+
+
+def _gemm_grad(dout: Tensor, inp: Tensor, mix: Mixed | None) -> Tensor:
+    """d W = dout^T inp over all T*B rows: (T, B, N), (T, B, K) -> (N, K); one GEMM in the call's
+    GEMM dtype (float32 accumulation inside torch's bfloat16 GEMM), returned in the math dtype."""
+    a, b = dout.reshape(-1, dout.shape[-1]), inp.reshape(-1, inp.shape[-1])
+    if mix is None:
+        return linear(a.t(), b.t())
+    return linear(a.to(mix.gemm).t(), b.to(mix.gemm).t()).to(mix.math)
+
+
+def _input_grad(da: Tensor, w: Tensor, mix: Mixed | None) -> Tensor:
+    """d x = da W: (T, B, G), (G, I) -> (T, B, I), in the call's GEMM dtype."""
+    return linear(da if mix is None else da.to(mix.gemm), w.t())
+
+
+def _grads_out(ctx, dx, dstate, g: dict, mix: Mixed | None) -> tuple:
+    """glue.grads, with a mixed call's gradients cast back to the inputs' dtype."""
+    if mix is not None:
+        dx = _to(dx, mix.orig)
+        dstate = tuple(_to(d, mix.orig) for d in dstate)
+        g = {k: _to(v, mix.orig) for k, v in g.items()}
+    return glue.grads(ctx, dx, dstate, g)
+
+
+class _NoAutocast:
+    """``torch.autocast("cpu", enabled=False)`` for a mixed call (its dtypes are explicit) or any
+    call under CPU autocast (float16 autocast must not recast a plain call's GEMMs), a no-op
+    context otherwise (no cost on the float32 path)."""
+
+    def __init__(self, mix: Mixed | None):
+        off = mix is not None or torch.is_autocast_enabled("cpu")
+        self.cm = torch.autocast("cpu", enabled=False) if off else None
+
+    def __enter__(self):
+        if self.cm is not None:
+            self.cm.__enter__()
+
+    def __exit__(self, *exc):
+        if self.cm is not None:
+            self.cm.__exit__(*exc)
+
+
 def supports(family: str, p, masks: Masks | None, x: Tensor, *, reset_after: bool = True,
              nonlinearity: str = "tanh") -> bool:
     """Whether the fused engine can serve this call (it does not check ``available()``).
 
     ``family``: "lstm" (every option), "gru" (``reset_after=True`` only), "rnn" (tanh, relu);
-    any other family: False.
+    any other family: False. dtypes: float32, float64, bfloat16 (x, params and masks alike).
     """
-    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or x.dim() != 3:
+    if x.device.type != "cpu" or x.dtype not in _DTYPES or x.dim() != 3:
         return False
     if not all(_cpu_float(t, x.dtype) for t in p):
         return False
@@ -130,6 +253,48 @@ class FusedLSTMSaved(NamedTuple):
     c_rstd: Tensor  # (T, B, 1)
 
 
+_LSTM_GEMMS = ("w_ih", "w_hh", "w_hr")
+
+
+def _lstm_core(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, masks: Masks,
+               mix: Mixed | None, save: bool):
+    """One fused LSTM forward: (y, h_n, c_n) in the math dtype, then what a backward needs
+    (``FusedLSTMSaved`` or None without ``save``), and the params and masks as the kernel saw them."""
+    if mix is not None:
+        x, h0, c0 = x.to(mix.gemm), h0.to(mix.math), c0.to(mix.math)
+        p, masks = _mixed_params(p, mix, _LSTM_GEMMS), _mixed_masks(masks, mix)
+    T, B = x.shape[0], x.shape[1]
+    bias = p.b_ih + p.b_hh if p.b_ih is not None else None  # (G,)
+    ln_ih_stats = None
+    if p.ln_ih_w is None:  # functional.lstm.input_projection, the bias inside the GEMM
+        if mix is None:
+            xg, xp = linear(x, p.w_ih, bias), None  # (T, B, G), one GEMM for all steps
+        else:
+            xg, xp = linear(x, p.w_ih).to(mix.math), None
+            xg = xg + bias if bias is not None else xg
+    else:  # LN_ih through torch's fused layer norm; saves (x W_ih^T, mean, rstd). The biases
+        # join LN_ih's shift: LN(xp; w, b) + b_ih + b_hh = LN(xp; w, b + b_ih + b_hh)
+        xp = linear(x, p.w_ih)  # (T, B, G)
+        if mix is not None:
+            xp = xp.to(mix.math)
+        shift = p.ln_ih_b if bias is None else p.ln_ih_b + bias
+        xg, x_mean, x_rstd = torch.native_layer_norm(xp, [xp.shape[-1]], p.ln_ih_w, shift, LN_EPS)
+        ln_ih_stats = torch.stack([x_mean, x_rstd]) if save else None  # (2, T, B, 1)
+    kc, kh = _keep(masks.keep_c, T, B, c0.shape[-1]), _keep(masks.keep_h, T, B, h0.shape[-1])
+    rec = _rec(masks.rec, B, h0.shape[-1])
+    coupled = is_coupled(p)
+    h_all, c_all, act, tc, c_new, hh_hat, hh_rstd, c_hat, c_rstd = _ext().lstm_forward(
+        xg.contiguous(), h0.contiguous(), c0.contiguous(), p.w_hh, _opt(p.w_hr),
+        _opt(p.w_ci), _opt(p.w_cf), _opt(p.w_co), _opt(p.ln_hh_w), _opt(p.ln_hh_b),
+        _opt(p.ln_c_w), _opt(p.ln_c_b), _opt(rec), kc, kh, coupled, bool(save),
+    )
+    # (T, B, P); forward-only: a view of the kernel's buffer, nothing else holds it
+    y = h_all[1:] if masks.out is None and not save else masked_output(h_all[1:], masks.out)
+    saved = FusedLSTMSaved(x, h_all, c_all, act, tc, c_new, ln_ih_stats, xp, hh_hat, hh_rstd,
+                           c_hat, c_rstd) if save else None
+    return y, h_all[T], c_all[T], saved, p, Masks(rec, kc, kh, masks.out)
+
+
 class FusedLSTMFunction(torch.autograd.Function):
     """Same interface as ``functional.lstm.LSTMFunction``:
     ``apply((), x, h0, c0, rec, keep_c, keep_h, out, *params)`` (``functional._autograd``'s layout)."""
@@ -137,77 +302,116 @@ class FusedLSTMFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, opts, *args):
         inp = glue.inputs(args, 2, LSTMParams)
-        x, (h0, c0), p = inp.x, inp.state, inp.params
-        T, B = x.shape[0], x.shape[1]
-        coupled = is_coupled(p)
-        ln_ih_stats = xp = None
-        if p.ln_ih_w is None:
-            xg, _, _ = input_projection(x, p)  # (T, B, G), one GEMM
-        else:  # LN_ih through torch's fused layer norm; saves (x W_ih^T, mean, rstd)
-            xp = x @ p.w_ih.t()  # (T, B, G)
-            xg, x_mean, x_rstd = torch.native_layer_norm(xp, [xp.shape[-1]], p.ln_ih_w, p.ln_ih_b, LN_EPS)
-            if p.b_ih is not None:
-                xg = xg + (p.b_ih + p.b_hh)
-            ln_ih_stats = torch.stack([x_mean, x_rstd])  # (2, T, B, 1)
-        kc, kh = _keep(inp.masks.keep_c, T, B, c0.shape[-1]), _keep(inp.masks.keep_h, T, B, h0.shape[-1])
-        rec = _rec(inp.masks.rec, B, h0.shape[-1])
-        save = torch.is_grad_enabled() or any(ctx.needs_input_grad)
-        h_all, c_all, act, tc, c_new, hh_hat, hh_rstd, c_hat, c_rstd = _ext().lstm_forward(
-            xg.contiguous(), h0.contiguous(), c0.contiguous(), p.w_hh.contiguous(), _opt(p.w_hr),
-            _opt(p.w_ci), _opt(p.w_cf), _opt(p.w_co), _opt(p.ln_hh_w), _opt(p.ln_hh_b),
-            _opt(p.ln_c_w), _opt(p.ln_c_b), _opt(rec), kc, kh, coupled, bool(save),
-        )
-        y = masked_output(h_all[1:], inp.masks.out)  # (T, B, P)
+        mix = mixed(inp.x)
+        save = any(ctx.needs_input_grad)
+        with _NoAutocast(mix):
+            y, h_n, c_n, saved, p, masks = _lstm_core(inp.x, *inp.state, inp.params, inp.masks, mix,
+                                                      save)
         if save:
-            saved = FusedLSTMSaved(x, h_all, c_all, act, tc, c_new, ln_ih_stats, xp, hh_hat,
-                                   hh_rstd, c_hat, c_rstd)
-            glue.save(ctx, saved, inp._replace(masks=Masks(rec, kc, kh, inp.masks.out)),
-                      coupled=coupled)
-        return y, h_all[T].clone(), c_all[T].clone()
+            glue.save(ctx, saved, inp._replace(masks=masks, params=p), coupled=is_coupled(p), mix=mix)
+        if mix is not None:
+            return y.to(mix.orig), h_n.to(mix.orig), c_n.to(mix.orig)
+        return y, h_n.clone(), c_n.clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dy, dh_n, dc_n):
-        s, (rec, kc, kh, out), p = glue.load(ctx)
-        dy = _masked(dy, out)
-        da_all, dhh_all, dh_new_all, dcn_all, dh0, dc0 = _ext().lstm_backward(
-            _opt(dy), _opt(dh_n), _opt(dc_n), s.h_all, s.c_all, s.act, s.tc, s.c_new, s.hh_hat,
-            s.hh_rstd, s.c_hat, s.c_rstd, p.w_hh.contiguous(), _opt(p.w_hr), _opt(p.w_ci),
-            _opt(p.w_cf), _opt(p.w_co), _opt(p.ln_hh_w), _opt(p.ln_c_w), _opt(rec), kc, kh,
-            ctx.coupled,
-        )
-        d_ln_ih = None
-        if p.ln_ih_w is not None:
-            dxp, *d_ln_ih = torch.ops.aten.native_layer_norm_backward(
-                da_all, s.xp, [s.act.shape[-1]], s.ln_ih_stats[0], s.ln_ih_stats[1], p.ln_ih_w,
-                p.ln_ih_b, [True, True, True])
-        else:
-            dxp = da_all
-        c_new = s.c_new if s.c_new.numel() else s.c_all[1:]
-        grads = lstm_weight_grads(p, s.x, s.h_all, s.c_all, s.act, s.tc, c_new, s.hh_hat,
-                                  s.c_hat, rec, da_all, dhh_all, dh_new_all, dcn_all, dxp,
-                                  d_ln_ih, glue.wanted(ctx))
-        dx = dxp @ p.w_ih if glue.needs_dx(ctx) else None  # (T, B, I)
-        return glue.grads(ctx, dx, (dh0, dc0), grads)
+        mix = ctx.mix
+        with _NoAutocast(mix):
+            return _lstm_backward(ctx, dy, dh_n, dc_n, mix)
+
+
+def _lstm_backward(ctx, dy, dh_n, dc_n, mix: Mixed | None):
+    s, (rec, kc, kh, out), p = glue.load(ctx)
+    if mix is not None:
+        dy, dh_n, dc_n = _to(dy, mix.math), _to(dh_n, mix.math), _to(dc_n, mix.math)
+    dy = _masked(dy, out)
+    da_all, dhh_all, dh_new_all, dcn_all, dh0, dc0 = _ext().lstm_backward(
+        _opt(dy), _opt(dh_n), _opt(dc_n), s.h_all, s.c_all, s.act, s.tc, s.c_new, s.hh_hat,
+        s.hh_rstd, s.c_hat, s.c_rstd, p.w_hh, _opt(p.w_hr), _opt(p.w_ci),
+        _opt(p.w_cf), _opt(p.w_co), _opt(p.ln_hh_w), _opt(p.ln_c_w), _opt(rec), kc, kh,
+        ctx.coupled,
+    )
+    d_ln_ih = None
+    if p.ln_ih_w is not None:
+        dxp, *d_ln_ih = torch.ops.aten.native_layer_norm_backward(
+            da_all, s.xp, [s.act.shape[-1]], s.ln_ih_stats[0], s.ln_ih_stats[1], p.ln_ih_w,
+            p.ln_ih_b, [True, True, True])
+    else:
+        dxp = da_all
+    c_new = s.c_new if s.c_new.numel() else s.c_all[1:]
+    want = glue.wanted(ctx)
+    g = {}  # the GEMM gradients here (oneDNN; bfloat16 when mixed), the reductions in float32
+    H = s.c_all.shape[-1]
+    if "w_hh" in want:
+        g["w_hh"] = _gemm_grad(dhh_all, _recurrent_input(s.h_all, rec), mix)
+    if "w_ih" in want:
+        g["w_ih"] = _gemm_grad(dxp, s.x, mix)
+    if p.w_hr is not None and "w_hr" in want:
+        g["w_hr"] = _gemm_grad(dh_new_all, s.act[..., -H:] * s.tc, mix)
+    g.update(lstm_weight_grads(p, s.x, s.h_all, s.c_all, s.act, s.tc, c_new, s.hh_hat,
+                               s.c_hat, rec, da_all, dhh_all, dh_new_all, dcn_all, dxp,
+                               d_ln_ih, want - g.keys()))
+    dx = _input_grad(dxp, p.w_ih, mix) if glue.needs_dx(ctx) else None  # (T, B, I)
+    return _grads_out(ctx, dx, (dh0, dc0), g, mix)
 
 
 def lstm(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, masks: Masks = Masks()):
     """One layer, one direction, fused engine. x: (T, B, I) -> y (T, B, P), h_n (B, P), c_n (B, H).
 
     Same semantics as ``lstmkit.functional.lstm.lstm`` (every option and mask); check
-    ``available()`` and ``supports("lstm", p, masks, x)`` first.
+    ``available()`` and ``supports("lstm", p, masks, x)`` first. With gradients disabled it runs
+    the forward-only path: no autograd node, nothing saved (the kernel keeps one step of gates).
     """
+    if not torch.is_grad_enabled():
+        return lstm_inference(x, h0, c0, p, masks)
     return FusedLSTMFunction.apply(*glue.apply_args((), x, (h0, c0), masks, p))
+
+
+def lstm_inference(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, masks: Masks = Masks()):
+    """The forward-only fused LSTM (what ``lstm`` runs under ``no_grad``/``inference_mode``):
+    no autograd node and no saved activations. Same arguments and results as ``lstm``."""
+    mix = mixed(x)
+    with _NoAutocast(mix):
+        y, h_n, c_n, *_ = _lstm_core(x, h0, c0, p, masks, mix, False)
+    if mix is not None:
+        return y.to(mix.orig), h_n.to(mix.orig), c_n.to(mix.orig)
+    return y, h_n.clone(), c_n.clone()
 
 
 def lstm_step(x: Tensor, h: Tensor, c: Tensor, p: LSTMParams) -> tuple[Tensor, Tensor]:
     """Streaming single step without autograd. x: (B, I), h: (B, P), c: (B, H) -> (h, c).
 
-    One C++ call (input GEMM, recurrent GEMM, fused gate pass): the low-overhead path for cells
-    and stateful inference. Weights must be contiguous.
+    The low-overhead path for cells and stateful inference. Plain, peephole and coupled LSTMs in
+    float32/float64 run a packed stepper: ``[W_ih | W_hh]`` packed once (cached per weight
+    storage and version, so an optimizer step or an in-place edit repacks) and one GEMM over
+    ``[x, h]`` per step. Projection and layer norm take one C++ call per step (input GEMM,
+    recurrent GEMM, fused gate pass).
     """
+    if p.w_hr is None and p.ln_hh_w is None and x.dtype in (torch.float32, torch.float64):
+        return tuple(_stepper(p).step(x, h, c))
     return tuple(_ext().lstm_step(x.contiguous(), h, c, *[_NONE if t is None else t for t in p],
                                   is_coupled(p)))
+
+
+_STEPPERS: dict = {}
+_STEP_FIELDS = 8  # w_ih, w_hh, b_ih, b_hh, w_hr, w_ci, w_cf, w_co
+
+
+def _stepper(p: LSTMParams):
+    """The packed stepper of these weights (their storage, version and dtype are the key). Its
+    workspace is reused between steps; its ``step`` holds the GIL (pybind11's default), so
+    threads sharing one stepper (a server's pool) take turns."""
+    key = tuple(None if t is None else (t.data_ptr(), t._version, t.dtype, t.shape)
+                for t in p[:_STEP_FIELDS])
+    st = _STEPPERS.get(key)
+    if st is None:
+        if len(_STEPPERS) >= 16:  # old versions of updated weights: drop them all
+            _STEPPERS.clear()
+        st = _STEPPERS[key] = _ext().LstmStepper(
+            p.w_ih, p.w_hh, *[_NONE if t is None else t for t in (p.b_ih, p.b_hh, p.w_ci, p.w_cf, p.w_co)],
+            is_coupled(p))
+    return st
 
 
 def _masked(dy: Tensor | None, out: Tensor | None) -> Tensor | None:
@@ -220,37 +424,47 @@ def _recurrent_input(h_all: Tensor, rec: Tensor | None) -> Tensor:
     return h_all[:-1] if rec is None else h_all[:-1] * rec
 
 
-def _save_h_only(ctx, saved, inp, rec, kh, h_all: Tensor, **attrs):
-    """An h-only fused family's forward tail: save ``saved`` (unless None) with the masks as the
-    kernel saw them, and return (y (T, B, H), h_n (B, H))."""
-    if saved is not None:
-        glue.save(ctx, saved, inp._replace(masks=Masks(rec, None, kh, inp.masks.out)), **attrs)
-    return masked_output(h_all[1:], inp.masks.out), h_all[-1].clone()
-
-
-def _load_h_only(ctx, dy):
-    """An h-only fused family's backward head: (saved, params, rec, keep_h, dy at valid steps)."""
+def _load_h_only(ctx, dy, mix: Mixed | None):
+    """An h-only fused family's backward head: (saved, params, rec, keep_h, dy at valid steps
+    in the math dtype)."""
     s, (rec, _, kh, out), p = glue.load(ctx)
-    return s, p, rec, kh, _masked(dy, out)
+    return s, p, rec, kh, _masked(_to(dy, s.h_all.dtype), out)
 
 
-def _dense_grads(ctx, x: Tensor, hr_all: Tensor, da_all: Tensor, dhh_all: Tensor, w_ih: Tensor):
+def _dense_grads(ctx, x: Tensor, hr_all: Tensor, da_all: Tensor, dhh_all: Tensor, w_ih: Tensor,
+                 mix: Mixed | None = None):
     """The wanted ones of dW_ih, dW_hh, db_ih, db_hh, and dx, one GEMM or reduction each over
     all T*B rows. da_all: (T, B, G) d xg; dhh_all: (T, B, G) d of the recurrent GEMM output;
-    hr_all: (T, B, H) what that GEMM saw."""
-    want, G = glue.wanted(ctx), da_all.shape[-1]
+    hr_all: (T, B, H) what that GEMM saw. A mixed call's GEMMs run in its GEMM dtype."""
+    want = glue.wanted(ctx)
     g = {}
     if "w_hh" in want:
-        g["w_hh"] = dhh_all.reshape(-1, G).t() @ hr_all.reshape(-1, hr_all.shape[-1])
+        g["w_hh"] = _gemm_grad(dhh_all, hr_all, mix)
     if "b_hh" in want:
         g["b_hh"] = sum_bt(dhh_all)
-    da2 = da_all.reshape(-1, G)
     if "w_ih" in want:
-        g["w_ih"] = da2.t() @ x.reshape(-1, x.shape[-1])
+        g["w_ih"] = _gemm_grad(da_all, x, mix)
     if "b_ih" in want:  # the RNN passes one tensor for both: sum it once
         g["b_ih"] = g["b_hh"] if dhh_all is da_all and "b_hh" in g else sum_bt(da_all)
-    dx = (da2 @ w_ih).reshape(*x.shape[:-1], -1) if glue.needs_dx(ctx) else None
+    dx = _input_grad(da_all, w_ih, mix) if glue.needs_dx(ctx) else None
     return g, dx
+
+
+def _h_only_inputs(x: Tensor, h0: Tensor, p, masks: Masks, mix: Mixed | None):
+    """A mixed h-only call's inputs in its dtypes (x and the GEMM weights in bfloat16, the state,
+    the other params and the masks in float32); a plain call's unchanged."""
+    if mix is None:
+        return x, h0, p, masks
+    return (x.to(mix.gemm), h0.to(mix.math), _mixed_params(p, mix, ("w_ih", "w_hh")),
+            _mixed_masks(masks, mix))
+
+
+def _projection(x: Tensor, p, bias: Tensor | None, mix: Mixed | None) -> Tensor:
+    """x W_ih^T + bias for all steps: one GEMM (in a mixed call's GEMM dtype, the sum in float32)."""
+    if mix is None:
+        return linear(x, p.w_ih, bias)
+    xg = linear(x, p.w_ih).to(mix.math)
+    return xg + bias if bias is not None else xg
 
 
 class FusedGRUSaved(NamedTuple):
@@ -266,28 +480,44 @@ class FusedGRUFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, opts, *args):
         inp = glue.inputs(args, 1, GRUParams)
-        x, (h0,), p = inp.x, inp.state, inp.params
-        T, B, H = x.shape[0], x.shape[1], h0.shape[-1]
-        xg = gru_input_projection(x, p, True)  # (T, B, G), one GEMM
-        kh, rec = _keep(inp.masks.keep_h, T, B, H), _rec(inp.masks.rec, B, H)
-        b_hn = p.b_hh[2 * H :].contiguous() if p.b_hh is not None else _NONE
+        mix = mixed(inp.x)
         save = any(ctx.needs_input_grad)
-        h_all, act, hn = _ext().gru_forward(xg.contiguous(), h0.contiguous(), p.w_hh.contiguous(), b_hn,
-                                            _opt(rec), kh, bool(save))
-        return _save_h_only(ctx, FusedGRUSaved(x, h_all, act, hn) if save else None, inp, rec, kh,
-                            h_all)
+        with _NoAutocast(mix):
+            y, h_n, saved, p, masks = _gru_core(inp.x, inp.state[0], inp.params, inp.masks, mix, save)
+        if save:
+            glue.save(ctx, saved, inp._replace(masks=masks, params=p), mix=mix)
+        return (y, h_n) if mix is None else (y.to(mix.orig), h_n.to(mix.orig))
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dy, dh_n):
-        s, p, rec, kh, dy = _load_h_only(ctx, dy)
-        dhh_all, dan_all, dh0 = _ext().gru_backward(_opt(dy), _opt(dh_n), s.h_all, s.act, s.hn,
-                                                    p.w_hh.contiguous(), _opt(rec), kh)
-        H = s.act.shape[-1] // 3
-        hr_all = _recurrent_input(s.h_all, rec)  # (T, B, H)
-        da_all = torch.cat([dhh_all[..., : 2 * H], dan_all], -1)  # d xg: r, z rows are shared
-        g, dx = _dense_grads(ctx, s.x, hr_all, da_all, dhh_all, p.w_ih)
-        return glue.grads(ctx, dx, (dh0,), g)
+        mix = ctx.mix
+        with _NoAutocast(mix):
+            s, p, rec, kh, dy = _load_h_only(ctx, dy, mix)
+            dhh_all, dan_all, dh0 = _ext().gru_backward(_opt(dy), _opt(_to(dh_n, s.h_all.dtype)),
+                                                        s.h_all, s.act, s.hn, p.w_hh, _opt(rec), kh)
+            H = s.act.shape[-1] // 3
+            hr_all = _recurrent_input(s.h_all, rec)  # (T, B, H)
+            da_all = torch.cat([dhh_all[..., : 2 * H], dan_all], -1)  # d xg: r, z rows are shared
+            g, dx = _dense_grads(ctx, s.x, hr_all, da_all, dhh_all, p.w_ih, mix)
+            return _grads_out(ctx, dx, (dh0,), g, mix)
+
+
+def _gru_core(x: Tensor, h0: Tensor, p: GRUParams, masks: Masks, mix: Mixed | None, save: bool):
+    """One fused GRU forward: (y, h_n, FusedGRUSaved or None, params and masks as the kernel saw them)."""
+    x, h0, p, masks = _h_only_inputs(x, h0, p, masks, mix)
+    T, B, H = x.shape[0], x.shape[1], h0.shape[-1]
+    bias = None  # b_hn is multiplied by r: it stays in the step
+    if p.b_ih is not None:
+        bias = torch.cat([p.b_ih[: 2 * H] + p.b_hh[: 2 * H], p.b_ih[2 * H :]])
+    xg = _projection(x, p, bias, mix)  # (T, B, G), one GEMM
+    kh, rec = _keep(masks.keep_h, T, B, H), _rec(masks.rec, B, H)
+    b_hn = p.b_hh[2 * H :].contiguous() if p.b_hh is not None else _NONE
+    h_all, act, hn = _ext().gru_forward(xg.contiguous(), h0.contiguous(), p.w_hh, b_hn, _opt(rec),
+                                        kh, bool(save))
+    y = h_all[1:] if masks.out is None and not save else masked_output(h_all[1:], masks.out)
+    saved = FusedGRUSaved(x, h_all, act, hn) if save else None
+    return y, h_all[-1].clone(), saved, p, Masks(rec, None, kh, masks.out)
 
 
 def gru(x: Tensor, h0: Tensor, p: GRUParams, masks: Masks = Masks(), reset_after: bool = True):
@@ -297,6 +527,11 @@ def gru(x: Tensor, h0: Tensor, p: GRUParams, masks: Masks = Masks(), reset_after
     """
     if not reset_after:
         raise ValueError("reset_after: the fused GRU serves reset_after=True only, got False")
+    if not torch.is_grad_enabled():  # forward-only: no autograd node, nothing saved
+        mix = mixed(x)
+        with _NoAutocast(mix):
+            y, h_n, *_ = _gru_core(x, h0, p, masks, mix, False)
+        return (y, h_n) if mix is None else (y.to(mix.orig), h_n.to(mix.orig))
     return FusedGRUFunction.apply(*glue.apply_args((), x, (h0,), masks, p))
 
 
@@ -313,23 +548,35 @@ class FusedRNNFunction(torch.autograd.Function):
     def forward(ctx, opts, *args):
         (relu,) = opts
         inp = glue.inputs(args, 1, RNNParams)
-        x, (h0,), p = inp.x, inp.state, inp.params
-        T, B, H = x.shape[0], x.shape[1], h0.shape[-1]
-        xg = rnn_input_projection(x, p)  # (T, B, H), one GEMM
-        kh, rec = _keep(inp.masks.keep_h, T, B, H), _rec(inp.masks.rec, B, H)
-        h_all, h_new = _ext().rnn_forward(xg.contiguous(), h0.contiguous(), p.w_hh.contiguous(),
-                                          _opt(rec), kh, relu)
-        return _save_h_only(ctx, FusedRNNSaved(x, h_all, h_new), inp, rec, kh, h_all, relu=relu)
+        mix = mixed(inp.x)
+        with _NoAutocast(mix):
+            y, h_n, saved, p, masks = _rnn_core(inp.x, inp.state[0], inp.params, inp.masks, mix, relu)
+        if any(ctx.needs_input_grad):
+            glue.save(ctx, saved, inp._replace(masks=masks, params=p), relu=relu, mix=mix)
+        return (y, h_n) if mix is None else (y.to(mix.orig), h_n.to(mix.orig))
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dy, dh_n):
-        s, p, rec, kh, dy = _load_h_only(ctx, dy)
-        da_all, dh0 = _ext().rnn_backward(_opt(dy), _opt(dh_n), s.h_new, p.w_hh.contiguous(),
-                                          _opt(rec), kh, ctx.relu)
-        hr_all = _recurrent_input(s.h_all, rec)  # (T, B, H)
-        g, dx = _dense_grads(ctx, s.x, hr_all, da_all, da_all, p.w_ih)
-        return glue.grads(ctx, dx, (dh0,), g)
+        mix = ctx.mix
+        with _NoAutocast(mix):
+            s, p, rec, kh, dy = _load_h_only(ctx, dy, mix)
+            da_all, dh0 = _ext().rnn_backward(_opt(dy), _opt(_to(dh_n, s.h_all.dtype)), s.h_new,
+                                              p.w_hh, _opt(rec), kh, ctx.relu)
+            hr_all = _recurrent_input(s.h_all, rec)  # (T, B, H)
+            g, dx = _dense_grads(ctx, s.x, hr_all, da_all, da_all, p.w_ih, mix)
+            return _grads_out(ctx, dx, (dh0,), g, mix)
+
+
+def _rnn_core(x: Tensor, h0: Tensor, p: RNNParams, masks: Masks, mix: Mixed | None, relu: bool):
+    """One fused RNN forward: (y, h_n, FusedRNNSaved, params and masks as the kernel saw them)."""
+    x, h0, p, masks = _h_only_inputs(x, h0, p, masks, mix)
+    T, B, H = x.shape[0], x.shape[1], h0.shape[-1]
+    xg = _projection(x, p, p.b_ih + p.b_hh if p.b_ih is not None else None, mix)  # (T, B, H)
+    kh, rec = _keep(masks.keep_h, T, B, H), _rec(masks.rec, B, H)
+    h_all, h_new = _ext().rnn_forward(xg.contiguous(), h0.contiguous(), p.w_hh, _opt(rec), kh, relu)
+    y = masked_output(h_all[1:], masks.out)
+    return y, h_all[-1].clone(), FusedRNNSaved(x, h_all, h_new), p, Masks(rec, None, kh, masks.out)
 
 
 def rnn(x: Tensor, h0: Tensor, p: RNNParams, masks: Masks = Masks(), nonlinearity: str = "tanh"):

@@ -1,8 +1,10 @@
-// Shared by the kernels: optional-tensor test, thread grain, and the boundary checks every C++
+// Shared by the kernels: optional-tensor test, thread grain, the boundary checks every C++
 // entry point runs before touching a raw pointer (TORCH_CHECK raises a Python RuntimeError
-// naming the argument and expected vs got).
+// naming the argument and expected vs got), and the per-step GEMM (float32 state with bfloat16
+// weights: bfloat16 GEMMs, float32 gate math).
 #pragma once
 #include <torch/extension.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 
 #include <cstdint>
 #include <initializer_list>
@@ -20,6 +22,9 @@ namespace lstmkit {
 
 // Optional tensors arrive undefined or empty.
 inline bool on(const at::Tensor& t) { return t.defined() && t.numel() > 0; }
+
+// The raw pointer of an optional tensor, or nullptr.
+template <typename S> const S* ptr_or_null(const at::Tensor& t) { return on(t) ? t.data_ptr<S>() : nullptr; }
 
 // grain: rows per thread chunk so that small problems stay on one thread
 inline int64_t grain(int64_t B, int64_t width) {
@@ -39,6 +44,28 @@ inline void check(const at::Tensor& t, const char* name, const at::Tensor& ref,
               ", got ", t.sizes());
 }
 
+// The leading tensor of an entry point (its dtype is the state's, checked by check_floating):
+// contiguous, exactly `shape`.
+inline void check_shape(const at::Tensor& t, const char* name, std::initializer_list<int64_t> shape) {
+  TORCH_CHECK(t.is_contiguous(), name, ": expected a contiguous tensor");
+  TORCH_CHECK(t.sizes() == at::IntArrayRef(shape), name, ": expected shape ", at::IntArrayRef(shape),
+              ", got ", t.sizes());
+}
+
+// A GEMM weight: CPU, exactly `shape`, ref's dtype, or bfloat16 when ref is float32 (the mixed
+// mode: bfloat16 GEMMs, float32 state and gate math). Any strides (torch's GEMM takes views).
+inline void check_weight(const at::Tensor& w, const char* name, const at::Tensor& ref,
+                         std::initializer_list<int64_t> shape) {
+  TORCH_CHECK(w.defined(), name, ": expected a tensor, got an undefined one");
+  TORCH_CHECK(w.device().is_cpu(), name, ": expected a CPU tensor, got device ", w.device());
+  const bool mixed = w.scalar_type() == at::kBFloat16 && ref.scalar_type() == at::kFloat;
+  TORCH_CHECK(mixed || w.scalar_type() == ref.scalar_type(), name, ": expected dtype ",
+              ref.scalar_type(), (ref.scalar_type() == at::kFloat ? " or BFloat16" : ""), ", got ",
+              w.scalar_type());
+  TORCH_CHECK(w.sizes() == at::IntArrayRef(shape), name, ": expected shape ", at::IntArrayRef(shape),
+              ", got ", w.sizes());
+}
+
 // An optional tensor: the same checks when it is given (non-empty).
 inline void check_opt(const at::Tensor& t, const char* name, const at::Tensor& ref,
                       std::initializer_list<int64_t> shape) {
@@ -52,11 +79,80 @@ inline void check_masks(const at::Tensor& rec, const at::Tensor& keep_h, const a
   check_opt(keep_h, "keep_h", ref, {T, B, W});
 }
 
+// The leading tensor of an entry point: float32 or float64 (bfloat16 callers pass a float32
+// state with bfloat16 weights), CPU, 3-D.
 inline void check_floating(const at::Tensor& t, const char* name) {
   TORCH_CHECK(t.defined() && (t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble),
               name, ": expected a float32 or float64 tensor");
   TORCH_CHECK(t.device().is_cpu(), name, ": expected a CPU tensor, got device ", t.device());
   TORCH_CHECK(t.dim() == 3, name, ": expected a 3-D (T, B, *) tensor, got ", t.dim(), "-D");
 }
+
+// torch's oneDNN linear (mkldnn::_linear_pointwise: y = a w^T on dense tensors), or nullptr
+// where this torch build has none. On CPUs where MKL's sgemm runs its generic path (AMD) it is
+// ~2x faster than at::mm for a step's GEMM; it costs ~40 us a call, so small GEMMs keep at::mm.
+using LinearFn = at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+                            c10::string_view, c10::List<std::optional<c10::Scalar>>,
+                            std::optional<c10::string_view>);
+inline const c10::TypedOperatorHandle<LinearFn>* onednn_linear() {
+  static const c10::TypedOperatorHandle<LinearFn>* op = []() -> const c10::TypedOperatorHandle<LinearFn>* {
+    auto h = c10::Dispatcher::singleton().findSchema({"mkldnn::_linear_pointwise", ""});
+    if (!h.has_value()) return nullptr;
+    try {
+      return new c10::TypedOperatorHandle<LinearFn>(h->typed<LinearFn>());
+    } catch (const std::exception&) {  // another signature in this torch: keep at::mm
+      return nullptr;
+    }
+  }();
+  return op;
+}
+
+// multiply-adds from which a step's GEMM goes to oneDNN (measured crossover ~16 x 512 x 128)
+constexpr int64_t ONEDNN_MIN_MACS = int64_t(1) << 22;
+
+// One per-step GEMM y (rows, N) = a (rows, K) @ w^T for a weight w (N, K), with a and y in the
+// state's dtype and w in the GEMM dtype. Same dtype: at::mm_out (or oneDNN for big float32
+// GEMMs). bfloat16 w under a float32 state: a is rounded to bfloat16, torch's bfloat16 GEMM
+// accumulates in float32 (oneDNN; AMX where the CPU has it) and rounds y to bfloat16, which is
+// widened back to float32 for the gate math. The weight is prepared once per sequence.
+class StepGemm {
+ public:
+  StepGemm() = default;
+  StepGemm(const at::Tensor& w, int64_t rows, int64_t T, const at::TensorOptions& state)
+      : mixed_(w.scalar_type() != state.dtype().toScalarType()) {
+    const at::ScalarType g = w.scalar_type();
+    use_onednn_ = (g == at::kFloat || g == at::kBFloat16) && onednn_linear() != nullptr &&
+                  (mixed_ || rows * w.size(0) * w.size(1) >= ONEDNN_MIN_MACS);
+    if (use_onednn_) {
+      w_ = w.contiguous();  // (N, K)
+    } else {
+      // (K, N) contiguous: a plain NN GEMM is faster than the transposed view; the copy pays
+      // off over a sequence, not for one streaming step
+      w_ = T > 2 ? w.t().contiguous() : w.t();
+    }
+    if (mixed_) a_lo_ = at::empty({rows, w.size(1)}, state.dtype(g));
+    if (mixed_ && !use_onednn_) y_lo_ = at::empty({rows, w.size(0)}, state.dtype(g));
+  }
+  void operator()(at::Tensor y, const at::Tensor& a) {
+    const at::Tensor* in = &a;
+    if (mixed_) {
+      a_lo_.copy_(a);
+      in = &a_lo_;
+    }
+    if (use_onednn_) {
+      y.copy_(onednn_linear()->call(*in, w_, std::nullopt, "none",
+                                    c10::List<std::optional<c10::Scalar>>(), c10::string_view("")));
+    } else if (mixed_) {
+      at::mm_out(y_lo_, *in, w_);
+      y.copy_(y_lo_);
+    } else {
+      at::mm_out(y, *in, w_);
+    }
+  }
+
+ private:
+  at::Tensor w_, a_lo_, y_lo_;
+  bool mixed_ = false, use_onednn_ = false;
+};
 
 }  // namespace lstmkit

@@ -11,42 +11,11 @@
 #include <vector>
 
 #include "common.h"
-#include "fastmath.h"
+#include "gates.h"
 #include "kernels.h"
 
 namespace {
 
-#define R __restrict__
-template <typename S>
-void gru_gates_forward(const S* R xr, const S* R xz, const S* R xn, const S* R hr_, const S* R hz,
-                       const S* R hn_raw, const S* R bhn, const S* R hp, S* R r_out, S* R z_out,
-                       S* R n_out, S* R hn_out, S* R h_out, int64_t H) {
-  for (int64_t j = 0; j < H; ++j) {
-    S r = lstmkit::sigmoid_(xr[j] + hr_[j]);
-    S z = lstmkit::sigmoid_(xz[j] + hz[j]);
-    S hn = hn_raw[j] + bhn[j];
-    S n = lstmkit::tanh_(xn[j] + r * hn);
-    r_out[j] = r; z_out[j] = z; n_out[j] = n; hn_out[j] = hn;
-    h_out[j] = n + z * (hp[j] - n);  // (1 - z) * n + z * h_prev
-  }
-}
-
-template <typename S>
-void gru_gates_backward(const S* R r_, const S* R z_, const S* R n_, const S* R hn_, const S* R hp,
-                        const S* R dh, S* R dr_out, S* R dz_out, S* R dhn_out, S* R dan_out,
-                        S* R dh_direct, int64_t H) {
-  for (int64_t j = 0; j < H; ++j) {
-    S r = r_[j], z = z_[j], n = n_[j];
-    S d = dh[j];
-    dh_direct[j] = d * z;
-    S dan = d * (S(1) - z) * (S(1) - n * n);  // through tanh
-    dz_out[j] = d * (hp[j] - n) * z * (S(1) - z);  // through sigmoid
-    dr_out[j] = dan * hn_[j] * r * (S(1) - r);
-    dhn_out[j] = dan * r;
-    dan_out[j] = dan;
-  }
-}
-#undef R
 
 using lstmkit::grain;
 using lstmkit::on;
@@ -63,9 +32,7 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& xg, const at::Tensor& h0,
   at::Tensor hn = at::empty({save ? T : 1, B, H}, opts);
   at::Tensor hh = at::empty({B, G}, opts);
   at::Tensor hrb = on(rec) ? at::empty({B, H}, opts) : at::Tensor();
-  // (P, G) contiguous: a plain NN GEMM is faster than the transposed view; the copy pays off
-  // over a sequence, not for one streaming step
-  at::Tensor w_hh_t = T > 2 ? w_hh.t().contiguous() : w_hh.t();
+  lstmkit::StepGemm rec_gemm(w_hh, B, T, opts);
   std::vector<S> zeros(H, S(0));
   const S* bhn = on(b_hn) ? b_hn.data_ptr<S>() : zeros.data();
   const S* kh = on(keep_h) ? keep_h.data_ptr<S>() : nullptr;
@@ -76,9 +43,9 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& xg, const at::Tensor& h0,
     const int64_t ts = save ? t : 0;
     if (on(rec)) {
       at::mul_out(hrb, h_all[t], rec);
-      at::mm_out(hh, hrb, w_hh_t);
+      rec_gemm(hh, hrb);
     } else {
-      at::mm_out(hh, h_all[t], w_hh_t);  // (B, G)
+      rec_gemm(hh, h_all[t]);  // (B, G)
     }
     S* act_p = act.data_ptr<S>() + ts * B * G;
     S* hn_p = hn.data_ptr<S>() + ts * B * H;
@@ -89,7 +56,7 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& xg, const at::Tensor& h0,
         const S* hp = h_p + (t * B + b) * H;
         S* ar = act_p + b * G;
         S* hout = h_p + ((t + 1) * B + b) * H;
-        gru_gates_forward(x, x + H, x + 2 * H, a, a + H, a + 2 * H, bhn, hp, ar, ar + H, ar + 2 * H,
+        lstmkit::gru_gates_forward(x, x + H, x + 2 * H, a, a + H, a + 2 * H, bhn, hp, ar, ar + H, ar + 2 * H,
                           hn_p + b * H, hout, H);
         if (kh) {  // h = keep * h_prev + (1 - keep) * h_new
           const S* k = kh + (t * B + b) * H;
@@ -108,6 +75,7 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& dy, const at::Tensor& dh
                                       const at::Tensor& rec, const at::Tensor& keep_h) {
   const int64_t T = act.size(0), B = act.size(1), G = act.size(2), H = h_all.size(2);
   auto opts = act.options();
+  lstmkit::StepGemm rec_gemm(w_hh.t(), B, T, opts);  // d h_prev (B, H) = d hh W_hh
   at::Tensor dh = on(dh_n) ? dh_n.clone() : at::zeros({B, H}, opts);
   at::Tensor dhh_all = at::empty({T, B, G}, opts);  // d of the recurrent GEMM output (n: d hn)
   at::Tensor dan_all = at::empty({T, B, H}, opts);  // d n pre-activation (= d xg_n)
@@ -136,12 +104,12 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& dy, const at::Tensor& dh
       for (int64_t b = b0; b < b1; ++b) {
         const S* ar = act_p + (t * B + b) * G;
         S* d = dhh_p + b * G;
-        gru_gates_backward(ar, ar + H, ar + 2 * H, hn_p + (t * B + b) * H, h_p + (t * B + b) * H,
+        lstmkit::gru_gates_backward(ar, ar + H, ar + 2 * H, hn_p + (t * B + b) * H, h_p + (t * B + b) * H,
                            dhn_p + b * H, d, d + H, d + 2 * H, dan_p + b * H, dd_p + b * H, H);
       }
     });
     at::Tensor dhh_t = dhh_all[t];
-    at::mm_out(dhr, dhh_t, w_hh);  // (B, H) backprop through the recurrent GEMM
+    rec_gemm(dhr, dhh_t);  // (B, H) backprop through the recurrent GEMM
     for (int64_t k = 0; k < B * H; ++k) {
       S v = dd_p[k] + (rec_p ? dhr_p[k] * rec_p[k] : dhr_p[k]);
       dh_p[k] = v + (kh ? dh_p[k] * kh[t * B * H + k] : S(0));
@@ -156,9 +124,9 @@ std::vector<at::Tensor> gru_forward(at::Tensor xg, at::Tensor h0, at::Tensor w_h
                                     at::Tensor rec, at::Tensor keep_h, bool save) {
   lstmkit::check_floating(xg, "xg");
   const int64_t T = xg.size(0), B = xg.size(1), H = h0.dim() == 2 ? h0.size(1) : -1;
-  lstmkit::check(xg, "xg", xg, {T, B, 3 * H});
+  lstmkit::check_shape(xg, "xg", {T, B, 3 * H});
   lstmkit::check(h0, "h0", xg, {B, H});
-  lstmkit::check(w_hh, "w_hh", xg, {3 * H, H}, false);
+  lstmkit::check_weight(w_hh, "w_hh", xg, {3 * H, H});
   lstmkit::check_opt(b_hn, "b_hn", xg, {H});
   lstmkit::check_masks(rec, keep_h, xg, T, B, H);
   return LSTMKIT_DISPATCH(xg, "gru_forward", forward_impl<scalar_t>(xg, h0, w_hh, b_hn, rec, keep_h, save));
@@ -168,12 +136,12 @@ std::vector<at::Tensor> gru_backward(at::Tensor dy, at::Tensor dh_n, at::Tensor 
                                      at::Tensor hn, at::Tensor w_hh, at::Tensor rec, at::Tensor keep_h) {
   lstmkit::check_floating(act, "act");
   const int64_t T = act.size(0), B = act.size(1), H = act.size(2) / 3;
-  lstmkit::check(act, "act", act, {T, B, 3 * H});
+  lstmkit::check_shape(act, "act", {T, B, 3 * H});
   lstmkit::check(h_all, "h_all", act, {T + 1, B, H});
   lstmkit::check(hn, "hn", act, {T, B, H});
   lstmkit::check_opt(dy, "dy", act, {T, B, H});
   lstmkit::check_opt(dh_n, "dh_n", act, {B, H});
-  lstmkit::check(w_hh, "w_hh", act, {3 * H, H}, false);
+  lstmkit::check_weight(w_hh, "w_hh", act, {3 * H, H});
   lstmkit::check_masks(rec, keep_h, act, T, B, H);
   return LSTMKIT_DISPATCH(act, "gru_backward", backward_impl<scalar_t>(dy, dh_n, h_all, act, hn, w_hh, rec, keep_h));
 }

@@ -32,3 +32,16 @@ std::vector<at::Tensor> rnn_forward(at::Tensor xg, at::Tensor h0, at::Tensor w_h
                                     at::Tensor keep_h, bool relu);
 std::vector<at::Tensor> rnn_backward(at::Tensor dy, at::Tensor dh_n, at::Tensor h_new, at::Tensor w_hh,
                                      at::Tensor rec, at::Tensor keep_h, bool relu);
+
+// A packed streaming step (step.cpp): weights packed once, workspace kept between steps.
+struct LstmStepper {
+  LstmStepper(at::Tensor w_ih, at::Tensor w_hh, at::Tensor b_ih, at::Tensor b_hh, at::Tensor w_ci,
+              at::Tensor w_cf, at::Tensor w_co, bool coupled);
+  // x (B, I), h (B, H), c (B, H) -> {h, c}, fresh tensors, no autograd
+  std::vector<at::Tensor> step(at::Tensor x, at::Tensor h, at::Tensor c);
+
+ private:
+  at::Tensor w_, bias_, wci_, wcf_, wco_, xh_, a_;
+  int64_t G_ = 0, I_ = 0, H_ = 0;
+  bool coupled_ = false;
+};

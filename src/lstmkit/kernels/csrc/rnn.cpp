@@ -8,23 +8,11 @@
 #include <vector>
 
 #include "common.h"
-#include "fastmath.h"
+#include "gates.h"
 #include "kernels.h"
 
 namespace {
 
-#define R __restrict__
-template <typename S>
-void rnn_forward_row(const S* R xg, const S* R hh, const S* R hp, const S* R kh, S* R h_new,
-                     S* R h_out, int64_t H, bool relu) {
-  if (relu) {
-    for (int64_t j = 0; j < H; ++j) { S a = xg[j] + hh[j]; h_new[j] = a > S(0) ? a : S(0); }
-  } else {
-    for (int64_t j = 0; j < H; ++j) h_new[j] = lstmkit::tanh_(xg[j] + hh[j]);
-  }
-  for (int64_t j = 0; j < H; ++j) h_out[j] = h_new[j] + kh[j] * (hp[j] - h_new[j]);  // keep blend
-}
-#undef R
 
 using lstmkit::on;
 
@@ -38,9 +26,7 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& xg, const at::Tensor& h0,
   at::Tensor h_new = at::empty({T, B, H}, opts);  // before the keep blend
   at::Tensor hh = at::empty({B, H}, opts);
   at::Tensor hrb = on(rec) ? at::empty({B, H}, opts) : at::Tensor();
-  // (P, G) contiguous: a plain NN GEMM is faster than the transposed view; the copy pays off
-  // over a sequence, not for one streaming step
-  at::Tensor w_hh_t = T > 2 ? w_hh.t().contiguous() : w_hh.t();
+  lstmkit::StepGemm rec_gemm(w_hh, B, T, opts);
   std::vector<S> zeros(H, S(0));
   const S* kh = on(keep_h) ? keep_h.data_ptr<S>() : nullptr;
   const S* xg_p = xg.data_ptr<S>();
@@ -50,13 +36,13 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& xg, const at::Tensor& h0,
   for (int64_t t = 0; t < T; ++t) {
     if (on(rec)) {
       at::mul_out(hrb, h_all[t], rec);
-      at::mm_out(hh, hrb, w_hh_t);
+      rec_gemm(hh, hrb);
     } else {
-      at::mm_out(hh, h_all[t], w_hh_t);  // (B, H)
+      rec_gemm(hh, h_all[t]);  // (B, H)
     }
     for (int64_t b = 0; b < B; ++b) {
       const int64_t row = (t * B + b) * H;
-      rnn_forward_row(xg_p + row, hh_p + b * H, h_p + row, kh ? kh + row : zeros.data(), hn_p + row,
+      lstmkit::rnn_forward_row(xg_p + row, hh_p + b * H, h_p + row, kh ? kh + row : zeros.data(), hn_p + row,
                       h_p + row + B * H, H, relu);
     }
   }
@@ -69,6 +55,7 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& dy, const at::Tensor& dh
                                       const at::Tensor& rec, const at::Tensor& keep_h, bool relu) {
   const int64_t T = h_new.size(0), B = h_new.size(1), H = h_new.size(2);
   auto opts = h_new.options();
+  lstmkit::StepGemm rec_gemm(w_hh.t(), B, T, opts);  // d h_prev (B, H) = d hh W_hh
   at::Tensor dh = on(dh_n) ? dh_n.clone() : at::zeros({B, H}, opts);
   at::Tensor da_all = at::empty({T, B, H}, opts);
   at::Tensor dhr = at::empty({B, H}, opts);
@@ -88,7 +75,7 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& dy, const at::Tensor& dh
       da[k] = relu ? (hn[k] > S(0) ? d : S(0)) : d * (S(1) - hn[k] * hn[k]);
     }
     at::Tensor da_t = da_all[t];
-    at::mm_out(dhr, da_t, w_hh);  // (B, H) backprop through the recurrent GEMM
+    rec_gemm(dhr, da_t);  // (B, H) backprop through the recurrent GEMM
     for (int64_t k = 0; k < B * H; ++k) {
       S v = rec_p ? dhr_p[k] * rec_p[k] : dhr_p[k];
       dh_p[k] = v + (kh ? dh_p[k] * kh[t * B * H + k] : S(0));
@@ -103,9 +90,9 @@ std::vector<at::Tensor> rnn_forward(at::Tensor xg, at::Tensor h0, at::Tensor w_h
                                     at::Tensor keep_h, bool relu) {
   lstmkit::check_floating(xg, "xg");
   const int64_t T = xg.size(0), B = xg.size(1), H = xg.size(2);
-  lstmkit::check(xg, "xg", xg, {T, B, H});
+  lstmkit::check_shape(xg, "xg", {T, B, H});
   lstmkit::check(h0, "h0", xg, {B, H});
-  lstmkit::check(w_hh, "w_hh", xg, {H, H}, false);
+  lstmkit::check_weight(w_hh, "w_hh", xg, {H, H});
   lstmkit::check_masks(rec, keep_h, xg, T, B, H);
   return LSTMKIT_DISPATCH(xg, "rnn_forward", forward_impl<scalar_t>(xg, h0, w_hh, rec, keep_h, relu));
 }
@@ -114,10 +101,10 @@ std::vector<at::Tensor> rnn_backward(at::Tensor dy, at::Tensor dh_n, at::Tensor 
                                      at::Tensor rec, at::Tensor keep_h, bool relu) {
   lstmkit::check_floating(h_new, "h_new");
   const int64_t T = h_new.size(0), B = h_new.size(1), H = h_new.size(2);
-  lstmkit::check(h_new, "h_new", h_new, {T, B, H});
+  lstmkit::check_shape(h_new, "h_new", {T, B, H});
   lstmkit::check_opt(dy, "dy", h_new, {T, B, H});
   lstmkit::check_opt(dh_n, "dh_n", h_new, {B, H});
-  lstmkit::check(w_hh, "w_hh", h_new, {H, H}, false);
+  lstmkit::check_weight(w_hh, "w_hh", h_new, {H, H});
   lstmkit::check_masks(rec, keep_h, h_new, T, B, H);
   return LSTMKIT_DISPATCH(h_new, "rnn_backward", backward_impl<scalar_t>(dy, dh_n, h_new, w_hh, rec, keep_h, relu));
 }
