@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[all,dev]"
+	$(PY) -m lstmkit.kernels build  # compile the fused kernels once, here, not inside the first job
 	touch $(STAMP)
 
 # Debian packages, only those missing (needs root or sudo; apt-get update only when needed)
