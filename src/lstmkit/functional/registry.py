@@ -61,6 +61,8 @@ class Option:
     choices: tuple  # the allowed values
     doc: str  # one line for the layer docstrings and help()
     call: bool = False  # passed as a keyword to the sequence functions (else read off the params)
+    omit_default: bool = False  # a call option passed only when not at its default (engines that
+    #                             lack it, e.g. the fused kernels, then see unchanged calls)
 
     def check(self, value) -> Any:
         if all(isinstance(c, bool) for c in self.choices):
@@ -149,12 +151,13 @@ class Family:
         return self.eager
 
     @functools.cached_property
-    def _call_names(self) -> tuple[str, ...]:
-        return tuple(o.name for o in self.options if o.call)
+    def _call_names(self) -> tuple[tuple[str, bool, Any], ...]:
+        return tuple((o.name, o.omit_default, o.default) for o in self.options if o.call)
 
     def call_options(self, opts: dict) -> dict:
-        """The options passed as keywords to the sequence functions."""
-        return {n: opts[n] for n in self._call_names}
+        """The options passed as keywords to the sequence functions (an ``omit_default`` option
+        only when it is not at its default)."""
+        return {n: opts[n] for n, omit, d in self._call_names if not (omit and opts[n] == d)}
 
     def torch_mode(self, opts: dict) -> str:
         return self.mode(opts) if self.mode is not None else self.title.upper()

@@ -206,8 +206,13 @@ def lstm_step(x: Tensor, h: Tensor, c: Tensor, p: LSTMParams) -> tuple[Tensor, T
     One C++ call (input GEMM, recurrent GEMM, fused gate pass): the low-overhead path for cells
     and stateful inference. Weights must be contiguous.
     """
-    return tuple(_ext().lstm_step(x.contiguous(), h, c, *[_NONE if t is None else t for t in p],
+    kernel_params = p[:_N_KERNEL_LSTM_PARAMS]  # w_gr (an ablation) is never served here
+    return tuple(_ext().lstm_step(x.contiguous(), h, c,
+                                  *[_NONE if t is None else t for t in kernel_params],
                                   is_coupled(p)))
+
+
+_N_KERNEL_LSTM_PARAMS = LSTMParams._fields.index("w_gr")  # the parameters the C++ step takes
 
 
 def _masked(dy: Tensor | None, out: Tensor | None) -> Tensor | None:
