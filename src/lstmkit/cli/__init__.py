@@ -23,6 +23,7 @@ SUBCOMMANDS = [
     "lstmkit.cli.classify",
     "lstmkit.cli.tag",
     "lstmkit.cli.size",
+    "lstmkit.cli.gradflow",
 ]
 
 
