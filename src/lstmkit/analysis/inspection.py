@@ -43,6 +43,8 @@ def code_features(text: str) -> dict[str, np.ndarray]:
             c, ind, at_start, comment = 0, 0, True, False
             if quote in ("'", '"'):  # an unterminated one-line string ends at the line
                 quote = None
+            elif quote is not None:  # a triple-quoted string goes on
+                inside[i] = 1
             depth[i], col[i], indent[i] = d, c, ind
             i += 1
             continue
@@ -350,3 +352,89 @@ def format_cells(cells: list[CellMatch]) -> str:
         lines.append(f"{m.layer:>5} {m.unit:>5}  {m.feature:18} {m.r_select:>+17.3f} "
                      f"{m.r_check:>+9.3f}")
     return "\n".join(lines)
+
+
+@dataclass
+class ForecasterInspection:
+    saturation: dict
+    pictures: list[str]
+    windows: int
+    ig_delta: tuple[float, float]  # median and max over windows of |sum of IG attributions -
+    #                                (f(x) - f(baseline))| / |f(x) - f(baseline)|
+    ig_backend: str
+
+
+def forecaster_windows(checkpoint: str, max_windows: int = 64):
+    """(model, x (W, T, F), future (W, h, K), series name, feature names) from a ``lstmkit
+    forecast`` folder: windows of the run's own first series, origins in the first 80% of it
+    (before its test part), scaled as the run scales them."""
+    from ..data.scaling import StandardScaler
+    from ..data.timeseries import Prepared, SeriesSpec
+    from ..jobs.forecast import load, load_series
+
+    cfg, models, scalers = load(checkpoint)
+    series, _ = load_series(cfg)
+    s = series[0]
+    spec = SeriesSpec(target=s.name, time=cfg.time, covariates=list(cfg.covariates),
+                      input_len=cfg.input_len, horizon=cfg.horizon, season=cfg.season,
+                      impute=cfg.impute, freq=s.freq, transform=cfg.transform)
+    sc = scalers.get(s.name) or next(iter(scalers.values()))
+    prep = Prepared(spec, s.values, s.times, scaler=StandardScaler().load_state_dict(sc),
+                    sdiff_stats=sc.get("sdiff"))
+    n = len(s.values)
+    last = max(2, int(0.8 * n) - cfg.horizon)
+    origins = np.unique(np.linspace(min(cfg.input_len, last - 1), last, max_windows).astype(int))
+    w = prep.windows(origins, spec.input_len, spec.horizon)
+    model = models[0].eval()
+    names = [s.name] + [f"feature {j}" for j in range(1, w.x.shape[-1])]
+    return model, torch.from_numpy(w.x).float(), torch.from_numpy(w.future).float(), s.name, names
+
+
+def inspect_forecaster(checkpoint: str, out: str, echo=print) -> ForecasterInspection:
+    """Gates, saturation, the hidden-state trajectory and the attributions (integrated gradients
+    and saliency) of the first forecast step, for a ``lstmkit forecast`` folder."""
+    import os
+
+    from .attribution import integrated_gradients, plot_attributions, saliency
+    from .recording import record
+
+    model, x, fut, name, names = forecaster_windows(checkpoint)
+    echo(f"inspect: forecaster of {name!r}: {x.shape[0]} windows of {x.shape[1]} steps x "
+         f"{x.shape[2]} features from the first 80% of the series")
+    with torch.no_grad(), record(model) as rec:
+        model(x, fut)
+    r = rec.calls["lstm"][0]  # the encoder's pass over the window
+    sat = saturation(r)
+    os.makedirs(out, exist_ok=True)
+    pics = [plot_gates(r, os.path.join(out, "gates.png"), steps=x.shape[1],
+                       title=f"gate activations over one input window of {name!r}"),
+            plot_saturation(sat, r, os.path.join(out, "saturation.png"),
+                            "gate saturation over the windows (Karpathy et al. 2015, Fig. 3)"),
+            plot_pca(r, os.path.join(out, "pca.png"), steps=x.shape[1])]
+    c = model.config
+
+    def first_step(z):
+        o = model(z, fut)
+        return o[:, 0, c.median_index] if c.quantiles else o[:, 0]
+
+    base = torch.zeros_like(x)  # the scaled mean of every feature
+    ig = integrated_gradients(first_step, x, base)
+    sal = saliency(first_step, x)
+    with torch.no_grad():
+        gap = (first_step(x) - first_step(base)).abs().clamp_min(1e-6)
+    rel_all = ig.delta.abs() / gap  # a window whose path crosses a near-step of the model keeps
+    rel = (float(rel_all.median()), float(rel_all.max()))  # a quadrature error: reported
+    pics.append(plot_attributions(x, ig.attributions, sal, os.path.join(out, "attribution.png"),
+                                  feature_names=names,
+                                  title=f"{name!r}: what the first forecast step rests on "
+                                        f"(integrated gradients via {ig.backend}, baseline = "
+                                        f"the scaled mean)\ncompleteness error: median "
+                                        f"{rel[0]:.1e}, max {rel[1]:.1e} of |f(x) - f(baseline)|"))
+    return ForecasterInspection(sat, pics, x.shape[0], rel, ig.backend)
+
+
+def is_lm_folder(path: str) -> bool:
+    import os
+
+    folder = path if os.path.isdir(path) else os.path.dirname(path)
+    return os.path.exists(os.path.join(folder, "tokenizer.json"))

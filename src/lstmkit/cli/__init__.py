@@ -24,6 +24,7 @@ SUBCOMMANDS = [
     "lstmkit.cli.tag",
     "lstmkit.cli.size",
     "lstmkit.cli.gradflow",
+    "lstmkit.cli.inspect",
 ]
 
 
