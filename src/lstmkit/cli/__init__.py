@@ -25,6 +25,7 @@ SUBCOMMANDS = [
     "lstmkit.cli.size",
     "lstmkit.cli.gradflow",
     "lstmkit.cli.inspect",
+    "lstmkit.cli.ablate",
 ]
 
 
