@@ -24,12 +24,22 @@ import torch
 from .recording import LayerRecord
 
 LEFT, RIGHT = 0.1, 0.9  # Karpathy et al.: a gate is saturated below 0.1 or above 0.9
-FEATURES = ("inside_string", "bracket_depth", "position_in_line", "indentation")
+FEATURES = ("inside_string", "bracket_depth", "position_in_line", "indentation", "inside_quotes",
+            "bracket_depth_docs")
 
 
 def code_features(text: str) -> dict[str, np.ndarray]:
     """Per character of Python source: inside a string literal (quotes included), bracket depth
-    (outside strings and comments), position in the line, indentation of the line."""
+    (outside strings and comments), position in the line, indentation of the line; and the same
+    string and bracket features with docstrings read as code (``inside_quotes``,
+    ``bracket_depth_docs``: the doctest examples of the stdlib put code inside triple quotes)."""
+    out = _code_features(text)
+    flat = _code_features(text.replace('"""', "   ").replace("'''", "   "))
+    out["inside_quotes"], out["bracket_depth_docs"] = flat["inside_string"], flat["bracket_depth"]
+    return out
+
+
+def _code_features(text: str) -> dict[str, np.ndarray]:
     n = len(text)
     inside, depth, col, indent = (np.zeros(n) for _ in range(4))
     quote = None  # the open string's delimiter: ' " ''' or """
@@ -257,7 +267,7 @@ def plot_text_cells(text: str, acts: list[np.ndarray], names: list[str], path: s
         ax.axis("off")
         ax.set_title(name, fontsize=9, loc="left")
     fig.tight_layout()
-    return save_png(fig, path, dpi=90)
+    return save_png(fig, path, dpi=75)
 
 
 # -- the jobs' checkpoints ----------------------------------------------------------------------
@@ -335,9 +345,9 @@ def inspect_lm(checkpoint: str, out: str, *, chars: int = 16_000, top: int = 1,
             plot_pca(chk_rec, os.path.join(out, "pca.png"),
                      colour=code_features(chk_streams[0])["bracket_depth"],
                      colour_name="bracket depth")]
-    snippet = chk_streams[0][:640]
+    snippet = chk_streams[0][:480]
     shown = [next(m for m in cells if m.feature == f) for f in
-             ("inside_string", "bracket_depth", "indentation")]
+             ("inside_quotes", "bracket_depth_docs", "indentation")]
     acts = [chk_rec.c[m.layer, : len(snippet), 0, m.unit].double().numpy() for m in shown]
     names = [f"layer {m.layer} cell {m.unit}: r = {m.r_check:+.2f} with {m.feature} on test text "
              f"({m.r_select:+.2f} where chosen)" for m in shown]

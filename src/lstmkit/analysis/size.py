@@ -403,7 +403,7 @@ def default_suite(I: int = 64, H: int = 128) -> list[SizeConfig]:
         SizeConfig("gru", I, H),
         SizeConfig("rnn", I, H),
         SizeConfig("indrnn", I, H),
-        SizeConfig("conv_lstm", 3, 16, frame=(16, 16)),
+        SizeConfig("conv_lstm", 3, 16, frame=(8, 8)),
     ]
 
 
