@@ -68,13 +68,13 @@ def test_predicted_training_activations_equal_what_each_engine_saves(cfg):
 
 
 def test_report_measures_time_and_memory_and_the_command_writes_its_files(tmp_path, capsys):
-    rows = size_report(SizeConfig("gru", 4, 8), 5, 2, engines=("reference",))
+    rows = size_report(SizeConfig("gru", 4, 8), 5, 2, engines=("reference",), min_time=0.01)
     (r,) = rows
     assert r.measured_seconds["forward"] > 0 and r.predicted_seconds["training"] > 0
     assert r.measured_saved_bytes == r.predicted_bytes["training"]
     assert main(["size", "--family", "lstm", "--option", "peephole", "--input-size", "4",
                  "--hidden-size", "8", "--seq-len", "4", "--batch", "2,3", "--engines",
-                 "reference", "--out", str(tmp_path)]) == 0
+                 "reference", "--min-time", "0.01", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "LSTM(I=4, H=8, peephole=True)" in out and "ratio" in out
     data = json.loads((tmp_path / "size.json").read_text())

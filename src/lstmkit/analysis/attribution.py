@@ -83,7 +83,7 @@ def integrated_gradients(fn: Callable[[Tensor], Tensor], x: Tensor, baseline: Te
 
 
 def plot_attributions(x: Tensor, ig: Tensor, sal: Tensor, path: str, *, feature_names=None,
-                      title: str = "", example: int = 0) -> str:
+                      title: str = "", example: int = 0, last: str = "the forecast origin") -> str:
     """Top: one window's input (target feature) with its attribution per step; bottom: the mean
     |attribution| per step over all windows (integrated gradients and saliency, each scaled
     to its maximum)."""
@@ -99,15 +99,15 @@ def plot_attributions(x: Tensor, ig: Tensor, sal: Tensor, path: str, *, feature_
     ax2.bar(range(T), ig[example].sum(-1).numpy(), color="tab:red", alpha=0.5,
             label="integrated gradients")
     ax2.set_ylabel("attribution (sum over features)")
-    ax.set_title(title or "attribution of the forecast to its input steps", fontsize=10)
+    ax.set_title(title or "attribution to the input steps", fontsize=10)
     ax.legend(loc="upper left", fontsize=8)
     ax2.legend(loc="upper right", fontsize=8)
     ax = axes[1]
     for a, name in ((ig.abs().sum(-1).mean(0), "integrated gradients |a|"),
                     (sal.sum(-1).mean(0), "saliency |df/dx|")):
         ax.plot(range(T), (a / a.max().clamp_min(1e-12)).numpy(), label=name)
-    ax.set_xlabel(f"input step (0 = oldest, {T - 1} = the forecast origin)")
-    ax.set_ylabel(f"mean over {W} windows (scaled)")
+    ax.set_xlabel(f"input step (0 = oldest, {T - 1} = {last})")
+    ax.set_ylabel(f"mean over {W} inputs (scaled)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return save_png(fig, path)

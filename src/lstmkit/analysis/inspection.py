@@ -435,7 +435,7 @@ def inspect_forecaster(checkpoint: str, out: str, echo=print) -> ForecasterInspe
     rel_all = ig.delta.abs() / gap  # a window whose path crosses a near-step of the model keeps
     rel = (float(rel_all.median()), float(rel_all.max()))  # a quadrature error: reported
     pics.append(plot_attributions(x, ig.attributions, sal, os.path.join(out, "attribution.png"),
-                                  feature_names=names,
+                                  feature_names=names, last="the forecast origin",
                                   title=f"{name!r}: what the first forecast step rests on "
                                         f"(integrated gradients via {ig.backend}, baseline = "
                                         f"the scaled mean)\ncompleteness error: median "
@@ -448,3 +448,81 @@ def is_lm_folder(path: str) -> bool:
 
     folder = path if os.path.isdir(path) else os.path.dirname(path)
     return os.path.exists(os.path.join(folder, "tokenizer.json"))
+
+
+def is_classifier_folder(path: str) -> bool:
+    from ..models.checkpoints import resolve
+    from ..train.checkpoint import load_checkpoint
+
+    try:
+        return load_checkpoint(resolve(path)).get("kind") == "sequence_classifier"
+    except (FileNotFoundError, ValueError):
+        return False
+
+
+@dataclass
+class ClassifierInspection:
+    saturation: dict
+    pictures: list[str]
+    examples: int
+    ig_delta: tuple[float, float] | None  # as ForecasterInspection; None for text (token ids)
+    ig_backend: str | None
+
+
+def inspect_classifier(checkpoint: str, out: str, *, max_examples: int = 64,
+                       echo=print) -> ClassifierInspection:
+    """Gates, saturation and PCA of an ``lstmkit classify`` run over its training examples (its
+    own config's data; the test split is not read), and for series the attribution of each
+    example's predicted-class log-probability to its input steps."""
+    import json
+    import os
+    from dataclasses import fields
+
+    from ..jobs.classify import ClassifyConfig, load_data, load_model
+    from .attribution import integrated_gradients, plot_attributions, saliency
+    from .recording import record
+
+    folder = checkpoint if os.path.isdir(checkpoint) else os.path.dirname(checkpoint)
+    model, enc, kind, classes = load_model(checkpoint)
+    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+        raw = json.load(f)
+    names = {f.name for f in fields(ClassifyConfig)}
+    cfg = ClassifyConfig(**{k: v for k, v in raw.items() if k in names})
+    train, _, about = load_data(cfg)
+    items = train.series if kind == "series" else train.texts
+    x, lengths = enc.encode(items[:max_examples])
+    echo(f"inspect: {kind} classifier on {about}: {x.shape[0]} training examples")
+    with torch.no_grad(), record(model) as rec:
+        model(x, lengths)
+    r = rec["rnn"]
+    mask = (torch.arange(x.shape[1])[:, None] < torch.as_tensor(lengths)[None]).numpy()
+    sat = saturation(r, mask)
+    os.makedirs(out, exist_ok=True)
+    pics = [plot_gates(r, os.path.join(out, "gates.png"), steps=x.shape[1],
+                       title=f"gate activations over one training example ({about})"),
+            plot_saturation(sat, r, os.path.join(out, "saturation.png"),
+                            "gate saturation over training examples (Karpathy et al. 2015, Fig. 3)"),
+            plot_pca(r, os.path.join(out, "pca.png"), steps=int(lengths[0]))]
+    if kind != "series":
+        echo("inspect: attributions need real-valued inputs; a text classifier reads token ids "
+             "(not attributed)")
+        return ClassifierInspection(sat, pics, x.shape[0], None, None)
+    with torch.no_grad():
+        target = model(x, lengths).argmax(1)
+
+    def score(z):
+        return torch.log_softmax(model(z, lengths), -1).gather(1, target[:, None])[:, 0]
+
+    base = torch.zeros_like(x)
+    ig = integrated_gradients(score, x, base)
+    sal = saliency(score, x)
+    with torch.no_grad():
+        gap = (score(x) - score(base)).abs().clamp_min(1e-6)
+    rel_all = ig.delta.abs() / gap
+    rel = (float(rel_all.median()), float(rel_all.max()))
+    pics.append(plot_attributions(
+        x, ig.attributions, sal, os.path.join(out, "attribution.png"), last="the last",
+        title=f"what the predicted class ({classes[int(target[0])]}) rests on (integrated "
+              f"gradients via {ig.backend}, baseline 0)\ncompleteness error: median "
+              f"{rel[0]:.1e}, max {rel[1]:.1e} of |f(x) - f(baseline)|"))
+    return ClassifierInspection(sat, pics, x.shape[0], rel, ig.backend)

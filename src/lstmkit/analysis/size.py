@@ -297,14 +297,15 @@ def predict_seconds(cfg: SizeConfig, T: int, B: int, timer: GemmTimer,
     return {"forward": fwd + overhead["forward"], "training": fwd + bwd + overhead["training"]}
 
 
-def engine_overhead(cfg: SizeConfig, T: int, engine: str, dtype=torch.float32) -> dict:
+def engine_overhead(cfg: SizeConfig, T: int, engine: str, dtype=torch.float32,
+                    min_time: float = 0.05) -> dict:
     """The engine's fixed cost for this configuration: the same layers and options with one
     input, one hidden unit and one sequence of T steps, measured (seconds, forward / training)."""
     from dataclasses import replace
 
     tiny = replace(cfg, input_size=1, hidden_size=2 if cfg.proj_size else 1,
                    proj_size=1 if cfg.proj_size else 0)
-    return measure_seconds(tiny.build(engine, dtype), _input(tiny, T, 1, dtype), min_time=0.05)
+    return measure_seconds(tiny.build(engine, dtype), _input(tiny, T, 1, dtype), min_time)
 
 
 # -- measurement --------------------------------------------------------------------------------
@@ -359,8 +360,10 @@ class SizeRow:
 
 
 def size_report(cfg: SizeConfig, T: int, B: int, *, engines=("auto",), measure: bool = True,
-                timer: GemmTimer | None = None, dtype=torch.float32) -> list[SizeRow]:
-    """Predictions (and measurements) for ``cfg`` on each engine in ``engines`` that it serves."""
+                timer: GemmTimer | None = None, dtype=torch.float32,
+                min_time: float = 0.2) -> list[SizeRow]:
+    """Predictions (and measurements) for ``cfg`` on each engine in ``engines`` that it serves.
+    ``min_time``: seconds each timed repeat runs at least (the median of three is kept)."""
     timer = timer or GemmTimer(dtype)
     fl = flops(cfg, T, B)
     rows = []
@@ -378,10 +381,11 @@ def size_report(cfg: SizeConfig, T: int, B: int, *, engines=("auto",), measure: 
         pred_t = {"forward": None, "training": None}
         if measure:
             if fam.layer:
-                pred_t = predict_seconds(cfg, T, B, timer, engine_overhead(cfg, T, engine, dtype))
+                pred_t = predict_seconds(cfg, T, B, timer,
+                                         engine_overhead(cfg, T, engine, dtype, min_time / 4))
             module = cfg.build(engine, dtype)
             x = _input(cfg, T, B, dtype)
-            m_t = measure_seconds(module, x)
+            m_t = measure_seconds(module, x, min_time)
             m_b = measure_saved_bytes(module, x)
         rows.append(SizeRow(engine, count_params(cfg), fl, pred_t, m_t, pred_b, m_b))
     return rows

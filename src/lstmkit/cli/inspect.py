@@ -1,4 +1,4 @@
-"""``lstmkit inspect CHECKPOINT``: what a trained LM or forecaster does inside (gates, saturation,
+"""``lstmkit inspect CHECKPOINT``: what a trained LM, forecaster or classifier does inside (gates, saturation,
 hidden-state trajectories, interpretable cells, attributions), as PNGs."""
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ def add_parser(sub) -> None:
                        "on the validation text, re-scored on the test text), with the text "
                        "coloured by the best ones. For an `lstmkit forecast` folder: gates, "
                        "saturation, PCA and the attribution of the first forecast step to its "
-                       "input steps (integrated gradients via captum, and saliency).")
-    p.add_argument("checkpoint", help="the --out folder of `lstmkit lm train` or `lstmkit forecast`")
+                       "input steps (integrated gradients via captum, and saliency). For an "
+                       "`lstmkit classify` folder: gates, saturation, PCA over training examples "
+                       "and (series) the attribution of the predicted class.")
+    p.add_argument("checkpoint", help="the --out folder of `lstmkit lm train`, `forecast` or "
+                   "`classify`")
     p.add_argument("--out", default=None, metavar="DIR", help="default: CHECKPOINT/inspect")
     p.add_argument("--chars", type=int, default=16_000, help="LM: characters of validation and "
                    "of test text to run")
@@ -37,12 +40,17 @@ def run(args) -> int:
             raise ValueError(f"--chars: expected at least 1000, got {args.chars}")
         res = I.inspect_lm(path, out, chars=args.chars, top=args.top)
         print(I.format_cells(res.cells))
+    elif I.is_classifier_folder(path):
+        res = I.inspect_classifier(path, out)
+        if res.ig_delta is not None:
+            print(f"integrated gradients ({res.ig_backend}): completeness error median "
+                  f"{res.ig_delta[0]:.1e}, max {res.ig_delta[1]:.1e} of |f(x) - f(baseline)|")
     else:
         try:
             res = I.inspect_forecaster(path, out)
         except ValueError as e:
-            raise ValueError(f"checkpoint: expected an `lstmkit lm train` or `lstmkit forecast` "
-                             f"folder ({e})") from None
+            raise ValueError(f"checkpoint: expected an `lstmkit lm train`, `lstmkit forecast` or "
+                             f"`lstmkit classify` folder ({e})") from None
         print(f"integrated gradients ({res.ig_backend}): completeness error median "
               f"{res.ig_delta[0]:.1e}, max {res.ig_delta[1]:.1e} of |f(x) - f(baseline)|")
     for p in res.pictures:

@@ -38,6 +38,8 @@ def add_parser(sub) -> None:
     p.add_argument("--batch", default="16", help="B, or a comma list (16,64)")
     p.add_argument("--engines", default=",".join(ENGINES), help="comma list of engines to measure")
     p.add_argument("--no-measure", action="store_true", help="predictions only")
+    p.add_argument("--min-time", type=float, default=0.2,
+                   help="seconds each timed repeat runs at least (median of 3)")
     p.add_argument("--out", metavar="DIR", help="write size.json and size.png here")
     p.set_defaults(func=run)
 
@@ -51,6 +53,8 @@ def run(args) -> int:
     batches = [int(b) for b in str(args.batch).split(",") if b]
     if not batches or min(batches) < 1:
         raise ValueError(f"--batch: expected positive ints, got {args.batch!r}")
+    if not args.min_time > 0:
+        raise ValueError(f"--min-time: expected seconds > 0, got {args.min_time}")
     if args.seq_len < 1:
         raise ValueError(f"--seq-len: expected a positive int, got {args.seq_len}")
     engines = tuple(e for e in args.engines.split(",") if e)
@@ -72,7 +76,8 @@ def run(args) -> int:
     jobs = [(c, B) for c in configs for B in batches]
     for cfg, B in tqdm(jobs, desc="size", unit="config", leave=False):
         for row in S.size_report(cfg, args.seq_len, B, engines=engines,
-                                 measure=not args.no_measure, timer=timer):
+                                 measure=not args.no_measure, timer=timer,
+                                 min_time=args.min_time):
             results.append((cfg, args.seq_len, B, row))
     print(S.rows_table(results))
     if not args.no_measure:

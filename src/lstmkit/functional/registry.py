@@ -20,8 +20,8 @@ or H), G gate rows.
     >>> [f.name for f in registry.families()]
     ['lstm', 'gru', 'rnn', 'conv_lstm', 'indrnn']
     >>> lstm = registry.get("lstm")
-    >>> lstm.state, [o.name for o in lstm.options]
-    (('h', 'c'), ['peephole', 'coupled', 'layer_norm'])
+    >>> lstm.state, [o.name for o in lstm.options][:3], len(lstm.options)
+    (('h', 'c'), ['peephole', 'coupled', 'layer_norm'], 9)
     >>> [(s.name, s.shape) for s in lstm.param_specs(lstm.configure(coupled=True), 2, 3, 3, False)]
     [('weight_ih', (9, 2)), ('weight_hh', (9, 3))]
     >>> registry.get("qrnn")
