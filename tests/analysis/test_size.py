@@ -81,3 +81,15 @@ def test_report_measures_time_and_memory_and_the_command_writes_its_files(tmp_pa
     assert [d["B"] for d in data] == [2, 3] and (tmp_path / "size.png").stat().st_size > 1000
     assert main(["size", "--family", "gru", "--option", "peephole", "--no-measure"]) == 2
     assert main(["size", "--batch", "0", "--no-measure"]) == 2
+
+
+def test_size_reads_the_layers_of_a_checkpoint(tmp_path, capsys):
+    import lstmkit as lk
+    from lstmkit.models.checkpoints import save_model
+
+    layer = lk.LSTM(5, 6, num_layers=2, bidirectional=True, proj_size=3, peephole=True)
+    save_model(tmp_path / "model.pt", layer)
+    assert main(["size", str(tmp_path), "--no-measure", "--seq-len", "7", "--batch", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "LSTM(I=5, H=6, L=2, bidirectional, proj=3, peephole=True)" in out
+    assert f" {sum(p.numel() for p in layer.parameters())} " in out

@@ -420,7 +420,7 @@ def rows_table(results: list[tuple[SizeConfig, int, int, SizeRow]]) -> str:
     def ratio(a, b):
         return "-" if a is None or b is None or not b else f"{a / b:.2f}"
 
-    head = (f"{'configuration':52} {'engine':9} {'T':>4} {'B':>4} {'params':>9} {'GF fwd':>7} "
+    head = (f"{'configuration':60} {'engine':9} {'T':>4} {'B':>4} {'params':>9} {'GF fwd':>7} "
             f"{'GF trn':>7} {'fwd ms':>7} {'meas':>7} {'ratio':>5} {'trn ms':>7} {'meas':>7} "
             f"{'ratio':>5} {'act MB':>7} {'meas':>7} {'ratio':>5} {'inf MB':>7}")
     lines = [head]
@@ -429,7 +429,7 @@ def rows_table(results: list[tuple[SizeConfig, int, int, SizeRow]]) -> str:
         pb = r.predicted_bytes["training"] if r.engine != "vendor" else None
         mb = r.measured_saved_bytes
         lines.append(
-            f"{cfg.describe()[:52]:52} {r.engine:9} {T:>4} {B:>4} {r.params:>9} "
+            f"{cfg.describe()[:60]:60} {r.engine:9} {T:>4} {B:>4} {r.params:>9} "
             f"{r.flops['forward'] / 1e9:>7.3f} {r.flops['training'] / 1e9:>7.3f} "
             f"{ms(r.predicted_seconds['forward']):>7} {ms(mt.get('forward')):>7} "
             f"{ratio(mt.get('forward'), r.predicted_seconds['forward']):>5} "
