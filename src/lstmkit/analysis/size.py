@@ -22,7 +22,8 @@ Counting rules (per layer-direction, summed over L*D):
   one layer-direction's working set (the input projection (T, B, G), the states and gates the
   loop writes) plus the layer outputs alive at that moment.
 - latency: every GEMM of the forward (and backward) timed at its exact shape on this machine
-  (the measured GEMM rate), the pointwise work as memory traffic at the measured bandwidth, plus
+  (the measured GEMM rate), the pointwise work as memory traffic at the measured bandwidth and
+  the gate activations at the measured sigmoid rate, plus
   the engine's fixed cost (Python and dispatch per step), measured on the same configuration
   shrunk to one unit and one sequence.
 
@@ -252,6 +253,15 @@ class GemmTimer:
             self.cache[key] = _median_seconds(lambda: torch.mm(a, b, out=out), self.min_time, 3)
         return self.cache[key]
 
+    def transcendental(self) -> float:
+        """Elements per second of a large sigmoid (the gates' activations are compute-bound)."""
+        if "tr" not in self.cache:
+            n = 1 << 22
+            a, c = torch.randn(n, dtype=self.dtype), torch.empty(n, dtype=self.dtype)
+            sec = _median_seconds(lambda: torch.sigmoid(a, out=c), self.min_time, 3)
+            self.cache["tr"] = n / sec
+        return self.cache["tr"]
+
     def bandwidth(self) -> float:
         """Bytes per second of a large elementwise pass (read two arrays, write one)."""
         if "bw" not in self.cache:
@@ -260,6 +270,13 @@ class GemmTimer:
             sec = _median_seconds(lambda: torch.add(a, b, out=c), self.min_time, 3)
             self.cache["bw"] = 3 * n * a.element_size() / sec
         return self.cache["bw"]
+
+
+def _activations(cfg: SizeConfig) -> int:
+    """Sigmoid/tanh evaluations per step of one sequence: every gate row, plus tanh(c)."""
+    if cfg.family in ("lstm", "conv_lstm"):
+        return cfg.G + cfg.hidden_size
+    return cfg.G
 
 
 def predict_seconds(cfg: SizeConfig, T: int, B: int, timer: GemmTimer,
@@ -273,11 +290,13 @@ def predict_seconds(cfg: SizeConfig, T: int, B: int, timer: GemmTimer,
     H, P, G = cfg.hidden_size, cfg.P, cfg.G
     rec = P if cfg.family == "lstm" else H
     e = torch.empty((), dtype=timer.dtype).element_size()
-    bw = timer.bandwidth()
+    bw, tr = timer.bandwidth(), timer.transcendental()
     fwd = bwd = 0.0
     for k in range(cfg.num_layers):
         I = cfg.in_size(k)
-        pw = T * B * _step_flops(cfg, k)[1] * 2 * e / bw  # one forward pass of pointwise work
+        # one forward pass of pointwise work: memory traffic, plus the activations at the measured
+        # sigmoid rate (a gate activation is compute-bound, not bandwidth-bound)
+        pw = T * B * (_step_flops(cfg, k)[1] * 2 * e / bw + _activations(cfg) / tr)
         if cfg.family == "indrnn":
             f = timer(T * B, I, H) + pw
             b = timer(H, T * B, I) + timer(T * B, H, I) + 2 * pw
