@@ -163,30 +163,30 @@ def _check_mode(m: RecurrentBase) -> None:
                          f"{type(m).__name__} (it has dropout/zoneout, which differ in training)")
 
 
-def step_gates(family: str, opts: dict, x_t: Tensor, state, p, g_prev=None):
+def step_gates(family: str, opts: dict, x_t: Tensor, state, p) -> dict[str, Tensor]:
     """The gate activations of one step from the equations: {name: (B, H)} (empty for a family
-    without gates), plus the [i, f, o] an FGR ablation carries (else None)."""
+    without gates). A removed gate (Greff's ablations) reads 1, a coupled forget gate 1 - i.
+    Not for ``full_gate_recurrence``, whose gates depend on the previous step's (the recorder
+    runs that one through ``ablation_step_forward`` itself)."""
     if family == "lstm":
         ablation = F_lstm.ablation_of(opts)
         xg = F_lstm.input_projection(x_t, p)[0]
         h, c = state
+        H = c.shape[-1]
         if ablation is not None:
-            _, _, act, _ = F_lstm.ablation_step_forward(xg, h, c, g_prev, p, None, ablation)
-            H = c.shape[-1]
-            carried = torch.cat([act[:, : 2 * H], act[:, 3 * H :]], 1) if g_prev is not None else None
-            return dict(zip("ifgo", act.split(H, dim=1))), carried
+            _, _, act, _ = F_lstm.ablation_step_forward(xg, h, c, None, p, None, ablation)
+            return dict(zip("ifgo", act.split(H, dim=1)))
         _, _, cache = F_lstm.lstm_step_forward(xg, h, c, p)
-        act, H = cache.act, c.shape[-1]
         if opts["coupled"]:
-            i, g, o = act.split(H, dim=1)
-            return {"i": i, "f": 1.0 - i, "g": g, "o": o}, None
-        return dict(zip("ifgo", act.split(H, dim=1))), None
+            i, g, o = cache.act.split(H, dim=1)
+            return {"i": i, "f": 1.0 - i, "g": g, "o": o}
+        return dict(zip("ifgo", cache.act.split(H, dim=1)))
     if family == "gru":
         ra = opts["reset_after"]
         xg = F_gru.input_projection(x_t, p, ra)
         _, cache = F_gru.gru_step_forward(xg, state[0], p, None, ra)
-        return dict(zip("rzn", cache.act.split(state[0].shape[-1], dim=1))), None
-    return {}, None
+        return dict(zip("rzn", cache.act.split(state[0].shape[-1], dim=1)))
+    return {}
 
 
 def _recording_forward(m: RecurrentBase, calls: list, grads: bool):
@@ -242,7 +242,7 @@ def _recording_forward(m: RecurrentBase, calls: list, grads: bool):
                         gate = dict(zip("ifgo", act.detach().split(H, dim=1)))
                     else:
                         with torch.no_grad():
-                            gate, _ = step_gates(fam.name, m.v.opts, xin[t], state, p)
+                            gate = step_gates(fam.name, m.v.opts, xin[t], state, p)
                         _, *state = fam.run("reference", xin[t : t + 1], state, p, mt, m.v.opts)
                     for n in names:
                         gts[n].append(gate[n] if out_mask is None else gate[n] * out_mask[t])
