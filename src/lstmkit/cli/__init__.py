@@ -24,6 +24,10 @@ SUBCOMMANDS = [
     "lstmkit.cli.tag",
     "lstmkit.cli.anomaly",
     "lstmkit.cli.tune",
+    "lstmkit.cli.size",
+    "lstmkit.cli.gradflow",
+    "lstmkit.cli.inspect",
+    "lstmkit.cli.ablate",
 ]
 
 

@@ -93,6 +93,13 @@ def _check_supported(m) -> None:
     if (_is_layer(m) or _is_cell(m)) and m.mode not in ("LSTM", "GRU", "RNN_TANH", "RNN_RELU"):
         raise ValueError(f"model: {type(m).__name__} export is not supported (lstmkit.export lowers "
                          "the LSTM, GRU and RNN families only)")
+    if _is_layer(m) or _is_cell(m):
+        lowered = ("peephole", "coupled", "layer_norm", "reset_after", "nonlinearity")
+        other = [o.name for o in m.v.family.options
+                 if o.name not in lowered and m.v.opts[o.name] != o.default]
+        if other:
+            raise ValueError(f"model: {type(m).__name__} with {other} export is not supported "
+                             "(lstmkit.export lowers peephole, coupled and layer_norm variants)")
     if isinstance(m, (ConvLSTM, ConvLSTMCell)):
         raise ValueError("model: ConvLSTM export is not supported (its gates are convolutions; "
                          "lstmkit.export lowers the LSTM/GRU/RNN families only)")

@@ -14,15 +14,20 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._common import LN_EPS, Masks, blend_at
-from .lstm import LSTMParams, is_coupled
+from .lstm import LSTMParams, _check_ablation, gate_blocks, is_coupled
 
 
 def _ln(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
     return F.layer_norm(x, x.shape[-1:], w, b, LN_EPS)
 
 
-def lstm_eager(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, masks: Masks = Masks()):
-    """x: (T, B, I) -> (y (T, B, P), h_n, c_n), differentiated by autograd."""
+def lstm_eager(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, masks: Masks = Masks(),
+               **ablation):
+    """x: (T, B, I) -> (y (T, B, P), h_n, c_n), differentiated by autograd. ``ablation``: one of
+    Greff et al.'s variants (``lstmkit.functional.lstm.ABLATIONS``) set True, if any."""
+    which = _check_ablation(ablation)
+    if which is not None:
+        return _lstm_ablation_eager(x, h0, c0, p, masks, which)
     H = c0.shape[-1]
     coupled = is_coupled(p)
     h, c, ys = h0, c0, []
@@ -53,6 +58,44 @@ def lstm_eager(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, masks: Masks = 
         h_new = o * torch.tanh(cn)
         if p.w_hr is not None:
             h_new = h_new @ p.w_hr.t()
+        c = blend_at(c_new, c, masks.keep_c, t)
+        h = blend_at(h_new, h, masks.keep_h, t)
+        ys.append(h if masks.out is None else h * masks.out[t])
+    return torch.stack(ys), h, c
+
+
+def _lstm_ablation_eager(x, h0, c0, p: LSTMParams, masks: Masks, which: str):
+    H = c0.shape[-1]
+    blocks = gate_blocks(which)
+    h, c, ys = h0, c0, []
+    gates_prev = x.new_zeros(x.shape[1], 3 * H)  # [i, f, o] of the previous step (FGR)
+    for t in range(x.shape[0]):
+        hr = h if masks.rec is None else h * masks.rec
+        a = x[t] @ p.w_ih.t() + hr @ p.w_hh.t()
+        if p.b_ih is not None:
+            a = a + p.b_ih + p.b_hh
+        pre = dict(zip(blocks, a.split(H, dim=1)))
+        if which == "full_gate_recurrence":
+            r_i, r_f, r_o = (gates_prev @ p.w_gr.t()).split(H, dim=1)
+            pre["i"], pre["f"], pre["o"] = pre["i"] + r_i, pre["f"] + r_f, pre["o"] + r_o
+        if p.w_ci is not None and "i" in pre:
+            pre["i"] = pre["i"] + p.w_ci * c
+        if p.w_cf is not None and "f" in pre:
+            pre["f"] = pre["f"] + p.w_cf * c
+        i = torch.sigmoid(pre["i"]) if "i" in pre else 1.0
+        f = torch.sigmoid(pre["f"]) if "f" in pre else 1.0
+        g = pre["g"] if which == "no_input_activation" else torch.tanh(pre["g"])
+        c_new = f * c + i * g
+        if "o" in pre:
+            a_o = pre["o"] if p.w_co is None else pre["o"] + p.w_co * c_new
+            o = torch.sigmoid(a_o)
+        else:
+            o = 1.0
+        h_new = o * (c_new if which == "no_output_activation" else torch.tanh(c_new))
+        if p.w_hr is not None:
+            h_new = h_new @ p.w_hr.t()
+        if which == "full_gate_recurrence":
+            gates_prev = torch.cat([i, f, o], dim=1)
         c = blend_at(c_new, c, masks.keep_c, t)
         h = blend_at(h_new, h, masks.keep_h, t)
         ys.append(h if masks.out is None else h * masks.out[t])

@@ -20,8 +20,8 @@ or H), G gate rows.
     >>> [f.name for f in registry.families()]
     ['lstm', 'gru', 'rnn', 'conv_lstm', 'indrnn']
     >>> lstm = registry.get("lstm")
-    >>> lstm.state, [o.name for o in lstm.options]
-    (('h', 'c'), ['peephole', 'coupled', 'layer_norm'])
+    >>> lstm.state, [o.name for o in lstm.options][:3], len(lstm.options)
+    (('h', 'c'), ['peephole', 'coupled', 'layer_norm'], 9)
     >>> [(s.name, s.shape) for s in lstm.param_specs(lstm.configure(coupled=True), 2, 3, 3, False)]
     [('weight_ih', (9, 2)), ('weight_hh', (9, 3))]
     >>> registry.get("qrnn")
@@ -61,6 +61,8 @@ class Option:
     choices: tuple  # the allowed values
     doc: str  # one line for the layer docstrings and help()
     call: bool = False  # passed as a keyword to the sequence functions (else read off the params)
+    omit_default: bool = False  # a call option passed only when not at its default (engines that
+    #                             lack it, e.g. the fused kernels, then see unchanged calls)
 
     def check(self, value) -> Any:
         if all(isinstance(c, bool) for c in self.choices):
@@ -149,12 +151,13 @@ class Family:
         return self.eager
 
     @functools.cached_property
-    def _call_names(self) -> tuple[str, ...]:
-        return tuple(o.name for o in self.options if o.call)
+    def _call_names(self) -> tuple[tuple[str, bool, Any], ...]:
+        return tuple((o.name, o.omit_default, o.default) for o in self.options if o.call)
 
     def call_options(self, opts: dict) -> dict:
-        """The options passed as keywords to the sequence functions."""
-        return {n: opts[n] for n in self._call_names}
+        """The options passed as keywords to the sequence functions (an ``omit_default`` option
+        only when it is not at its default)."""
+        return {n: opts[n] for n, omit, d in self._call_names if not (omit and opts[n] == d)}
 
     def torch_mode(self, opts: dict) -> str:
         return self.mode(opts) if self.mode is not None else self.title.upper()

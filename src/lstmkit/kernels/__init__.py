@@ -390,10 +390,13 @@ def lstm_step(x: Tensor, h: Tensor, c: Tensor, p: LSTMParams) -> tuple[Tensor, T
     """
     if p.w_hr is None and p.ln_hh_w is None and x.dtype in (torch.float32, torch.float64):
         return tuple(_stepper(p).step(x, h, c))
-    return tuple(_ext().lstm_step(x.contiguous(), h, c, *[_NONE if t is None else t for t in p],
+    kernel_params = p[:_N_KERNEL_LSTM_PARAMS]  # w_gr (an ablation) is never served here
+    return tuple(_ext().lstm_step(x.contiguous(), h, c,
+                                  *[_NONE if t is None else t for t in kernel_params],
                                   is_coupled(p)))
 
 
+_N_KERNEL_LSTM_PARAMS = LSTMParams._fields.index("w_gr")  # the parameters the C++ step takes
 _STEPPERS: dict = {}
 _STEP_FIELDS = 8  # w_ih, w_hh, b_ih, b_hh, w_hr, w_ci, w_cf, w_co
 

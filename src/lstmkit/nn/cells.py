@@ -104,7 +104,8 @@ class CellBase(nn.Module):
         with less overhead)."""
         fam = self.v.family
         if fam.fused_step is None or engine not in ("auto", "fused") or (
-                engine == "auto" and self._vendor_mode is not None):
+                engine == "auto" and self._vendor_mode is not None) or (
+                not fam.fused_serves(self.v.opts)):  # options the kernels lack (ablations)
             return False
         if torch.is_grad_enabled() and (
                 x.requires_grad or any(s.requires_grad for s in state)

@@ -1,0 +1,97 @@
+"""``lstmkit size``: parameters, FLOPs, activation memory and latency of a layer configuration
+(or of the layers in a checkpoint), predicted and then measured."""
+
+from __future__ import annotations
+
+import os
+
+ENGINES = ("reference", "fused", "vendor")
+
+
+def _option(text: str):
+    name, _, value = text.partition("=")
+    if not value or value.lower() == "true":
+        return name, True
+    if value.lower() == "false":
+        return name, False
+    return name, value
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("size", help="parameters, FLOPs, memory and latency: predicted vs measured",
+                       description="Cost of a recurrent layer: parameters, FLOPs per step and per "
+                       "sequence (forward and training), activation memory (training: saved for "
+                       "backward; inference: peak working set), latency from GEMMs timed at their "
+                       "shapes on this machine; then the real layer measured and the ratio "
+                       "measured/predicted printed. Without --family: a catalogue of LSTM "
+                       "variants, GRU, RNN, IndRNN, stacked, bidirectional, projection, ConvLSTM.")
+    p.add_argument("checkpoint", nargs="?", help="a model.pt (or job folder): size its layers")
+    p.add_argument("--family", choices=("lstm", "gru", "rnn", "indrnn", "conv_lstm"))
+    p.add_argument("--input-size", type=int, default=64)
+    p.add_argument("--hidden-size", type=int, default=128)
+    p.add_argument("--num-layers", type=int, default=1)
+    p.add_argument("--bidirectional", action="store_true")
+    p.add_argument("--proj-size", type=int, default=0)
+    p.add_argument("--option", action="append", default=[], metavar="NAME[=VALUE]",
+                   help="a family option, e.g. --option peephole --option no_forget_gate")
+    p.add_argument("--seq-len", type=int, default=50, help="T")
+    p.add_argument("--batch", default="16", help="B, or a comma list (16,64)")
+    p.add_argument("--engines", default=",".join(ENGINES), help="comma list of engines to measure")
+    p.add_argument("--no-measure", action="store_true", help="predictions only")
+    p.add_argument("--min-time", type=float, default=0.2,
+                   help="seconds each timed repeat runs at least (median of 3)")
+    p.add_argument("--out", metavar="DIR", help="write size.json and size.png here")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import json
+
+    from .._io import atomic_write_text
+    from ..analysis import size as S
+
+    batches = [int(b) for b in str(args.batch).split(",") if b]
+    if not batches or min(batches) < 1:
+        raise ValueError(f"--batch: expected positive ints, got {args.batch!r}")
+    if not args.min_time > 0:
+        raise ValueError(f"--min-time: expected seconds > 0, got {args.min_time}")
+    if args.seq_len < 1:
+        raise ValueError(f"--seq-len: expected a positive int, got {args.seq_len}")
+    engines = tuple(e for e in args.engines.split(",") if e)
+    bad = [e for e in engines if e not in ENGINES + ("auto",)]
+    if bad:
+        raise ValueError(f"--engines: expected some of {ENGINES + ('auto',)}, got {bad}")
+    if args.checkpoint:
+        configs = S.configs_from_checkpoint(args.checkpoint)
+    elif args.family:
+        configs = [S.SizeConfig(args.family, args.input_size, args.hidden_size, args.num_layers,
+                                args.bidirectional, args.proj_size,
+                                options=dict(_option(o) for o in args.option))]
+    else:
+        configs = S.default_suite(args.input_size, args.hidden_size)
+    timer = S.GemmTimer()
+    results = []
+    from tqdm import tqdm
+
+    jobs = [(c, B) for c in configs for B in batches]
+    for cfg, B in tqdm(jobs, desc="size", unit="config", leave=False):
+        for row in S.size_report(cfg, args.seq_len, B, engines=engines,
+                                 measure=not args.no_measure, timer=timer,
+                                 min_time=args.min_time):
+            results.append((cfg, args.seq_len, B, row))
+    print(S.rows_table(results))
+    if not args.no_measure:
+        print(f"GEMM-rate model; pointwise at {timer.bandwidth() / 1e9:.1f} GB/s measured; "
+              f"load average {os.getloadavg()[0]:.1f}. Vendor activations are torch's own "
+              "(not predicted).")
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        rows = [{"configuration": c.describe(), "T": T, "B": B, "engine": r.engine,
+                 "params": r.params, "flops": r.flops, "predicted_seconds": r.predicted_seconds,
+                 "measured_seconds": r.measured_seconds, "predicted_bytes": r.predicted_bytes,
+                 "measured_saved_bytes": r.measured_saved_bytes} for c, T, B, r in results]
+        atomic_write_text(os.path.join(args.out, "size.json"), json.dumps(rows, indent=1))
+        if not args.no_measure:
+            S.plot_results(results, os.path.join(args.out, "size.png"))
+            print(f"wrote {os.path.join(args.out, 'size.png')}")
+    return 0
