@@ -22,6 +22,7 @@ SUBCOMMANDS = [
     "lstmkit.cli.serve",
     "lstmkit.cli.classify",
     "lstmkit.cli.tag",
+    "lstmkit.cli.speech",
 ]
 
 
