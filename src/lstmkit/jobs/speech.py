@@ -658,6 +658,7 @@ class StreamingRecognizer:
         self.samples = np.zeros(0, np.float32)  # not yet framed (starts at the next frame)
         self.frames: list[torch.Tensor] = []  # framed, not yet a whole group of `subsample`
         self.hx = None
+        self.log_probs: list[np.ndarray] = []  # (T', V) per model call, for inspection
 
     def _run(self, f: torch.Tensor) -> None:
         if len(f) == 0:
@@ -665,6 +666,7 @@ class StreamingRecognizer:
         with torch.no_grad():
             lp, _, self.hx = self.model(f[None], torch.tensor([len(f)]), self.hx)
         lp = lp[0].double().numpy()
+        self.log_probs.append(lp)
         if self.greedy is not None:
             self.greedy.advance(lp)
         else:
