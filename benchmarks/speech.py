@@ -27,15 +27,17 @@ def table(m: dict, wall: float, load0, load1, threads: int) -> str:
     out = [f"load average {load0[0]:.1f} at start, {load1[0]:.1f} at end; {threads} thread(s); "
            f"{s['train_utterances']} training utterances ({s['train_hours']} h), "
            f"{s['parameters'] / 1e6:.2f} M parameters, {s['steps']} steps in {s['train_seconds']:.0f} s "
-           f"of training, {wall:.0f} s for the whole command", "",
-           "| decoder | " + " | ".join(f"WER {c}" for c in conds) + " | CER clean | RTF |",
-           "|---|" + "---|" * (len(conds) + 2)]
+           f"of training ({s.get('train_cpu_seconds', 0):.0f} s of CPU), {wall:.0f} s for the whole command",
+           "", "| decoder | " + " | ".join(f"WER {c}" for c in conds)
+           + " | CER clean | RTF (wall) | RTF (CPU) |",
+           "|---|" + "---|" * (len(conds) + 3)]
     for name in ("greedy", "beam", "beam+lm"):
         out.append(f"| {name} | " + " | ".join(f"{100 * snr[c][name]['wer']:.2f} %" for c in conds)
-                   + f" | {100 * snr['clean'][name]['cer']:.2f} % | {m['rtf'][name]:.4f} |")
+                   + f" | {100 * snr['clean'][name]['cer']:.2f} % | {m['rtf'][name]:.4f} | "
+                   + f"{m['rtf'][name + ' cpu']:.4f} |")
     for b in ("baseline_empty", "baseline_majority"):
         out.append(f"| {b.replace('baseline_', 'baseline: ')} | {100 * m[b]['wer']:.2f} % |"
-                   + " |" * (len(conds) + 1))
+                   + " |" * (len(conds) + 2))
     pv = m["per_voice_wer"]
     worst = sorted(pv.items(), key=lambda kv: -kv[1])[:5]
     out += ["", f"per-voice WER (beam+lm, clean, {len(pv)} test voices): median "

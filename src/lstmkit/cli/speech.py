@@ -28,8 +28,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     def data_flags(q):
         q.add_argument("--data", metavar="DIR", help="your folder of WAV files (default: synthesised digits)")
         q.add_argument("--transcripts", metavar="FILE", help="'NAME TRANSCRIPT' lines (DIR/transcripts.txt)")
-        q.add_argument("--cache", metavar="DIR", help="synthesised data cache ($LSTMKIT_CACHE or ~/.cache/lstmkit)")
-        q.add_argument("--utterances", type=int, default=_D.utterances, metavar="N", help=f"({_D.utterances})")
+        q.add_argument("--cache", metavar="DIR",
+                       help="synthesised data cache ($LSTMKIT_CACHE or ~/.cache/lstmkit)")
+        q.add_argument("--utterances", type=int, default=_D.utterances, metavar="N",
+                       help=f"({_D.utterances})")
         q.add_argument("--seed", type=int, default=_D.seed, help=f"({_D.seed})")
 
     d = ss.add_parser("data", help="synthesise the digit strings into the cache")
@@ -60,7 +62,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     opt("--noise-prob", float, "share of training utterances with added noise", "P")
     t.add_argument("--no-spec-augment", dest="spec_augment", action="store_false")
     opt("--beam-width", int, "prefix beam width")
-    t.add_argument("--lm", metavar="DIR", help="an `lstmkit lm train` folder for fusion (default: char n-gram)")
+    t.add_argument("--lm", metavar="DIR",
+                   help="an `lstmkit lm train` folder for fusion (default: char n-gram)")
     opt("--lm-weight", float, "LM weight; auto: chosen on the validation voices", "X")
     opt("--insertion-bonus", float, "per-character bonus; auto: chosen with the weight", "X")
     opt("--max-test", int, "test utterances per condition; auto: all")
