@@ -23,6 +23,7 @@ _SOURCES = [
     "lstmkit.data._forecast_sets",
     "lstmkit.data._seq2seq_sets",
     "lstmkit.data._classify_sets",
+    "lstmkit.data._speech_sets",
 ]
 
 

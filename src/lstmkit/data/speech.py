@@ -44,6 +44,11 @@ ACCENTS = ["en-gb", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "
 MANIFEST = "manifest.jsonl"
 
 
+def default_cache() -> str:
+    """``$LSTMKIT_CACHE`` or ``~/.cache/lstmkit``: where synthesised data is kept."""
+    return os.environ.get("LSTMKIT_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "lstmkit")
+
+
 def _need(tool: str) -> str:
     path = shutil.which(tool)
     if path is None:

@@ -64,8 +64,7 @@ from ..train.trainer import TrainConfig, Trainer
 DECODERS = ("greedy", "beam", "beam+lm")
 
 
-def default_cache() -> str:
-    return os.environ.get("LSTMKIT_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "lstmkit")
+default_cache = sd.default_cache
 
 
 @dataclass
