@@ -42,6 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     t = ss.add_parser("train", help="train and evaluate a recogniser")
     t.add_argument("--out", default=_D.out, metavar="DIR", help=f"({_D.out})")
+    t.add_argument("--config", metavar="FILE.toml", help="any SpeechConfig fields; flags win")
     data_flags(t)
 
     def opt(flag, type_, help_, metavar="N"):
@@ -67,8 +68,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     opt("--lm-weight", float, "LM weight; auto: chosen on the validation voices", "X")
     opt("--insertion-bonus", float, "per-character bonus; auto: chosen with the weight", "X")
     opt("--max-test", int, "test utterances per condition; auto: all")
-    t.add_argument("--no-progress", dest="progress", action="store_false", default=None)
-    t.add_argument("--no-resume", dest="resume", action="store_false")
+    t.add_argument("--no-progress", dest="progress", action="store_false", default=None,
+                   help="no progress bar")
+    t.add_argument("--no-resume", dest="resume", action="store_false",
+                   help="start afresh even if --out holds an interrupted run")
     t.set_defaults(func=run_train)
 
     r = ss.add_parser("transcribe", help="transcribe audio files with a trained model")
@@ -92,9 +95,7 @@ def run_data(args) -> int:
 
 def run_train(args) -> int:
     kw = {k: getattr(args, k) for k in job.config_fields() if hasattr(args, k)}
-    if kw.get("max_time") is not None and kw["max_time"] <= 0:
-        kw["max_time"] = None
-    job.train(job.SpeechConfig(**kw))
+    job.train(job.config_from_flags(kw, args.config))
     return 0
 
 
