@@ -3,6 +3,7 @@ held-out voices, clean and in noise, training time and real-time factor.
 
     python -m benchmarks.speech [--threads 1] [--utterances 3000] [--max-time 900] [--out FILE]
                                 [-- extra flags for `lstmkit speech train`]
+    python -m benchmarks.speech --stream-check RUN_DIR   (a --unidirectional run kept with --keep)
 
 Runs the real command (``python -m lstmkit.cli speech train --no-progress --no-resume``) in a fresh
 process with ``OMP_NUM_THREADS=--threads`` and turns its ``metrics.json`` into the markdown table of
@@ -48,6 +49,39 @@ def table(m: dict, wall: float, load0, load1, threads: int) -> str:
     return "\n".join(out)
 
 
+def stream_check(run: str, n: int = 40, chunk_ms: int = 100) -> str:
+    """Stream ``n`` test utterances of a unidirectional run in ``chunk_ms`` chunks; count how many
+    final transcripts equal the offline ones, and time the chunks."""
+    import numpy as np
+
+    from lstmkit.data import speech as sd
+    from lstmkit.jobs import speech as job
+
+    model, fc, alphabet, dec, ck = job.load(run)
+    jc = ck["job_config"]
+    utts = [u for u in sd.generate_digits(os.path.join(jc["cache"] or sd.default_cache(), "speech"),
+                                          jc["utterances"], seed=jc["seed"]) if u.split == "test"][:n]
+    same, chunk_s, audio_s, words = 0, [], 0.0, []
+    step = fc.sample_rate * chunk_ms // 1000
+    for u in utts:
+        y = sd.read_audio(u.path)
+        audio_s += len(y) / fc.sample_rate
+        offline = job.transcribe(run, [u.path])[0]
+        rec = job.StreamingRecognizer(model, fc, alphabet, dec, "beam+lm")
+        for i in range(0, len(y), step):
+            t = time.process_time()
+            rec.accept(y[i:i + step])
+            chunk_s.append(time.process_time() - t)
+        final = rec.finish()
+        same += final == offline
+        words.append((u.text, final))
+    wer = job.wer_cer([r for r, _ in words], [h for _, h in words])["wer"]
+    return (f"streaming ({chunk_ms} ms chunks, beam+LM) on {len(utts)} test utterances: final == offline "
+            f"for {same}/{len(utts)}; WER {100 * wer:.2f} %; CPU per chunk median "
+            f"{1000 * float(np.median(chunk_s)):.1f} ms, max {1000 * max(chunk_s):.1f} ms "
+            f"(RTF {sum(chunk_s) / audio_s:.4f})")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
@@ -55,8 +89,13 @@ def main(argv=None) -> int:
     ap.add_argument("--max-time", type=float, default=900.0)
     ap.add_argument("--out", help="also write the table here")
     ap.add_argument("--keep", metavar="DIR", help="keep the run folder here (default: a temporary one)")
+    ap.add_argument("--stream-check", metavar="DIR",
+                    help="only stream test utterances through the unidirectional model in DIR")
     ap.add_argument("extra", nargs="*", help="more `lstmkit speech train` flags (after --)")
     a = ap.parse_args(argv)
+    if a.stream_check:
+        print(stream_check(a.stream_check))
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         run = a.keep or tmp
         env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
