@@ -560,10 +560,13 @@ def plot_posteriors(path, utt, fc, lp: np.ndarray, alphabet: Alphabet, hyp: str,
     for s in range(1, p.shape[1]):
         if p[:, s].max() > 0.3:
             a2.plot(t, p[:, s], color=cmap(s % 20), lw=1.2)
-            k = int(p[:, s].argmax())
-            a2.text(t[k], min(1.02, p[k, s] + 0.02), repr(alphabet.chars[s])[1:-1] or "␣",
-                    ha="center", fontsize=8)
-    a2.set_ylim(0, 1.1)
+    best = p.argmax(1)
+    for k in range(len(best)):  # label each character where the best path starts emitting it
+        s = int(best[k])
+        if s != 0 and (k == 0 or best[k - 1] != s):
+            a2.text(t[k], 1.03, "␣" if alphabet.chars[s] == " " else alphabet.chars[s], ha="center",
+                    fontsize=8, color=cmap(s % 20))
+    a2.set_ylim(0, 1.12)
     a2.set_ylabel("CTC posterior")
     a2.set_xlabel("seconds")
     a2.legend(loc="upper right", fontsize=8)
