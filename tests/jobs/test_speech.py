@@ -72,7 +72,7 @@ def test_wer_and_cer_are_jiwer_corpus_rates():
 
 
 @pytest.mark.slow
-def test_speech_train_end_to_end_through_the_cli(tmp_path, espeak):
+def test_speech_train_end_to_end_through_the_cli(tmp_path, capsys, espeak):
     from lstmkit.cli import main
     from lstmkit.models.checkpoints import load_model
 
@@ -94,6 +94,11 @@ def test_speech_train_end_to_end_through_the_cli(tmp_path, espeak):
     model, parts = load_model(out)  # the shared checkpoint reader knows the kind
     assert parts["kind"] == "speech_recognizer" and isinstance(model, SpeechRecognizer)
 
+    capsys.readouterr()
+    assert main(["speech", "data", "--cache", str(tmp_path / "cache"), "--utterances", "40"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert sum(summary[s]["utterances"] for s in ("train", "val", "test")) == 40
+    assert not set(summary["train"]["variants"]) & set(summary["test"]["variants"])
     utts = sd.generate_digits(tmp_path / "cache" / "speech", 40, seed=0)
     texts = job.transcribe(out, [utts[0].path, utts[1].path], "beam+lm")
     assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
