@@ -1,7 +1,7 @@
 """`lstmkit speech train` on the synthesised digit strings: WER of greedy / beam / beam+LM on
 held-out voices, clean and in noise, training time and real-time factor.
 
-    python -m benchmarks.speech [--threads 1] [--utterances 3000] [--max-time 900] [--out FILE]
+    python -m benchmarks.speech [--threads 1] [--utterances 3000] [--max-time 1200] [--out FILE]
                                 [-- extra flags for `lstmkit speech train`]
     python -m benchmarks.speech --stream-check RUN_DIR   (a --unidirectional run kept with --keep)
 
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--utterances", type=int, default=3000)
-    ap.add_argument("--max-time", type=float, default=900.0)
+    ap.add_argument("--max-time", type=float, default=1200.0)
     ap.add_argument("--out", help="also write the table here")
     ap.add_argument("--keep", metavar="DIR", help="keep the run folder here (default: a temporary one)")
     ap.add_argument("--stream-check", metavar="DIR",

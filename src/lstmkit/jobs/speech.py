@@ -89,8 +89,8 @@ class SpeechConfig:
     noise_snr_max: float = 30.0
     batch_size: int = 32
     lr: float = 3e-3
-    max_steps: int = 4000
-    max_time: float | None = 900.0  # seconds (wall clock) of training; None: no limit
+    max_steps: int = 3000
+    max_time: float | None = 1200.0  # seconds (wall clock) of training; None: no limit
     val_every: int = 150
     patience: int = 6
     max_val: int = 200  # validation utterances scored (greedy CER) at each validation
