@@ -28,6 +28,7 @@ SUBCOMMANDS = [
     "lstmkit.cli.gradflow",
     "lstmkit.cli.inspect",
     "lstmkit.cli.ablate",
+    "lstmkit.cli.speech",
 ]
 
 

@@ -24,6 +24,7 @@ _SOURCES = [
     "lstmkit.data._seq2seq_sets",
     "lstmkit.data._classify_sets",
     "lstmkit.data._anomaly_sets",
+    "lstmkit.data._speech_sets",
 ]
 
 

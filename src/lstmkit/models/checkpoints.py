@@ -8,6 +8,8 @@ Layouts (all through ``train.checkpoint``, so loaded with ``weights_only=True``)
   the seed ensemble of ``lstmkit forecast``, see :class:`ForecasterEnsemble`);
 - an LSTM autoencoder (``lstmkit anomaly``): ``kind="lstm_autoencoder"``, ``config`` + ``model``
   (``models.autoencoder``);
+- a speech recogniser: ``kind="speech_recognizer"``, ``config`` + ``model``
+  (``models.speech``; ``lstmkit speech train`` adds the alphabet, features and LM beside);
 - a bare layer: ``kind="layer"``, ``layer_config`` (the class and its constructor arguments) +
   ``model``, written by :func:`save_model`.
 
@@ -35,6 +37,8 @@ from .autoencoder import AutoencoderConfig, LSTMAutoencoder
 from .forecaster import Forecaster, ForecasterConfig
 from .language_model import CHECKPOINT_KIND as LM_KIND
 from .language_model import LanguageModel, LanguageModelConfig
+from .speech import CHECKPOINT_KIND as SPEECH_KIND
+from .speech import SpeechRecognizer, recognizer_from_dict, recognizer_parts
 
 LAYER_KIND = "layer"
 # parts that describe the model itself; anything else passed to save_model is kept beside it
@@ -126,6 +130,8 @@ def model_from_parts(ck: dict, path: str = "<checkpoint>") -> tuple[nn.Module, s
         return Forecaster(cfg), "forecaster"
     if kind == LAYER_KIND:
         return build_layer(ck.get("layer_config")), LAYER_KIND
+    if kind == SPEECH_KIND:  # lstmkit speech train: config + model, alphabet/features/LM beside
+        return recognizer_from_dict(ck.get("config")), SPEECH_KIND
     raise ValueError(f"checkpoint {path!r}: expected a language model, forecaster or layer "
                      f"checkpoint, got kind={kind!r} with parts {sorted(ck)[:10]}")
 
@@ -149,6 +155,8 @@ def model_parts(model: nn.Module) -> dict:
         return {"kind": AE_KIND, "config": asdict(model.config)}
     if isinstance(model, (Forecaster, ForecasterEnsemble)):
         return {"kind": "forecaster", "model_config": asdict(model.config)}
+    if isinstance(model, SpeechRecognizer):
+        return recognizer_parts(model)
     return {"kind": LAYER_KIND, "layer_config": layer_config(model)}
 
 
