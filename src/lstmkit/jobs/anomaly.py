@@ -48,6 +48,7 @@ from ..models.forecaster import Forecaster, ForecasterConfig
 from ..train import anomaly_metrics as am
 from ..train.trainer import TrainConfig, Trainer
 from . import _anomaly_baselines as bl
+from ._config import merge_config_file
 
 DETECTORS = ("autoencoder", "forecast")
 THRESHOLDS = ("percentile", "fbeta", "dynamic")
@@ -127,36 +128,11 @@ class Result:
 
 def config_from_flags(flags: dict, path: str | None = None) -> AnomalyConfig:
     """The config of ``lstmkit anomaly train``: ``flags`` over the fields of a TOML file or of a
-    run's saved ``config.json`` (which reproduces that run); a flag left at its default takes
-    the file's value."""
-    kw = {k: v for k, v in flags.items() if k in {f.name for f in fields(AnomalyConfig)}}
-    if path:
-        defaults = AnomalyConfig()
-        for k, v in _read_config(path).items():
-            if k not in kw or kw[k] == getattr(defaults, k) or (k == "out" and kw[k] is None):
-                kw[k] = v
+    run's saved ``config.json`` (which reproduces that run; :mod:`lstmkit.jobs._config`)."""
+    kw = merge_config_file(AnomalyConfig, flags, path)
     if kw.get("out") is None:
         kw.pop("out", None)
     return AnomalyConfig(**kw)
-
-
-def _read_config(path: str) -> dict:
-    import tomllib
-
-    names = sorted(f.name for f in fields(AnomalyConfig))
-    try:
-        with open(path, "rb") as f:
-            data = json.load(f) if str(path).endswith(".json") else tomllib.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"--config: {path} not found") from None
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"--config: {path} is not valid TOML/JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"--config: expected a table of fields, got {type(data).__name__}")
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise ValueError(f"--config: unknown field(s) {unknown}; expected some of {names}")
-    return data
 
 
 # ----------------------------------------------------------------------------- data

@@ -66,6 +66,7 @@ from ..models.language_model import (
 )
 from ..train.checkpoint import load_checkpoint
 from ..train.trainer import TrainConfig, Trainer
+from ._config import merge_config_file
 
 __all__ = ["LMConfig", "LMResult", "train", "evaluate", "predict", "generate", "load",
            "KneserNeyCharModel", "unigram_bpc", "format_table"]
@@ -539,32 +540,11 @@ def config_fields() -> list[str]:
 
 def config_from_flags(flags: dict, toml_path: str | None = None) -> LMConfig:
     """The config of ``lstmkit lm train``: ``flags`` (every field, ``out`` None when not given)
-    over the fields of a TOML file, where a flag left at its default takes the file's value;
-    ``max_time <= 0`` means no time limit."""
-    kw = dict(flags)
-    if toml_path:
-        defaults = LMConfig(out="-")
-        for k, v in _read_toml(toml_path).items():
-            if kw.get(k) == (getattr(defaults, k) if k != "out" else None):
-                kw[k] = v
+    over the fields of a TOML file (:mod:`lstmkit.jobs._config`); ``max_time <= 0`` means no
+    time limit."""
+    kw = merge_config_file(LMConfig, flags, toml_path)
     if not kw.get("out"):
         raise ValueError("--out: expected an output folder (flag or --config field), got none")
     if kw.get("max_time") is not None and kw["max_time"] <= 0:
         kw["max_time"] = None
     return LMConfig(**kw)
-
-
-def _read_toml(path: str) -> dict:
-    import tomllib
-
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"--config: {path} not found") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"--config: {path} is not valid TOML ({e})") from None
-    unknown = sorted(set(data) - set(config_fields()))
-    if unknown:
-        raise ValueError(f"--config: unknown field(s) {unknown}; expected some of {config_fields()}")
-    return data

@@ -60,6 +60,7 @@ from ..models.speech import (
 )
 from ..train.checkpoint import load_checkpoint, save_checkpoint
 from ..train.trainer import TrainConfig, Trainer
+from ._config import merge_config_file
 
 DECODERS = ("greedy", "beam", "beam+lm")
 
@@ -724,26 +725,9 @@ def make_data(cache: str | None = None, utterances: int = 3000, seed: int = 0, p
 
 
 def config_from_flags(flags: dict, toml_path: str | None = None) -> SpeechConfig:
-    """The config of ``lstmkit speech train``: ``flags`` over the fields of a TOML file, where a
-    flag left at its default takes the file's value; ``max_time <= 0`` means no limit."""
-    kw = dict(flags)
-    if toml_path:
-        import tomllib
-
-        try:
-            with open(toml_path, "rb") as f:
-                data = tomllib.load(f)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"--config: {toml_path} not found") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ValueError(f"--config: {toml_path} is not valid TOML ({e})") from None
-        unknown = sorted(set(data) - set(config_fields()))
-        if unknown:
-            raise ValueError(f"--config: unknown field(s) {unknown}; expected some of {config_fields()}")
-        defaults = SpeechConfig()
-        for k, v in data.items():
-            if k not in kw or kw[k] == getattr(defaults, k):
-                kw[k] = v
+    """The config of ``lstmkit speech train``: ``flags`` over the fields of a TOML file
+    (:mod:`lstmkit.jobs._config`); ``max_time <= 0`` means no limit."""
+    kw = merge_config_file(SpeechConfig, flags, toml_path)
     if kw.get("max_time") is not None and kw["max_time"] <= 0:
         kw["max_time"] = None
     return SpeechConfig(**kw)
