@@ -93,3 +93,18 @@ def test_size_reads_the_layers_of_a_checkpoint(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "LSTM(I=5, H=6, L=2, bidirectional, proj=3, peephole=True)" in out
     assert f" {sum(p.numel() for p in layer.parameters())} " in out
+
+
+def test_bad_sizes_are_refused_by_name():
+    with pytest.raises(ValueError, match="hidden_size: expected an int >= 1, got -1"):
+        SizeConfig("lstm", 8, -1)
+    with pytest.raises(ValueError, match=r"proj_size: expected an int in \[0, hidden_size=16\), got 16"):
+        SizeConfig("lstm", 8, 16, proj_size=16)
+
+
+def test_a_layer_flag_without_family_sizes_that_lstm_not_the_default_suite(tmp_path):
+    assert main(["size", "--proj-size", "4", "--hidden-size", "8", "--input-size", "3", "--no-measure",
+                 "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "size.json").read_text())
+    rows = rows["rows"] if isinstance(rows, dict) else rows
+    assert rows and all("proj=4" in str(r) for r in rows)

@@ -72,6 +72,14 @@ class SizeConfig:
     def __post_init__(self) -> None:
         fam = registry.get(self.family)
         fam.configure(**self.options)
+        for name in ("input_size", "hidden_size", "num_layers", "kernel"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
+        if isinstance(self.proj_size, bool) or not isinstance(self.proj_size, int) or \
+                not 0 <= self.proj_size < self.hidden_size:
+            raise ValueError(f"proj_size: expected an int in [0, hidden_size={self.hidden_size}), "
+                             f"got {self.proj_size!r}")
         if self.family == "conv_lstm" and (self.bidirectional or self.proj_size):
             raise ValueError("bidirectional, proj_size: ConvLSTM has neither")
         if self.proj_size and not fam.proj:

@@ -63,7 +63,8 @@ def run(args) -> int:
         raise ValueError(f"--engines: expected some of {ENGINES + ('auto',)}, got {bad}")
     if args.checkpoint:
         configs = S.configs_from_checkpoint(args.checkpoint)
-    elif args.family:
+    elif args.family or args.num_layers != 1 or args.bidirectional or args.proj_size or args.option:
+        args.family = args.family or "lstm"  # a layer flag without --family sizes an LSTM, not the suite
         configs = [S.SizeConfig(args.family, args.input_size, args.hidden_size, args.num_layers,
                                 args.bidirectional, args.proj_size,
                                 options=dict(_option(o) for o in args.option))]
