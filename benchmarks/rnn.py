@@ -39,7 +39,8 @@ from lstmkit.functional.lstm import lstm as lstm_reference
 
 GRID = [(50, B, H) for B in (1, 16, 64) for H in (64, 128, 256, 512)] + [(100, 64, 512)]
 QUICK_GRID = [(50, 1, 64), (50, 16, 256), (50, 64, 256), (50, 64, 512)]
-SECTIONS = ("grid", "gru", "variants", "lengths", "step", "memory", "bf16", "inference", "overhead")
+SECTIONS = ("grid", "gru", "gru_cho", "variants", "lengths", "step", "memory", "bf16", "inference",
+            "overhead")
 VARIANTS = ("plain", "peephole", "coupled", "layer_norm")
 
 
@@ -219,6 +220,47 @@ def section_gru(args, shapes) -> list[str]:
             cells += [f"{t[e] * 1e3:.2f}", f"{t[e] / t['torch']:.2f}"]
         rows.append("| " + " | ".join(cells) + " |")
         print(rows[-1], flush=True)
+    return rows
+
+
+def section_gru_cho(args, shapes) -> list[str]:
+    """The Cho GRU (reset_after=False: two recurrent GEMMs a step), fwd+bwd and no_grad forward:
+    the fused kernel against the reference engine, against torch.nn.GRU (which has no Cho form:
+    its reset_after=True GRU with the same weights is the nearest thing a user could run instead)
+    and against lstmkit's own fused reset_after=True kernel."""
+    head = ("| T | B | H | pass | torch.nn.GRU ms | reference ms | fused Cho ms | Cho / torch | "
+            "Cho / reference | fused reset_after ms |")
+    rows = [head, "|" + "---|" * (head.count("|") - 1)]
+    for T, B, H in shapes:
+        torch.manual_seed(0)
+        m = torch.nn.GRU(H, H)
+        p = GRUParams(m.weight_ih_l0, m.weight_hh_l0, m.bias_ih_l0, m.bias_hh_l0)
+        x, h0, _ = inputs(T, B, H, H)
+        leaves = [x, *m.parameters()]
+        for train in (True, False):
+            def run(call, train=train, leaves=leaves):
+                if train:
+                    call()[0].sum().backward()
+                    for t in leaves:
+                        t.grad = None
+                else:
+                    with torch.no_grad():
+                        call()
+
+            fns = {
+                "torch": lambda run=run, m=m, x=x, h0=h0: run(lambda: m(x, h0[None])),
+                "reference": lambda run=run, x=x, h0=h0, p=p: run(
+                    lambda: gru_reference(x, h0, p, Masks(), reset_after=False)),
+                "cho": lambda run=run, x=x, h0=h0, p=p: run(
+                    lambda: kernels.gru(x, h0, p, Masks(), reset_after=False)),
+                "after": lambda run=run, x=x, h0=h0, p=p: run(lambda: kernels.gru(x, h0, p, Masks())),
+            }
+            t = compare(fns, args.runs, args.min_run_ms / 1e3)
+            rows.append(f"| {T} | {B} | {H} | {'fwd+bwd' if train else 'no_grad fwd'} | "
+                        f"{t['torch'] * 1e3:.2f} | {t['reference'] * 1e3:.2f} | {t['cho'] * 1e3:.2f} | "
+                        f"{t['cho'] / t['torch']:.2f} | {t['cho'] / t['reference']:.2f} | "
+                        f"{t['after'] * 1e3:.2f} |")
+            print(rows[-1], flush=True)
     return rows
 
 
@@ -555,6 +597,12 @@ def main(argv: list[str] | None = None) -> int:
         elif s == "gru":
             out += section_gru(args, [(50, 16, 128), (50, 64, 256)] if args.quick else
                                [(50, 1, 128), (50, 16, 128), (50, 16, 256), (50, 64, 256), (50, 64, 512)])
+        elif s == "gru_cho":
+            if "fused" not in args.engines:
+                out.append("(needs the fused kernels)")
+                continue
+            out += section_gru_cho(args, [(50, 16, 256)] if args.quick else
+                                   [(50, 16, 256), (50, 64, 256), (50, 64, 512)])
         elif s == "variants":
             out += section_variants(args, var_shapes)
         elif s == "lengths":

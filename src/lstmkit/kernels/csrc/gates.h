@@ -1,5 +1,5 @@
 // The gate math of every fused family, one batch row per call: the LSTM (plain and coupled),
-// layer-norm row statistics and their backward, the GRU (reset_after) and the Elman RNN. Every
+// layer-norm row statistics and their backward, the GRU (both forms) and the Elman RNN. Every
 // pointer is __restrict__ so gcc vectorises the loops (with -fno-trapping-math for the clamped
 // polynomial exp of fastmath.h). The time loops (lstm.cpp, gru.cpp, rnn.cpp) call these.
 #pragma once
@@ -141,6 +141,53 @@ void gru_gates_backward(const S* R r_, const S* R z_, const S* R n_, const S* R 
     dan_out[j] = dan;
   }
 }
+// ---- GRU (reset_after=False, Cho et al. 2014) -------------------------------------------------
+// Two passes per step around the two recurrent GEMMs: r, z and q = r * hr (the n GEMM's input),
+// then n and h. Every bias sits in xg (none is multiplied by r).
+template <typename S>
+void gru_cho_rz_forward(const S* R xr, const S* R xz, const S* R ar, const S* R az, const S* R hr,
+                        S* R r_out, S* R z_out, S* R q_out, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    S r = sigmoid_(xr[j] + ar[j]);
+    r_out[j] = r;
+    z_out[j] = sigmoid_(xz[j] + az[j]);
+    q_out[j] = r * hr[j];
+  }
+}
+
+template <typename S>
+void gru_cho_n_forward(const S* R xn, const S* R an, const S* R z_, const S* R hp, S* R n_out,
+                       S* R h_out, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    S n = tanh_(xn[j] + an[j]);
+    n_out[j] = n;
+    h_out[j] = n + z_[j] * (hp[j] - n);  // (1 - z) * n + z * h_prev
+  }
+}
+
+// Backward, first pass (before the n GEMM's backward): d z and d n pre-activations, dh_new * z.
+template <typename S>
+void gru_cho_zn_backward(const S* R z_, const S* R n_, const S* R hp, const S* R dh, S* R dz_out,
+                         S* R dan_out, S* R dh_direct, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    S z = z_[j], n = n_[j], d = dh[j];
+    dh_direct[j] = d * z;
+    dan_out[j] = d * (S(1) - z) * (S(1) - n * n);  // through tanh
+    dz_out[j] = d * (hp[j] - n) * z * (S(1) - z);  // through sigmoid
+  }
+}
+
+// Second pass: dq = da_n W_hn is d (r * hr); d r pre-activation, and dq * r (d hr through q).
+template <typename S>
+void gru_cho_r_backward(const S* R r_, const S* R hr, const S* R dq, S* R dr_out, S* R dhr_q,
+                        int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    S r = r_[j];
+    dr_out[j] = dq[j] * hr[j] * r * (S(1) - r);
+    dhr_q[j] = dq[j] * r;
+  }
+}
+
 // ---- Elman RNN ------------------------------------------------------------------------------
 template <typename S>
 void rnn_forward_row(const S* R xg, const S* R hh, const S* R hp, const S* R kh, S* R h_new,
