@@ -14,6 +14,7 @@ weights as the torch module: ``reference`` = ``functional.lstm.lstm`` (hand BPTT
     python -m benchmarks.rnn --quick
     python -m benchmarks.rnn --sections grid,variants,lengths,step,memory
     python -m benchmarks.rnn --sections bf16,inference,step,overhead
+    python -m benchmarks.rnn --threads 1 --sections gru_cho,ln --before OLD_BUILD.so
 
 The header records the machine's float32 and bfloat16 GEMM rates (the rooflines beside every
 GFLOP/s column): a big GEMM (the input projection of T=50, B=64, H=512) and a per-step one.
@@ -39,7 +40,8 @@ from lstmkit.functional.lstm import lstm as lstm_reference
 
 GRID = [(50, B, H) for B in (1, 16, 64) for H in (64, 128, 256, 512)] + [(100, 64, 512)]
 QUICK_GRID = [(50, 1, 64), (50, 16, 256), (50, 64, 256), (50, 64, 512)]
-SECTIONS = ("grid", "gru", "variants", "lengths", "step", "memory", "bf16", "inference", "overhead")
+SECTIONS = ("grid", "gru", "gru_cho", "variants", "lengths", "step", "memory", "bf16", "inference",
+            "overhead", "ln")
 VARIANTS = ("plain", "peephole", "coupled", "layer_norm")
 
 
@@ -219,6 +221,47 @@ def section_gru(args, shapes) -> list[str]:
             cells += [f"{t[e] * 1e3:.2f}", f"{t[e] / t['torch']:.2f}"]
         rows.append("| " + " | ".join(cells) + " |")
         print(rows[-1], flush=True)
+    return rows
+
+
+def section_gru_cho(args, shapes) -> list[str]:
+    """The Cho GRU (reset_after=False: two recurrent GEMMs a step), fwd+bwd and no_grad forward:
+    the fused kernel against the reference engine, against torch.nn.GRU (which has no Cho form:
+    its reset_after=True GRU with the same weights is the nearest thing a user could run instead)
+    and against lstmkit's own fused reset_after=True kernel."""
+    head = ("| T | B | H | pass | torch.nn.GRU ms | reference ms | fused Cho ms | Cho / torch | "
+            "Cho / reference | fused reset_after ms |")
+    rows = [head, "|" + "---|" * (head.count("|") - 1)]
+    for T, B, H in shapes:
+        torch.manual_seed(0)
+        m = torch.nn.GRU(H, H)
+        p = GRUParams(m.weight_ih_l0, m.weight_hh_l0, m.bias_ih_l0, m.bias_hh_l0)
+        x, h0, _ = inputs(T, B, H, H)
+        leaves = [x, *m.parameters()]
+        for train in (True, False):
+            def run(call, train=train, leaves=leaves):
+                if train:
+                    call()[0].sum().backward()
+                    for t in leaves:
+                        t.grad = None
+                else:
+                    with torch.no_grad():
+                        call()
+
+            fns = {
+                "torch": lambda run=run, m=m, x=x, h0=h0: run(lambda: m(x, h0[None])),
+                "reference": lambda run=run, x=x, h0=h0, p=p: run(
+                    lambda: gru_reference(x, h0, p, Masks(), reset_after=False)),
+                "cho": lambda run=run, x=x, h0=h0, p=p: run(
+                    lambda: kernels.gru(x, h0, p, Masks(), reset_after=False)),
+                "after": lambda run=run, x=x, h0=h0, p=p: run(lambda: kernels.gru(x, h0, p, Masks())),
+            }
+            t = compare(fns, args.runs, args.min_run_ms / 1e3)
+            rows.append(f"| {T} | {B} | {H} | {'fwd+bwd' if train else 'no_grad fwd'} | "
+                        f"{t['torch'] * 1e3:.2f} | {t['reference'] * 1e3:.2f} | {t['cho'] * 1e3:.2f} | "
+                        f"{t['cho'] / t['torch']:.2f} | {t['cho'] / t['reference']:.2f} | "
+                        f"{t['after'] * 1e3:.2f} |")
+            print(rows[-1], flush=True)
     return rows
 
 
@@ -507,6 +550,61 @@ def section_overhead(args, T=3, B=2, H=8) -> list[str]:
     return rows
 
 
+def load_library(path: str):
+    """Another build of the kernels (e.g. an earlier commit's ``.so`` from
+    ``$TORCH_EXTENSIONS_DIR``), imported beside the current one under its own module name."""
+    import importlib.util
+    import os
+
+    name = os.path.basename(path).split(".")[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def section_ln(args, shapes) -> list[str]:
+    """layer_norm LSTM (fused) training and inference against the plain torch.nn.LSTM (float32),
+    and, with ``--before LIB``, against the same calls through another build of the kernels
+    (its library swapped in for those calls: a before/after in one process)."""
+    from lstmkit.kernels import _loader
+
+    now = _loader.load()
+    before = load_library(args.before) if args.before else None
+
+    def through(lib, fn):
+        def run():
+            _loader._state["module"] = lib
+            try:
+                fn()
+            finally:
+                _loader._state["module"] = now
+        return run
+
+    head = ("| T | B | H | pass | torch plain ms | fused layer_norm ms | fused / torch |"
+            + (" before ms | before / torch | now / before |" if before else ""))
+    rows = [head, "|" + "---|" * (head.count("|") - 1)]
+    for T, B, H in shapes:
+        I = H
+        m = torch_lstm(I, H)
+        x, h0, c0 = inputs(T, B, I, H)
+        p = variant_params(I, H, "layer_norm")
+        for train in (True, False):
+            fns = {"torch": torch_fn(m, x, h0, c0, train),
+                   "now": engine_fn("fused", x, h0, c0, p, Masks(), train)}
+            if before:
+                fns["before"] = through(before, fns["now"])
+            t = compare(fns, args.runs, args.min_run_ms / 1e3)
+            cells = [f"{T}", f"{B}", f"{H}", "fwd+bwd" if train else "no_grad fwd",
+                     f"{t['torch'] * 1e3:.2f}", f"{t['now'] * 1e3:.2f}", f"{t['now'] / t['torch']:.2f}"]
+            if before:
+                cells += [f"{t['before'] * 1e3:.2f}", f"{t['before'] / t['torch']:.2f}",
+                          f"{t['now'] / t['before']:.2f}"]
+            rows.append("| " + " | ".join(cells) + " |")
+            print(rows[-1], flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.rnn", description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="a small grid and fewer runs")
@@ -516,6 +614,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-run-ms", type=float, default=50.0, help="minimum length of one run")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None, help="also write the markdown tables to this file")
+    ap.add_argument("--before", default=None,
+                    help="section ln: another build's kernel library (.so) to compare against")
     args = ap.parse_args(argv)
     args.engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     bad = [e for e in args.engines if e not in ("reference", "fused")]
@@ -555,6 +655,12 @@ def main(argv: list[str] | None = None) -> int:
         elif s == "gru":
             out += section_gru(args, [(50, 16, 128), (50, 64, 256)] if args.quick else
                                [(50, 1, 128), (50, 16, 128), (50, 16, 256), (50, 64, 256), (50, 64, 512)])
+        elif s == "gru_cho":
+            if "fused" not in args.engines:
+                out.append("(needs the fused kernels)")
+                continue
+            out += section_gru_cho(args, [(50, 16, 256)] if args.quick else
+                                   [(50, 16, 256), (50, 64, 256), (50, 64, 512)])
         elif s == "variants":
             out += section_variants(args, var_shapes)
         elif s == "lengths":
@@ -571,6 +677,8 @@ def main(argv: list[str] | None = None) -> int:
                                      [(50, 16, 256), (50, 64, 256), (50, 64, 512)])
         elif s == "overhead":
             out += section_overhead(args)
+        elif s == "ln":
+            out += section_ln(args, [(50, 16, 256), (50, 64, 512)])
         out.append("")
     out.append(f"load average at end {os.getloadavg()[0]:.1f}")
     if args.out:

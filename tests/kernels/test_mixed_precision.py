@@ -1,6 +1,6 @@
 """bfloat16 in the fused kernels (bfloat16 GEMMs, float32 state and gate math) equals the float32
 reference within the tolerance table below, for every LSTM option, lengths, zoneout and
-recurrent dropout, both directions, forward and backward; GRU and RNN likewise; float32 layers
+recurrent dropout, both directions, forward and backward; GRU (both forms) and RNN likewise; float32 layers
 under ``torch.autocast("cpu", dtype=torch.bfloat16)`` run the fused kernels in bfloat16 and
 keep float32 gradients (master weights); and the forward-only path equals the training path.
 
@@ -111,6 +111,7 @@ LAYERS = {
     "lstm-peephole-proj": lambda **kw: lk.LSTM(5, 6, peephole=True, proj_size=3, **kw),
     "lstm-coupled-peephole": lambda **kw: lk.LSTM(5, 6, coupled=True, peephole=True, **kw),
     "gru": lambda **kw: lk.GRU(5, 6, **kw),
+    "gru-cho": lambda **kw: lk.GRU(5, 6, reset_after=False, **kw),
     "rnn-tanh": lambda **kw: lk.RNN(5, 6, **kw),
 }
 

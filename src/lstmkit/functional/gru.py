@@ -267,7 +267,6 @@ FAMILY = register(Family(
     eager="lstmkit.functional.eager:gru_eager",
     doc="Gated recurrent unit (Cho et al. 2014), torch's gate order r, z, n.",
     fused="lstmkit.kernels",
-    fused_serves=lambda o: o["reset_after"],  # the kernel implements torch's form only
     vendor=lambda o: "GRU" if o["reset_after"] else None,
     gates=lambda o: 3,
 ))

@@ -186,7 +186,7 @@ def supports(family: str, p, masks: Masks | None, x: Tensor, *, reset_after: boo
              nonlinearity: str = "tanh") -> bool:
     """Whether the fused engine can serve this call (it does not check ``available()``).
 
-    ``family``: "lstm" (every option), "gru" (``reset_after=True`` only), "rnn" (tanh, relu);
+    ``family``: "lstm" (every option), "gru" (both forms), "rnn" (tanh, relu);
     any other family: False. dtypes: float32, float64, bfloat16 (x, params and masks alike).
     """
     if x.device.type != "cpu" or x.dtype not in _DTYPES or x.dim() != 3:
@@ -198,7 +198,7 @@ def supports(family: str, p, masks: Masks | None, x: Tensor, *, reset_after: boo
     if (p.b_ih is None) != (p.b_hh is None):
         return False
     if family == "gru":
-        return isinstance(p, GRUParams) and bool(reset_after)
+        return isinstance(p, GRUParams)
     if family == "rnn":
         return isinstance(p, RNNParams) and nonlinearity in ("tanh", "relu")
     if family != "lstm" or not isinstance(p, LSTMParams):
@@ -435,14 +435,15 @@ def _load_h_only(ctx, dy, mix: Mixed | None):
 
 
 def _dense_grads(ctx, x: Tensor, hr_all: Tensor, da_all: Tensor, dhh_all: Tensor, w_ih: Tensor,
-                 mix: Mixed | None = None):
+                 mix: Mixed | None = None, dw_hh=None):
     """The wanted ones of dW_ih, dW_hh, db_ih, db_hh, and dx, one GEMM or reduction each over
     all T*B rows. da_all: (T, B, G) d xg; dhh_all: (T, B, G) d of the recurrent GEMM output;
-    hr_all: (T, B, H) what that GEMM saw. A mixed call's GEMMs run in its GEMM dtype."""
+    hr_all: (T, B, H) what that GEMM saw (``dw_hh``: a callable computing dW_hh instead, for a
+    family whose recurrent GEMMs see different inputs). A mixed call's GEMMs run in its GEMM dtype."""
     want = glue.wanted(ctx)
     g = {}
     if "w_hh" in want:
-        g["w_hh"] = _gemm_grad(dhh_all, hr_all, mix)
+        g["w_hh"] = dw_hh() if dw_hh is not None else _gemm_grad(dhh_all, hr_all, mix)
     if "b_hh" in want:
         g["b_hh"] = sum_bt(dhh_all)
     if "w_ih" in want:
@@ -474,21 +475,23 @@ class FusedGRUSaved(NamedTuple):
     x: Tensor  # (T, B, I)
     h_all: Tensor  # (T+1, B, H)
     act: Tensor  # (T, B, G) r, z, n
-    hn: Tensor  # (T, B, H) hr W_hn^T + b_hn
+    hn: Tensor | None  # (T, B, H) hr W_hn^T + b_hn (reset_after only)
 
 
 class FusedGRUFunction(torch.autograd.Function):
-    """Fused GRU, ``reset_after=True``: ``apply((), x, h0, rec, keep_c, keep_h, out, *params)``."""
+    """Fused GRU, both forms: ``apply((reset_after,), x, h0, rec, keep_c, keep_h, out, *params)``."""
 
     @staticmethod
     def forward(ctx, opts, *args):
+        (reset_after,) = opts
         inp = glue.inputs(args, 1, GRUParams)
         mix = mixed(inp.x)
         save = any(ctx.needs_input_grad)
         with _NoAutocast(mix):
-            y, h_n, saved, p, masks = _gru_core(inp.x, inp.state[0], inp.params, inp.masks, mix, save)
+            y, h_n, saved, p, masks = _gru_core(inp.x, inp.state[0], inp.params, inp.masks, mix, save,
+                                                reset_after)
         if save:
-            glue.save(ctx, saved, inp._replace(masks=masks, params=p), mix=mix)
+            glue.save(ctx, saved, inp._replace(masks=masks, params=p), mix=mix, reset_after=reset_after)
         return (y, h_n) if mix is None else (y.to(mix.orig), h_n.to(mix.orig))
 
     @staticmethod
@@ -497,45 +500,65 @@ class FusedGRUFunction(torch.autograd.Function):
         mix = ctx.mix
         with _NoAutocast(mix):
             s, p, rec, kh, dy = _load_h_only(ctx, dy, mix)
-            dhh_all, dan_all, dh0 = _ext().gru_backward(_opt(dy), _opt(_to(dh_n, s.h_all.dtype)),
-                                                        s.h_all, s.act, s.hn, p.w_hh, _opt(rec), kh)
             H = s.act.shape[-1] // 3
             hr_all = _recurrent_input(s.h_all, rec)  # (T, B, H)
-            da_all = torch.cat([dhh_all[..., : 2 * H], dan_all], -1)  # d xg: r, z rows are shared
-            g, dx = _dense_grads(ctx, s.x, hr_all, da_all, dhh_all, p.w_ih, mix)
+            dh_n = _opt(_to(dh_n, s.h_all.dtype))
+            if ctx.reset_after:
+                dhh_all, dan_all, dh0 = _ext().gru_backward(_opt(dy), dh_n, s.h_all, s.act, s.hn,
+                                                            p.w_hh, _opt(rec), kh)
+                da_all = torch.cat([dhh_all[..., : 2 * H], dan_all], -1)  # d xg: r, z rows are shared
+                g, dx = _dense_grads(ctx, s.x, hr_all, da_all, dhh_all, p.w_ih, mix)
+            else:  # every bias is in xg: d xg is also d of both recurrent GEMMs' outputs
+                da_all, dh0 = _ext().gru_cho_backward(_opt(dy), dh_n, s.h_all, s.act, p.w_hh,
+                                                      _opt(rec), kh)
+
+                def dw_hh():  # the r, z rows saw hr, the n rows q = r * hr
+                    q_all = s.act[..., :H] * hr_all
+                    return torch.cat([_gemm_grad(da_all[..., : 2 * H], hr_all, mix),
+                                      _gemm_grad(da_all[..., 2 * H :], q_all, mix)])
+
+                g, dx = _dense_grads(ctx, s.x, hr_all, da_all, da_all, p.w_ih, mix, dw_hh=dw_hh)
             return _grads_out(ctx, dx, (dh0,), g, mix)
 
 
-def _gru_core(x: Tensor, h0: Tensor, p: GRUParams, masks: Masks, mix: Mixed | None, save: bool):
+def _gru_core(x: Tensor, h0: Tensor, p: GRUParams, masks: Masks, mix: Mixed | None, save: bool,
+              reset_after: bool = True):
     """One fused GRU forward: (y, h_n, FusedGRUSaved or None, params and masks as the kernel saw them)."""
     x, h0, p, masks = _h_only_inputs(x, h0, p, masks, mix)
     T, B, H = x.shape[0], x.shape[1], h0.shape[-1]
-    bias = None  # b_hn is multiplied by r: it stays in the step
-    if p.b_ih is not None:
+    bias = None
+    if p.b_ih is not None and reset_after:  # b_hn is multiplied by r: it stays in the step
         bias = torch.cat([p.b_ih[: 2 * H] + p.b_hh[: 2 * H], p.b_ih[2 * H :]])
+    elif p.b_ih is not None:  # Cho: every bias sits outside the reset
+        bias = p.b_ih + p.b_hh
     xg = _projection(x, p, bias, mix)  # (T, B, G), one GEMM
     kh, rec = _keep(masks.keep_h, T, B, H), _rec(masks.rec, B, H)
-    b_hn = p.b_hh[2 * H :].contiguous() if p.b_hh is not None else _NONE
-    h_all, act, hn = _ext().gru_forward(xg.contiguous(), h0.contiguous(), p.w_hh, b_hn, _opt(rec),
-                                        kh, bool(save))
+    if reset_after:
+        b_hn = p.b_hh[2 * H :].contiguous() if p.b_hh is not None else _NONE
+        h_all, act, hn = _ext().gru_forward(xg.contiguous(), h0.contiguous(), p.w_hh, b_hn, _opt(rec),
+                                            kh, bool(save))
+    else:
+        h_all, act = _ext().gru_cho_forward(xg.contiguous(), h0.contiguous(), p.w_hh, _opt(rec), kh,
+                                            bool(save))
+        hn = None
     y = h_all[1:] if masks.out is None and not save else masked_output(h_all[1:], masks.out)
     saved = FusedGRUSaved(x, h_all, act, hn) if save else None
     return y, h_all[-1].clone(), saved, p, Masks(rec, None, kh, masks.out)
 
 
 def gru(x: Tensor, h0: Tensor, p: GRUParams, masks: Masks = Masks(), reset_after: bool = True):
-    """One GRU layer-direction, fused engine (``reset_after=True`` only; ``masks.keep_c`` ignored).
+    """One GRU layer-direction, fused engine, both forms (``reset_after=False``: Cho et al. 2014,
+    two recurrent GEMMs a step); ``masks.keep_c`` ignored.
 
     Same semantics as ``lstmkit.functional.gru.gru``. x: (T, B, I), h0: (B, H) -> y (T, B, H), h_n.
     """
-    if not reset_after:
-        raise ValueError("reset_after: the fused GRU serves reset_after=True only, got False")
+    reset_after = bool(reset_after)
     if not torch.is_grad_enabled():  # forward-only: no autograd node, nothing saved
         mix = mixed(x)
         with _NoAutocast(mix):
-            y, h_n, *_ = _gru_core(x, h0, p, masks, mix, False)
+            y, h_n, *_ = _gru_core(x, h0, p, masks, mix, False, reset_after)
         return (y, h_n) if mix is None else (y.to(mix.orig), h_n.to(mix.orig))
-    return FusedGRUFunction.apply(*glue.apply_args((), x, (h0,), masks, p))
+    return FusedGRUFunction.apply(*glue.apply_args((reset_after,), x, (h0,), masks, p))
 
 
 class FusedRNNSaved(NamedTuple):

@@ -8,10 +8,14 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("rnn_backward", &rnn_backward, "fused Elman RNN sequence backward");
   m.def("gru_forward", &gru_forward, "fused GRU (reset_after) sequence forward");
   m.def("gru_backward", &gru_backward, "fused GRU (reset_after) sequence backward");
+  m.def("gru_cho_forward", &gru_cho_forward, "fused GRU (reset_after=False, Cho) sequence forward");
+  m.def("gru_cho_backward", &gru_cho_backward, "fused GRU (reset_after=False, Cho) sequence backward");
   m.def("lstm_forward", &lstm_forward, "fused LSTM sequence forward");
   m.def("lstm_backward", &lstm_backward, "fused LSTM sequence backward");
   m.def("lstm_step", &lstm_step, "fused LSTM streaming step (no autograd)");
-  pybind11::class_<LstmStepper>(m, "LstmStepper", "packed streaming LSTM step (no autograd)")
+  // module_local: two builds of these kernels can be loaded side by side (benchmarks.rnn --before)
+  pybind11::class_<LstmStepper>(m, "LstmStepper", pybind11::module_local(),
+                                "packed streaming LSTM step (no autograd)")
       .def(pybind11::init<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
                           at::Tensor, bool>())
       .def("step", &LstmStepper::step, "x (B, I), h (B, H), c (B, H) -> [h, c]");

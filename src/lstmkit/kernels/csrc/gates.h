@@ -1,5 +1,5 @@
 // The gate math of every fused family, one batch row per call: the LSTM (plain and coupled),
-// layer-norm row statistics and their backward, the GRU (reset_after) and the Elman RNN. Every
+// layer norm fused into the gate passes (forward and backward), the GRU (both forms) and the Elman RNN. Every
 // pointer is __restrict__ so gcc vectorises the loops (with -fno-trapping-math for the clamped
 // polynomial exp of fastmath.h). The time loops (lstm.cpp, gru.cpp, rnn.cpp) call these.
 #pragma once
@@ -88,28 +88,152 @@ void gates_backward_coupled(const S* R i_, const S* R g_, const S* R o_, const S
 
 
 // ---- layer norm ------------------------------------------------------------------------------
-// Statistics of one row of n values: mean and 1/sqrt(var + eps).
-template <typename S> inline void row_stats(const S* v, int64_t n, S& mean, S& rstd) {
-  S s = 0, ss = 0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t k = 0; k < n; ++k) s += v[k];
-  S m = s / S(n);
-#pragma omp simd reduction(+ : ss)
-  for (int64_t k = 0; k < n; ++k) { S d = v[k] - m; ss += d * d; }
-  mean = m;
-  rstd = S(1.0 / std::sqrt(double(ss) / double(n) + LN_EPS));
+// Row statistics of n values from their sums about a shift inside the row's range,
+// s1 = sum(v - shift), s2 = sum((v - shift)^2): the mean is shift + off, and rstd =
+// 1/sqrt(var + eps). Callers normalise as ((v - shift) - off) * rstd: the shift keeps the
+// one-pass variance from cancelling when the mean is large against the spread, and the
+// normalised values from the rounding of a large mean.
+template <typename S> inline void stats_from_sums(double s1, double s2, int64_t n, S& off, S& rstd) {
+  const double m1 = double(s1) / double(n);
+  const double var = double(s2) / double(n) - m1 * m1;
+  off = S(m1);
+  rstd = S(1.0 / std::sqrt((var > 0 ? var : 0.0) + LN_EPS));
 }
 
-// Backward of a row's layer norm: dx = rstd * (dxh - mean(dxh) - xh * mean(dxh * xh)), dxh = dy * w.
-template <typename S>
-inline void ln_row_backward(const S* dy, const S* xh, S rstd, const S* w, int64_t n, S* dx) {
-  S s1 = 0, s2 = 0;
+// One pass over a row: its statistics about shift = v[0] (see stats_from_sums).
+template <typename S> inline void row_stats_1pass(const S* v, int64_t n, S& shift, S& off, S& rstd) {
+  const S k0 = v[0];
+  double s1 = 0, s2 = 0;  // double sums: as accurate as the two-pass statistics in float32
 #pragma omp simd reduction(+ : s1, s2)
-  for (int64_t k = 0; k < n; ++k) { S d = dy[k] * w[k]; s1 += d; s2 += d * xh[k]; }
-  S m1 = s1 / S(n), m2 = s2 / S(n);
+  for (int64_t k = 0; k < n; ++k) { double d = double(v[k] - k0); s1 += d; s2 += d * d; }
+  shift = k0;
+  stats_from_sums(s1, s2, n, off, rstd);
+}
+
+// The writing pass of a row's layer-norm backward whose sums s1 = sum(dy * w), s2 = sum(dy * w * xh)
+// are already taken: dx = rstd * (dy * w - s1 / n - xh * s2 / n).
+template <typename S>
+inline void ln_row_backward_from(const S* __restrict__ dy, const S* __restrict__ xh, S rstd,
+                                 const S* __restrict__ w, int64_t n, S s1, S s2, S* __restrict__ dx) {
+  const S m1 = s1 / S(n), m2 = s2 / S(n);
   for (int64_t k = 0; k < n; ++k) dx[k] = rstd * (dy[k] * w[k] - m1 - xh[k] * m2);
 }
 
+// ---- LSTM with layer norm, statistics fused into the gate pass --------------------------------
+// The row's LN_hh statistics (shift, off, rstd) are known (row_stats_1pass over the recurrent
+// GEMM output a); one pass then normalises a (writing hhat for the backward), adds the input part
+// xr and the LN bias, runs the gates and c, and accumulates LN_c's sums of c (shifted by cshift)
+// so that only the tanh(LN_c(c)) pass remains.
+template <typename S>
+void gates_forward_ln(const S* R a, const S* R xr, const S* R lw, const S* R lb, S shift, S off, S rstd,
+                      S* R hhat, const S* R cp, const S* R wci, const S* R wcf, const S* R wco,
+                      S* R i_out, S* R f_out, S* R g_out, S* R o_out, S* R c_out, int64_t H,
+                      S cshift, double& cs1, double& cs2) {
+  double s1 = 0, s2 = 0;
+#pragma omp simd reduction(+ : s1, s2)
+  for (int64_t j = 0; j < H; ++j) {
+    const int64_t ki = j, kf = H + j, kg = 2 * H + j, ko = 3 * H + j;
+    S ni = ((a[ki] - shift) - off) * rstd, nf = ((a[kf] - shift) - off) * rstd;
+    S ng = ((a[kg] - shift) - off) * rstd, no = ((a[ko] - shift) - off) * rstd;
+    hhat[ki] = ni; hhat[kf] = nf; hhat[kg] = ng; hhat[ko] = no;
+    S c0_ = cp[j];
+    S i = sigmoid_(xr[ki] + ni * lw[ki] + lb[ki] + wci[j] * c0_);
+    S f = sigmoid_(xr[kf] + nf * lw[kf] + lb[kf] + wcf[j] * c0_);
+    S g = tanh_(xr[kg] + ng * lw[kg] + lb[kg]);
+    S c = f * c0_ + i * g;
+    S o = sigmoid_(xr[ko] + no * lw[ko] + lb[ko] + wco[j] * c);
+    i_out[j] = i; f_out[j] = f; g_out[j] = g; o_out[j] = o;
+    c_out[j] = c;
+    double d = double(c - cshift);
+    s1 += d; s2 += d * d;
+  }
+  cs1 = s1; cs2 = s2;
+}
+
+template <typename S>  // CIFG: f = 1 - i, rows (i, g, o)
+void gates_forward_coupled_ln(const S* R a, const S* R xr, const S* R lw, const S* R lb, S shift,
+                              S off, S rstd, S* R hhat, const S* R cp, const S* R wci, const S* R wco,
+                              S* R i_out, S* R g_out, S* R o_out, S* R c_out, int64_t H, S cshift,
+                              double& cs1, double& cs2) {
+  double s1 = 0, s2 = 0;
+#pragma omp simd reduction(+ : s1, s2)
+  for (int64_t j = 0; j < H; ++j) {
+    const int64_t ki = j, kg = H + j, ko = 2 * H + j;
+    S ni = ((a[ki] - shift) - off) * rstd, ng = ((a[kg] - shift) - off) * rstd;
+    S no = ((a[ko] - shift) - off) * rstd;
+    hhat[ki] = ni; hhat[kg] = ng; hhat[ko] = no;
+    S c0_ = cp[j];
+    S i = sigmoid_(xr[ki] + ni * lw[ki] + lb[ki] + wci[j] * c0_);
+    S g = tanh_(xr[kg] + ng * lw[kg] + lb[kg]);
+    S c = (S(1) - i) * c0_ + i * g;
+    S o = sigmoid_(xr[ko] + no * lw[ko] + lb[ko] + wco[j] * c);
+    i_out[j] = i; g_out[j] = g; o_out[j] = o;
+    c_out[j] = c;
+    double d = double(c - cshift);
+    s1 += d; s2 += d * d;
+  }
+  cs1 = s1; cs2 = s2;
+}
+
+// Backward with layer norm, statistics fused. The row's LN_c backward means are known
+// (m1 = mean(dcn * w_c), m2 = mean(dcn * w_c * c_hat), taken in the pass that computes dcn);
+// one pass then takes d c_new through LN_c inline, the gates' d pre-activations (written to
+// da*_out: d of LN_hh's output), d c_prev, and accumulates LN_hh's backward sums (of da * w_hh
+// and da * w_hh * hh_hat), so that only the pass writing d hh (ln_row_backward_from) remains.
+template <typename S>
+void gates_backward_ln(const S* R i_, const S* R f_, const S* R g_, const S* R o_, const S* R tcr,
+                       const S* R cp, const S* R dmr, const S* R dcn, const S* R chat,
+                       const S* R lcw, S crstd, S cm1, S cm2, const S* R dcr, const S* R kc,
+                       const S* R wci, const S* R wcf, const S* R wco, const S* R hhat,
+                       const S* R lw, S* R dai_out, S* R daf_out, S* R dag_out, S* R dao_out,
+                       S* R dcp_out, int64_t H, S& hs1, S& hs2) {
+  S s1 = 0, s2 = 0;
+#pragma omp simd reduction(+ : s1, s2)
+  for (int64_t j = 0; j < H; ++j) {
+    const int64_t ki = j, kf = H + j, kg = 2 * H + j, ko = 3 * H + j;
+    S kk = kc[j];
+    S i = i_[j], f = f_[j], g = g_[j], o = o_[j];
+    S dcc = crstd * (dcn[j] * lcw[j] - cm1 - chat[j] * cm2);  // through LN_c
+    S dao = dmr[j] * tcr[j] * o * (S(1) - o);
+    S dcv = dcr[j] * (S(1) - kk) + dcc + dao * wco[j];
+    S dai = dcv * g * i * (S(1) - i);
+    S daf = dcv * cp[j] * f * (S(1) - f);
+    S dag = dcv * i * (S(1) - g * g);
+    dai_out[j] = dai; daf_out[j] = daf; dag_out[j] = dag; dao_out[j] = dao;
+    dcp_out[j] = dcv * f + dai * wci[j] + daf * wcf[j] + dcr[j] * kk;
+    S ei = dai * lw[ki], ef = daf * lw[kf], eg = dag * lw[kg], eo = dao * lw[ko];
+    s1 += (ei + ef) + (eg + eo);
+    s2 += (ei * hhat[ki] + ef * hhat[kf]) + (eg * hhat[kg] + eo * hhat[ko]);
+  }
+  hs1 = s1; hs2 = s2;
+}
+
+template <typename S>  // CIFG: f = 1 - i, rows (i, g, o)
+void gates_backward_coupled_ln(const S* R i_, const S* R g_, const S* R o_, const S* R tcr,
+                               const S* R cp, const S* R dmr, const S* R dcn, const S* R chat,
+                               const S* R lcw, S crstd, S cm1, S cm2, const S* R dcr,
+                               const S* R kc, const S* R wci, const S* R wco, const S* R hhat,
+                               const S* R lw, S* R dai_out, S* R dag_out, S* R dao_out,
+                               S* R dcp_out, int64_t H, S& hs1, S& hs2) {
+  S s1 = 0, s2 = 0;
+#pragma omp simd reduction(+ : s1, s2)
+  for (int64_t j = 0; j < H; ++j) {
+    const int64_t ki = j, kg = H + j, ko = 2 * H + j;
+    S kk = kc[j];
+    S i = i_[j], g = g_[j], o = o_[j];
+    S dcc = crstd * (dcn[j] * lcw[j] - cm1 - chat[j] * cm2);
+    S dao = dmr[j] * tcr[j] * o * (S(1) - o);
+    S dcv = dcr[j] * (S(1) - kk) + dcc + dao * wco[j];
+    S dai = dcv * (g - cp[j]) * i * (S(1) - i);
+    S dag = dcv * i * (S(1) - g * g);
+    dai_out[j] = dai; dag_out[j] = dag; dao_out[j] = dao;
+    dcp_out[j] = dcv * (S(1) - i) + dai * wci[j] + dcr[j] * kk;
+    S ei = dai * lw[ki], eg = dag * lw[kg], eo = dao * lw[ko];
+    s1 += ei + eg + eo;
+    s2 += ei * hhat[ki] + eg * hhat[kg] + eo * hhat[ko];
+  }
+  hs1 = s1; hs2 = s2;
+}
 
 // ---- GRU (reset_after=True) -----------------------------------------------------------------
 template <typename S>
@@ -141,6 +265,53 @@ void gru_gates_backward(const S* R r_, const S* R z_, const S* R n_, const S* R 
     dan_out[j] = dan;
   }
 }
+// ---- GRU (reset_after=False, Cho et al. 2014) -------------------------------------------------
+// Two passes per step around the two recurrent GEMMs: r, z and q = r * hr (the n GEMM's input),
+// then n and h. Every bias sits in xg (none is multiplied by r).
+template <typename S>
+void gru_cho_rz_forward(const S* R xr, const S* R xz, const S* R ar, const S* R az, const S* R hr,
+                        S* R r_out, S* R z_out, S* R q_out, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    S r = sigmoid_(xr[j] + ar[j]);
+    r_out[j] = r;
+    z_out[j] = sigmoid_(xz[j] + az[j]);
+    q_out[j] = r * hr[j];
+  }
+}
+
+template <typename S>
+void gru_cho_n_forward(const S* R xn, const S* R an, const S* R z_, const S* R hp, S* R n_out,
+                       S* R h_out, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    S n = tanh_(xn[j] + an[j]);
+    n_out[j] = n;
+    h_out[j] = n + z_[j] * (hp[j] - n);  // (1 - z) * n + z * h_prev
+  }
+}
+
+// Backward, first pass (before the n GEMM's backward): d z and d n pre-activations, dh_new * z.
+template <typename S>
+void gru_cho_zn_backward(const S* R z_, const S* R n_, const S* R hp, const S* R dh, S* R dz_out,
+                         S* R dan_out, S* R dh_direct, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    S z = z_[j], n = n_[j], d = dh[j];
+    dh_direct[j] = d * z;
+    dan_out[j] = d * (S(1) - z) * (S(1) - n * n);  // through tanh
+    dz_out[j] = d * (hp[j] - n) * z * (S(1) - z);  // through sigmoid
+  }
+}
+
+// Second pass: dq = da_n W_hn is d (r * hr); d r pre-activation, and dq * r (d hr through q).
+template <typename S>
+void gru_cho_r_backward(const S* R r_, const S* R hr, const S* R dq, S* R dr_out, S* R dhr_q,
+                        int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    S r = r_[j];
+    dr_out[j] = dq[j] * hr[j] * r * (S(1) - r);
+    dhr_q[j] = dq[j] * r;
+  }
+}
+
 // ---- Elman RNN ------------------------------------------------------------------------------
 template <typename S>
 void rnn_forward_row(const S* R xg, const S* R hh, const S* R hp, const S* R kh, S* R h_new,

@@ -27,6 +27,10 @@ std::vector<at::Tensor> gru_forward(at::Tensor xg, at::Tensor h0, at::Tensor w_h
                                     at::Tensor rec, at::Tensor keep_h, bool save);
 std::vector<at::Tensor> gru_backward(at::Tensor dy, at::Tensor dh_n, at::Tensor h_all, at::Tensor act,
                                      at::Tensor hn, at::Tensor w_hh, at::Tensor rec, at::Tensor keep_h);
+std::vector<at::Tensor> gru_cho_forward(at::Tensor xg, at::Tensor h0, at::Tensor w_hh, at::Tensor rec,
+                                        at::Tensor keep_h, bool save);
+std::vector<at::Tensor> gru_cho_backward(at::Tensor dy, at::Tensor dh_n, at::Tensor h_all, at::Tensor act,
+                                         at::Tensor w_hh, at::Tensor rec, at::Tensor keep_h);
 
 std::vector<at::Tensor> rnn_forward(at::Tensor xg, at::Tensor h0, at::Tensor w_hh, at::Tensor rec,
                                     at::Tensor keep_h, bool relu);

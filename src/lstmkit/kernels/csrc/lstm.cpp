@@ -99,7 +99,8 @@ struct LstmForward {
   }
 
   // One batch row of step t: LN_hh, gates and c, then m = o * tanh(LN_c(c)) (h itself without
-  // a projection). The pre-activations are written in place over hh.
+  // a projection). Without layer norm the pre-activations are written in place over hh; with
+  // it, one statistics pass over hh and one fused pass (gates.h's gates_forward_ln).
   void gate_row(int64_t t, int64_t b) {
     const int64_t ts = save ? t : 0;
     const S* xr = xg_p + (t * B + b) * G;
@@ -109,44 +110,45 @@ struct LstmForward {
     S* cn = (blended ? c_new.data_ptr<S>() + ts * B * H : c_p + (t + 1) * B * H) + b * H;
     S* tcr = tc.data_ptr<S>() + (ts * B + b) * H;
     S* mr = proj ? m.data_ptr<S>() + b * H : h_p + ((t + 1) * B + b) * P;
-    if (ln) {
-      S mean, rstd;
-      lstmkit::row_stats(a, G, mean, rstd);
+    const S* o = ar + G - H;
+    if (ln) {  // LN_hh statistics in one pass, then one fused pass: LN_hh, gates, c, LN_c's sums
+      S hshift, hoff, rstd;
+      double s1, s2;  // LN_c's sums of c - shift
+      lstmkit::row_stats_1pass(a, G, hshift, hoff, rstd);
       S* hhat = hh_hat.data_ptr<S>() + (ts * B + b) * G;
       hh_rstd.data_ptr<S>()[ts * B + b] = rstd;
-      for (int64_t k = 0; k < G; ++k) {
-        S v = (a[k] - mean) * rstd;
-        hhat[k] = v;
-        a[k] = xr[k] + v * lnw[k] + lnb[k];
+      const S shift = cp[0];  // c_new stays near c_prev: a shift inside the row's range
+      if (coupled) {
+        lstmkit::gates_forward_coupled_ln(a, xr, lnw, lnb, hshift, hoff, rstd, hhat, cp, wci, wco, ar, ar + H,
+                                          ar + 2 * H, cn, H, shift, s1, s2);
+      } else {
+        lstmkit::gates_forward_ln(a, xr, lnw, lnb, hshift, hoff, rstd, hhat, cp, wci, wcf, wco, ar, ar + H,
+                                  ar + 2 * H, ar + 3 * H, cn, H, shift, s1, s2);
       }
-    } else {
-      for (int64_t k = 0; k < G; ++k) a[k] += xr[k];
+      S coff, crstd;
+      lstmkit::stats_from_sums(s1, s2, H, coff, crstd);
+      S* chat = c_hat.data_ptr<S>() + (ts * B + b) * H;
+      c_rstd.data_ptr<S>()[ts * B + b] = crstd;
+      for (int64_t j = 0; j < H; ++j) {
+        S v = ((cn[j] - shift) - coff) * crstd;
+        chat[j] = v;
+        S tv = lstmkit::tanh_(v * lcw[j] + lcb[j]);
+        tcr[j] = tv;
+        mr[j] = o[j] * tv;
+      }
+      return;
     }
+    for (int64_t k = 0; k < G; ++k) a[k] += xr[k];
     if (coupled) {
       lstmkit::gates_forward_coupled(a, a + H, a + 2 * H, cp, wci, wco, ar, ar + H, ar + 2 * H, cn, H);
     } else {
       lstmkit::gates_forward(a, a + H, a + 2 * H, a + 3 * H, cp, wci, wcf, wco, ar, ar + H,
                              ar + 2 * H, ar + 3 * H, cn, H);
     }
-    const S* o = ar + G - H;
-    if (ln) {
-      S mean, rstd;
-      lstmkit::row_stats(cn, H, mean, rstd);
-      S* chat = c_hat.data_ptr<S>() + (ts * B + b) * H;
-      c_rstd.data_ptr<S>()[ts * B + b] = rstd;
-      for (int64_t j = 0; j < H; ++j) {
-        S v = (cn[j] - mean) * rstd;
-        chat[j] = v;
-        S tv = lstmkit::tanh_(v * lcw[j] + lcb[j]);
-        tcr[j] = tv;
-        mr[j] = o[j] * tv;
-      }
-    } else {
-      for (int64_t j = 0; j < H; ++j) {
-        S tv = lstmkit::tanh_(cn[j]);
-        tcr[j] = tv;
-        mr[j] = o[j] * tv;
-      }
+    for (int64_t j = 0; j < H; ++j) {
+      S tv = lstmkit::tanh_(cn[j]);
+      tcr[j] = tv;
+      mr[j] = o[j] * tv;
     }
   }
 
@@ -200,11 +202,11 @@ struct LstmBackward {
   // outputs
   at::Tensor dh, dc, da_all, dhh_all, dh_new_all, dcn_all;
   // per-step workspace
-  at::Tensor dm, dh_new, dh_prev, dc_prev, dcn_row, dtot;
+  at::Tensor dm, dh_new, dh_prev, dc_prev, dcn_row;
   lstmkit::StepGemm rec_gemm, proj_gemm;
   std::vector<S> zeros;  // stands in for absent peepholes / keep masks
   const S *dy_p, *c_p, *act_p, *tc_p, *wci, *wcf, *wco, *lnw, *lcw, *rec_p, *kc_p, *kh_p;
-  S *dh_p, *dc_p, *dhn_p, *dhp_p, *dcp_p, *dcnr_p, *dtot_p;
+  S *dh_p, *dc_p, *dhn_p, *dhp_p, *dcp_p, *dcnr_p;
 
   LstmBackward(const at::Tensor& dy, const at::Tensor& dh_n, const at::Tensor& dc_n,
                const at::Tensor& h_all, const at::Tensor& c_all, const at::Tensor& act,
@@ -231,7 +233,6 @@ struct LstmBackward {
       dm = at::empty({B, H}, opts);
       proj_gemm = lstmkit::StepGemm(w_hr.t(), B, T, opts);  // d m (B, H) = d h W_hr
     }
-    if (ln) dtot = at::empty({B, H}, opts);
     rec_gemm = lstmkit::StepGemm(w_hh.t(), B, T, opts);  // d h_prev (B, P) = d hh W_hh
     zeros.assign(H > P ? H : P, S(0));
     dy_p = ptr_or_null<S>(dy);
@@ -252,7 +253,6 @@ struct LstmBackward {
     dhp_p = dh_prev.data_ptr<S>();
     dcp_p = dc_prev.data_ptr<S>();
     dcnr_p = dcn_row.data_ptr<S>();
-    dtot_p = ln ? dtot.data_ptr<S>() : nullptr;
   }
 
   // dh += dy[t] (already masked by Python); dh_new = dh * (1 - keep_h)
@@ -287,25 +287,41 @@ struct LstmBackward {
     S* dcpr = dcp_p + b * H;
     const S* dcr = dc_p + b * H;
     const S* kc = blended ? kc_p + (t * B + b) * H : zeros.data();
+    if (ln) {  // LN statistics fused: one pass for dcn and LN_c's sums, one for the gates and
+      //          LN_hh's sums, one writing d hh
+      const S* chat = c_hat.data_ptr<S>() + (t * B + b) * H;
+      const S* hhat = hh_hat.data_ptr<S>() + (t * B + b) * G;
+      S c1 = 0, c2 = 0;
+#pragma omp simd reduction(+ : c1, c2)
+      for (int64_t j = 0; j < H; ++j) {
+        S v = dmr[j] * o[j] * (S(1) - tcr[j] * tcr[j]);  // backprop through tanh
+        dcn[j] = v;
+        S e = v * lcw[j];
+        c1 += e;
+        c2 += e * chat[j];
+      }
+      const S crstd = c_rstd.data_ptr<S>()[t * B + b];
+      S s1, s2;
+      if (coupled) {
+        lstmkit::gates_backward_coupled_ln(ar, ar + H, ar + 2 * H, tcr, cp, dmr, dcn, chat, lcw, crstd,
+                                           c1 / S(H), c2 / S(H), dcr, kc, wci, wco, hhat, lnw, dar,
+                                           dar + H, dar + 2 * H, dcpr, H, s1, s2);
+      } else {
+        lstmkit::gates_backward_ln(ar, ar + H, ar + 2 * H, ar + 3 * H, tcr, cp, dmr, dcn, chat, lcw,
+                                   crstd, c1 / S(H), c2 / S(H), dcr, kc, wci, wcf, wco, hhat, lnw,
+                                   dar, dar + H, dar + 2 * H, dar + 3 * H, dcpr, H, s1, s2);
+      }
+      lstmkit::ln_row_backward_from(dar, hhat, hh_rstd.data_ptr<S>()[t * B + b], lnw, G, s1, s2, dhh);
+      return;
+    }
     // dcn = dm * o * (1 - tc^2): backprop through tanh
     for (int64_t j = 0; j < H; ++j) dcn[j] = dmr[j] * o[j] * (S(1) - tcr[j] * tcr[j]);
-    const S* dcc = dcn;  // d c_new through tanh (and LN_c)
-    if (ln) {
-      S* dct = dtot_p + b * H;
-      lstmkit::ln_row_backward(dcn, c_hat.data_ptr<S>() + (t * B + b) * H,
-                               c_rstd.data_ptr<S>()[t * B + b], lcw, H, dct);
-      dcc = dct;
-    }
     if (coupled) {
-      lstmkit::gates_backward_coupled(ar, ar + H, ar + 2 * H, tcr, cp, dmr, dcc, dcr, kc, wci, wco,
+      lstmkit::gates_backward_coupled(ar, ar + H, ar + 2 * H, tcr, cp, dmr, dcn, dcr, kc, wci, wco,
                                       dar, dar + H, dar + 2 * H, dcpr, H);
     } else {
-      lstmkit::gates_backward(ar, ar + H, ar + 2 * H, ar + 3 * H, tcr, cp, dmr, dcc, dcr, kc, wci,
+      lstmkit::gates_backward(ar, ar + H, ar + 2 * H, ar + 3 * H, tcr, cp, dmr, dcn, dcr, kc, wci,
                               wcf, wco, dar, dar + H, dar + 2 * H, dar + 3 * H, dcpr, H);
-    }
-    if (ln) {
-      lstmkit::ln_row_backward(dar, hh_hat.data_ptr<S>() + (t * B + b) * G,
-                               hh_rstd.data_ptr<S>()[t * B + b], lnw, G, dhh);
     }
   }
 
