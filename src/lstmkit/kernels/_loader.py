@@ -91,7 +91,7 @@ def _build(verbose: bool = False):
     name, flags = _spec()
     fresh = not is_built()
     if fresh:
-        print("lstmkit: compiling the fused C++ kernels (once; 1-5 minutes; "
+        print("lstmkit: compiling the fused C++ kernels (once; about a minute; "
               "`python -m lstmkit.kernels build` does it at set-up) ...", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     module = ext.load(
