@@ -121,3 +121,13 @@ def test_docstring_examples_hold():
 
     for mod in (lm, text):
         assert doctest.testmod(mod).failed == 0, mod.__name__
+
+
+def test_bfloat16_training_carries_its_state_and_ends_near_float32(tmp_path):
+    # autocast hands the LSTM state back in bfloat16; the stateful TBPTT loop carries it on
+    f32 = lm.train(_config(tmp_path / "f32", max_steps=40), echo=_quiet)
+    b16 = lm.train(_config(tmp_path / "b16", max_steps=40, precision="bfloat16"), echo=_quiet)
+    a, b = f32.metrics["lstm"]["val_bpc"], b16.metrics["lstm"]["val_bpc"]
+    assert abs(b - a) / a < 0.05, (a, b)
+    with pytest.raises(ValueError, match="precision: expected 'float32' or 'bfloat16'"):
+        _config(tmp_path / "bad", precision="float16")

@@ -36,6 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help=f"{help_} ({'auto' if default is None else default})")
 
     t.add_argument("--level", choices=["char", "word"], default=_D.level, help="(char)")
+    t.add_argument("--precision", choices=["float32", "bfloat16"], default=_D.precision,
+                   help="training precision: bfloat16 runs the forward under torch.autocast with "
+                        "float32 weights; validation and test are scored in float32 (float32)")
     opt("--max-steps", int, "optimizer steps")
     opt("--max-time", float, "training budget in seconds, 0: none", "S")
     opt("--seed", int, "seed")

@@ -105,6 +105,7 @@ class LMConfig:
     ngram_order: int = 5
     progress: bool = True
     resume: bool = True
+    precision: str = "float32"  # "bfloat16": train under torch.autocast (scored in float32)
 
     def __post_init__(self) -> None:
         if not isinstance(self.out, (str, os.PathLike)) or not str(self.out):
@@ -114,6 +115,8 @@ class LMConfig:
             self.text = [os.fspath(self.text)]
         if self.level not in ("char", "word"):
             raise ValueError(f"level: expected 'char' or 'word', got {self.level!r}")
+        if self.precision not in ("float32", "bfloat16"):
+            raise ValueError(f"precision: expected 'float32' or 'bfloat16', got {self.precision!r}")
         for name in ("max_steps", "batch_size", "bptt", "embedding_dim", "hidden_size",
                      "num_layers", "patience", "ngram_order", "max_chars"):
             v = getattr(self, name)
@@ -366,7 +369,8 @@ def train(config: LMConfig, *, callbacks=(), echo: Callable[[str], None] = print
                        weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps,
                        patience=cfg.patience, seed=cfg.seed, max_time=cfg.max_time,
                        progress=cfg.progress and None, restore_best=True, min_lr_ratio=0.05,
-                       clip_grad_norm=1.0, resume=cfg.resume, lr_drops=cfg.lr_drops)
+                       clip_grad_norm=1.0, resume=cfg.resume, lr_drops=cfg.lr_drops,
+                       autocast=None if cfg.precision == "float32" else cfg.precision)
 
     def eval_fn(m, ids):
         return evaluate_language_model(m, ids, batch_size=vb, bptt=256)

@@ -41,12 +41,20 @@ def check_input(x: Tensor, name: str, input_size: int, ref: Tensor, ndims: tuple
     check_like(x, name, ref, " (the module's)")
 
 
-def check_state(h: Tensor, name: str, shape: tuple[int, ...], ref: Tensor) -> None:
+def check_state(h: Tensor, name: str, shape: tuple[int, ...], ref: Tensor) -> Tensor:
+    """``h`` checked against ``shape`` and the input ``ref``'s dtype and device. Under
+    ``torch.autocast`` a state in the autocast dtype (a previous call's output carried by the
+    caller) is accepted and brought back to the input's dtype, as the returned tensor."""
     if not isinstance(h, Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(h).__name__}")
     if tuple(h.shape) != tuple(shape):
         raise ValueError(f"{name}: expected shape {tuple(shape)}, got {tuple(h.shape)}")
+    dev = h.device.type
+    if (h.dtype != ref.dtype and ref.dtype.is_floating_point and torch.is_autocast_enabled(dev)
+            and h.dtype == torch.get_autocast_dtype(dev)):
+        h = h.to(ref.dtype)
     check_like(h, name, ref)
+    return h
 
 
 def check_lengths(lengths: Tensor | Sequence[int], batch: int, steps: int, minimum: int = 0,

@@ -75,7 +75,7 @@ class CellBase(nn.Module):
             labels = [f"hx[{j}] ({n})" for j, n in enumerate(names)] if n_state > 1 else ["hx"]
             state = []
             for h, name in zip(parts, labels):
-                check_state(h, name, (B, H) if batched else (H,), ref)
+                h = check_state(h, name, (B, H) if batched else (H,), ref)
                 state.append(h if batched else h.unsqueeze(0))
         engine = self.engine
         vendor = self._vendor_mode

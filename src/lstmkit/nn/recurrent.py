@@ -326,11 +326,9 @@ class RecurrentBase(nn.Module):
         out = []
         for h, w, name in zip(hx, widths, names):
             if batched:
-                check_state(h, name, (self.num_layers * D, B, w), ref)
-                out.append(h)
+                out.append(check_state(h, name, (self.num_layers * D, B, w), ref))
             else:
-                check_state(h, name, (self.num_layers * D, w), ref)
-                out.append(h.unsqueeze(1))
+                out.append(check_state(h, name, (self.num_layers * D, w), ref).unsqueeze(1))
         return tuple(out)
 
     def _forward_vendor(self, x, hx, packed: bool):

@@ -120,6 +120,8 @@ class TrainConfig:
     min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio
     lr_drops: int = 0  # when patience runs out, first multiply the LR by lr_drop_factor (this often)
     lr_drop_factor: float = 0.25
+    autocast: str | None = None  # "bfloat16": training forward/loss under torch.autocast (weights
+    # and optimizer stay float32; validation runs in the model's own precision)
 
     def __post_init__(self) -> None:
         if self.schedule not in ("constant", "cosine"):
@@ -142,6 +144,8 @@ class TrainConfig:
             raise ValueError(f"lr_drops: expected an int >= 0, got {self.lr_drops!r}")
         if not 0 < self.lr_drop_factor < 1:
             raise ValueError(f"lr_drop_factor: expected a number in (0, 1), got {self.lr_drop_factor!r}")
+        if self.autocast not in (None, "bfloat16"):
+            raise ValueError(f"autocast: expected None or 'bfloat16', got {self.autocast!r}")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps: expected >= 0, got {self.warmup_steps}")
 
@@ -278,6 +282,13 @@ class Trainer:
                 out = bool(fn(self, *args)) or out
         return out
 
+    def _autocast(self):
+        """The training step's precision context (a no-op unless ``config.autocast``)."""
+        if self.config.autocast is None:
+            return contextlib.nullcontext()
+        device = next(self.model.parameters()).device.type
+        return torch.autocast(device, dtype=getattr(torch, self.config.autocast))
+
     def _loss(self, batch, hx, model=None):
         model = self._net if model is None else model
         if self.stateful:
@@ -412,7 +423,8 @@ class Trainer:
                 micro, step_loss = 0, 0.0
                 self.optimizer.zero_grad(set_to_none=True)
                 for i, batch in enumerate(it, start=skip):
-                    loss, self.hx = self._loss(batch, self.hx)
+                    with self._autocast():
+                        loss, self.hx = self._loss(batch, self.hx)
                     value = float(loss.detach())
                     if not self.dist.active:  # distributed: the all-reduced gradient norm tells all
                         self._check_finite(value, "loss")

@@ -1,0 +1,38 @@
+"""Under torch.autocast a layer's output state comes back in the autocast dtype; carrying it into
+the next call (stateful TBPTT does) must work and mean the same as carrying it in float32."""
+
+import pytest
+import torch
+
+import lstmkit as lk
+from lstmkit.train.trainer import TrainConfig
+
+
+@pytest.mark.parametrize("engine", ["reference", "vendor", "auto"])
+def test_a_state_carried_under_autocast_is_accepted_and_read_in_the_inputs_dtype(engine):
+    torch.manual_seed(0)
+    layer = lk.LSTM(4, 6, engine=engine)
+    x = torch.randn(5, 3, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, (h, c) = layer(x)
+        h16, c16 = h.to(torch.bfloat16), c.to(torch.bfloat16)  # what a bf16 engine hands back
+        y_16 = layer(x, (h16, c16))[0]
+        y_32 = layer(x, (h16.float(), c16.float()))[0]
+    torch.testing.assert_close(y_16, y_32, rtol=0, atol=0)
+    with pytest.raises(TypeError, match=r"hx\[0\].*dtype"):  # outside autocast: still an error
+        layer(x, (h16, c16))
+
+
+def test_a_cell_accepts_its_autocast_state_too():
+    torch.manual_seed(0)
+    cell = lk.LSTMCell(4, 6)
+    x = torch.randn(3, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        h, c = cell(x)
+        h2, _ = cell(x, (h.to(torch.bfloat16), c.to(torch.bfloat16)))
+    assert h2.shape == (3, 6)
+
+
+def test_trainer_autocast_is_bfloat16_or_nothing():
+    with pytest.raises(ValueError, match="autocast: expected None or 'bfloat16'"):
+        TrainConfig(autocast="float16")
