@@ -97,3 +97,17 @@ def test_bad_input_is_named():
         oc.run(xs[:10], labels[:10], oc.OnlineClassifyConfig())
     with pytest.raises(ValueError, match="dataset: expected a series problem"):
         oc.classify_online("fortunes")
+
+
+def test_cli_online_builds_the_config(monkeypatch):
+    from lstmkit.cli import main
+
+    got = {}
+    monkeypatch.setattr(oc, "classify_online", lambda dataset, **kw: got.update(dataset=dataset, **kw))
+    assert main(["classify", "online", "--dataset", "gunpoint", "--drift", "permute",
+                 "--change-point", "0.6", "--replay", "0", "--hidden-size", "8",
+                 "--no-baselines", "--out", "x"]) == 0
+    cfg = got["config"]
+    assert got["dataset"] == "gunpoint" and got["out"] == "x"
+    assert (cfg.drift, cfg.change_point, cfg.replay, cfg.hidden_size) == ("permute", 0.6, 0, 8)
+    assert "1nn" not in cfg.models and "retrain" in cfg.models

@@ -411,9 +411,16 @@ def plot(path: str, r: dict, title: str = "") -> None:
 
 def classify_online(dataset: str = "italypowerdemand", *, out: str | None = None,
                     config: OnlineClassifyConfig | None = None, echo=print,
-                    progress: bool = False) -> dict:
+                    progress: bool = False, threads: int = 1) -> dict:
     """``lstmkit classify online``: a catalogue series problem's examples (train and test splits
-    pooled) streamed in a seeded order with the configured drift."""
+    pooled) streamed in a seeded order with the configured drift, on ``threads`` threads."""
+    from .._threads import limited_threads
+
+    with limited_threads(threads):
+        return _classify_online(dataset, out, config, echo, progress)
+
+
+def _classify_online(dataset, out, config, echo, progress) -> dict:
     import json
 
     from ..data import datasets
