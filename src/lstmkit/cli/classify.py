@@ -5,6 +5,8 @@ picks a model on a validation split of the training data, scores it on the test 
 1-NN DTW and MiniRocket (series) or TF-IDF + logistic regression (texts), and writes
 DIR/metrics.json, config.json, model.pt, confusion.png, attention.png.
 ``lstmkit classify predict --checkpoint DIR --csv FILE [--out DIR]`` labels new data.
+``lstmkit classify online [--dataset NAME] [--drift reverse]`` streams a problem's examples with an
+injected concept drift: online learning vs frozen, fine-tuning, retrain and 1-NN (jobs/online_classify).
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ import os
 
 from ..jobs import classify as job
 from ._labelled import add_common_flags, start
-from ._types import boolean
+from ._types import boolean, count_or_fraction
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("classify", help="classify series or texts vs 1-NN DTW / MiniRocket / "
                                         "TF-IDF (default data: aeon GunPoint)",
                        description=__doc__.split("\n\n")[0])
-    p.add_argument("action", choices=["train", "predict"])
+    p.add_argument("action", choices=["train", "predict", "online"])
     p.add_argument("--dataset", default=None, help="catalogue name (`lstmkit datasets`); "
                                                    "default gunpoint")
     p.add_argument("--csv", help="series rows 'label,x1,..,xT' or a 'text,label' CSV")
@@ -43,10 +45,37 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-len", type=int, default=200, help="texts: words kept per text")
     p.add_argument("--seeds", type=int, default=1, help="ensemble members (soft/hard voting)")
     add_common_flags(p, "classify")
+    o = p.add_argument_group("online (lstmkit classify online; default data: italypowerdemand)")
+    o.add_argument("--drift", choices=["reverse", "negate", "permute", "none"], default="reverse",
+                   metavar="KIND", help="reverse (default), negate, permute or none")
+    o.add_argument("--change-point", type=count_or_fraction, default=0.5, metavar="N",
+                   help="stream example (or fraction) of the drift (0.5)")
+    o.add_argument("--warmup", type=count_or_fraction, default=0.2, metavar="N",
+                   help="examples (or fraction) fitted first (0.2)")
+    o.add_argument("--update-every", type=int, default=4, metavar="N",
+                   help="examples between updates (4)")
+    o.add_argument("--replay", type=int, default=16, metavar="R",
+                   help="replayed examples per update step (16)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "online":
+        from ..jobs import online_classify as online
+
+        if args.csv:
+            raise ValueError("--csv: classify online reads a catalogue series problem "
+                             "(--dataset), got a CSV")
+        cfg = online.OnlineClassifyConfig(
+            drift=args.drift, change_point=args.change_point, warmup=args.warmup,
+            update_every=args.update_every, replay=args.replay, seed=args.seed,
+            models=[m for m in online.MODELS if not (args.no_baselines and m == "1nn")],
+            **{k: v for k, v in (("hidden_size", args.hidden_size), ("cell", args.cell),
+                                 ("pooling", args.pooling)) if v is not None})
+        online.classify_online(args.dataset or "italypowerdemand", config=cfg,
+                               out=args.out or os.path.join("runs", "classify-online"),
+                               progress=not args.no_progress, threads=args.threads)
+        return 0
     if start(args):
         job.predict(args.checkpoint, csv=args.csv, dataset=args.dataset, out=args.out,
                     threads=args.threads)

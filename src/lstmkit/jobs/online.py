@@ -136,6 +136,17 @@ class PageHinkley:
         return False
 
 
+def reservoir_add(buffer: list, item, seen: int, capacity: int, rng: np.random.Generator) -> None:
+    """Reservoir sampling (algorithm R): ``item`` is the ``seen``-th item offered (from 1); after
+    it every offered item is in ``buffer`` with the same probability ``capacity / seen``."""
+    if len(buffer) < capacity:
+        buffer.append(item)
+    else:
+        j = int(rng.integers(seen))
+        if j < capacity:
+            buffer[j] = item
+
+
 class OnlineLearner:
     """Stateful one-step forecaster that updates itself from the stream (module docstring).
 
@@ -194,12 +205,7 @@ class OnlineLearner:
         start, z = self._window()
         if self.replay:
             self.seen_windows += 1  # reservoir sampling over every update's window
-            if len(self.buffer) < self.cfg.buffer:
-                self.buffer.append((start, z))
-            else:
-                j = int(self.rng.integers(self.seen_windows))
-                if j < self.cfg.buffer:
-                    self.buffer[j] = (start, z)
+            reservoir_add(self.buffer, (start, z), self.seen_windows, self.cfg.buffer, self.rng)
         self.model.train()
         for _ in range(steps):
             pred, _ = predict_path(self.model, z[:, :-1], start)
@@ -403,4 +409,4 @@ def forecast_online(csv: str | None = None, *, data=None, target: str | None = N
 
 
 __all__ = ["OnlineConfig", "OnlineLearner", "PageHinkley", "fit", "run", "forecast_online",
-           "predict_path"]
+           "predict_path", "reservoir_add"]
