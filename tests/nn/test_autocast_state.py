@@ -36,3 +36,14 @@ def test_a_cell_accepts_its_autocast_state_too():
 def test_trainer_autocast_is_bfloat16_or_nothing():
     with pytest.raises(ValueError, match="autocast: expected None or 'bfloat16'"):
         TrainConfig(autocast="float16")
+
+
+def test_a_stateful_layer_keeps_its_state_in_the_inputs_dtype_under_autocast():
+    torch.manual_seed(0)
+    layer = lk.LSTM(4, 6, stateful=True)
+    x = torch.randn(5, 3, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        layer(x)
+    assert all(s.dtype == torch.float32 for s in layer._state)
+    out, _ = layer(x)  # the next call, outside autocast, starts from it
+    assert out.dtype == torch.float32

@@ -290,8 +290,8 @@ class RecurrentBase(nn.Module):
                                             lens_sorted, enforce_sorted=True).data
                 out = PackedSequence(data, input.batch_sizes, input.sorted_indices,
                                      input.unsorted_indices)
-        if self.stateful:
-            self._state = tuple(s.detach() for s in h_n)
+        if self.stateful:  # kept in the input's dtype (autocast may hand the state back in its own)
+            self._state = tuple(s.detach().to(ref.dtype) for s in h_n)
         if not packed:
             if not batched:
                 out = out.squeeze(1)
