@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, FileNotFoundError, PermissionError) as e:
         print(f"lstmkit {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except FloatingPointError as e:  # a training diverged (train.trainer's NonFiniteError), any job
+        print(f"lstmkit {args.command}: error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

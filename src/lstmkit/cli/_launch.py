@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 from ..train import distributed
 
@@ -44,10 +43,9 @@ def _strip(argv: list[str]) -> list[str]:
 def maybe_launch(args: argparse.Namespace) -> int | None:
     """Relaunch under torchrun when asked (and not already inside it); the exit code, or None
     when this process should run the job itself."""
-    if (args.nproc <= 1 and args.nnodes <= 1) or "RANK" in os.environ:
-        return None
     if args.nproc < 1:
         raise ValueError(f"nproc: expected an int >= 1, got {args.nproc}")
-    argv = getattr(args, "_argv", None) or sys.argv[1:]
-    return distributed.launch(_strip(argv), args.nproc, nnodes=args.nnodes,
+    if (args.nproc == 1 and args.nnodes <= 1) or "RANK" in os.environ:
+        return None
+    return distributed.launch(_strip(args._argv), args.nproc, nnodes=args.nnodes,
                               node_rank=args.node_rank, rdzv=args.rdzv)

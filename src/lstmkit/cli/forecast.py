@@ -7,7 +7,6 @@ Symbols: h horizon. The job (automatic choices, search, baselines, artefacts) li
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import fields
 
 from ..jobs import forecast as job
@@ -93,27 +92,23 @@ def config_from_args(args: argparse.Namespace) -> job.ForecastConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        if args.action == "predict":
-            if not args.checkpoint or not args.csv:
-                raise ValueError("forecast predict: expected --checkpoint DIR and --csv PATH")
-            job.predict(args.checkpoint, csv=args.csv, out=args.out)
-        elif args.action == "online":
-            from ..jobs import online
+    if args.action == "predict":
+        if not args.checkpoint or not args.csv:
+            raise ValueError("forecast predict: expected --checkpoint DIR and --csv PATH")
+        job.predict(args.checkpoint, csv=args.csv, out=args.out)
+    elif args.action == "online":
+        from ..jobs import online
 
-            cfg = online.OnlineConfig(warmup=args.warmup, update_every=args.update_every,
-                                      replay=args.replay, change_point=args.change_point,
-                                      seed=args.seed,
-                                      **({"hidden_size": args.hidden_size} if args.hidden_size else {}))
-            online.forecast_online(args.csv, target=args.target, time=args.time,
-                                   out=args.out or "runs/forecast-online", config=cfg,
-                                   progress=not args.no_progress)
-        else:
-            code = _launch.maybe_launch(args)
-            if code is not None:
-                return code
-            job.train(config_from_args(args))
-    except FloatingPointError as e:
-        print(f"lstmkit forecast: error: {e}", file=sys.stderr)
-        return 1
+        cfg = online.OnlineConfig(warmup=args.warmup, update_every=args.update_every,
+                                  replay=args.replay, change_point=args.change_point,
+                                  seed=args.seed,
+                                  **({"hidden_size": args.hidden_size} if args.hidden_size else {}))
+        online.forecast_online(args.csv, target=args.target, time=args.time,
+                               out=args.out or "runs/forecast-online", config=cfg,
+                               progress=not args.no_progress)
+    else:
+        code = _launch.maybe_launch(args)
+        if code is not None:
+            return code
+        job.train(config_from_args(args))
     return 0

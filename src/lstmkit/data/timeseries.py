@@ -143,7 +143,6 @@ def season_hint(freq: str | None) -> int:
     return SEASON_BY_FREQ.get(base, 1)
 
 
-infer_season = season_hint  # the name the first version used
 
 
 def calendar_features(times: pd.DatetimeIndex | None) -> np.ndarray:

@@ -39,6 +39,7 @@ import pandas as pd
 import torch
 
 from .._io import atomic_write, atomic_write_text
+from .._threads import limited_threads
 from ..data.anomaly import AnomalySeries, check_training_data, read_csv, segments
 from ..data.scaling import StandardScaler
 from ..models.anomaly import prediction_errors, reconstruction_errors
@@ -291,12 +292,8 @@ def _prepare_out(out: str) -> None:
 def train(config: AnomalyConfig, data: AnomalySeries | None = None, echo=print) -> Result:
     cfg = config
     _prepare_out(cfg.out)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
-    try:
+    with limited_threads(cfg.threads):  # torch and the BLAS pools (IsolationForest, statsmodels)
         return _train(cfg, data, echo)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train(cfg: AnomalyConfig, data: AnomalySeries | None, echo) -> Result:

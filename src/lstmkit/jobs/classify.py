@@ -599,9 +599,9 @@ def predict(checkpoint: str, csv: str | None = None, dataset: str | None = None,
 
 
 def _predict(checkpoint, csv, dataset, out, echo) -> dict:
-    model, enc, kind, classes = load_model(checkpoint)
     if (csv is None) == (dataset is None):
         raise ValueError("predict: expected exactly one of csv or dataset")
+    model, enc, kind, classes = load_model(checkpoint)
     if csv is not None:
         data = read_csv_set(csv)
     else:

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..data.split import resolve_size
 from ..models.forecaster import Forecaster, ForecasterConfig
 from ..train.trainer import TrainConfig, Trainer
 
@@ -230,7 +231,7 @@ class OnlineLearner:
 
 # --- the comparison ----------------------------------------------------------------------------
 def _size(v: int | float, n: int) -> int:
-    k = int(round(v * n)) if isinstance(v, float) and v < 1 else int(v)
+    k = resolve_size(v, n, "warmup")
     if not 8 <= k < n - 8:
         raise ValueError(f"warmup: expected a count or fraction leaving >= 8 points on each side "
                          f"of a series of {n}, got {v!r}")

@@ -57,6 +57,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data.labelled import pad_series
+from ..data.split import resolve_size
 from ..models.classifier import ClassifierConfig, SequenceClassifier
 from ..train.trainer import TrainConfig, Trainer
 from .online import PageHinkley, _recovery, reservoir_add
@@ -240,7 +241,7 @@ class OnlineClassifier:
 
 # --- the comparison ----------------------------------------------------------------------------
 def _count(v: int | float | None, n: int, name: str, lo: int = 1) -> int:
-    k = int(round(v * n)) if isinstance(v, float) and v < 1 else int(v)
+    k = resolve_size(v, n, name)
     if not lo <= k < n:
         raise ValueError(f"{name}: expected a count or fraction inside a stream of {n} "
                          f"examples, got {v!r}")

@@ -243,7 +243,6 @@ def _loss(model, batch):
 def posteriors(model: SpeechRecognizer, feats: list[torch.Tensor], batch_size: int = 64) -> list[np.ndarray]:
     """Log-posteriors (T', V) per utterance."""
     model.eval()
-    out = []
     order = sorted(range(len(feats)), key=lambda i: len(feats[i]))
     res = {}
     for s in range(0, len(order), batch_size):
@@ -252,8 +251,7 @@ def posteriors(model: SpeechRecognizer, feats: list[torch.Tensor], batch_size: i
         lp, ol, _ = model(x, torch.tensor([len(feats[i]) for i in b]))
         for j, i in enumerate(b):
             res[i] = lp[j, :int(ol[j])].double().numpy()
-    out = [res[i] for i in range(len(feats))]
-    return out
+    return [res[i] for i in range(len(feats))]
 
 
 def wer_cer(refs: list[str], hyps: list[str]) -> dict:

@@ -46,6 +46,7 @@ from ..data.labelled import (
     tokenize_source,
     unique_char_ids,
 )
+from ..data.split import resolve_size
 from ..models.tagger import SequenceTagger, TaggerConfig
 from ..train.checkpoint import load_checkpoint, save_checkpoint
 from ..train.trainer import TrainConfig, Trainer
@@ -102,14 +103,13 @@ def load_data(cfg: TagConfig) -> tuple[TagSet, TagSet, str]:
         n = len(train)
         rng = np.random.default_rng(cfg.seed)
         perm = rng.permutation(n)
-        k = int(round(cfg.test_size * n)) if cfg.test_size < 1 else int(cfg.test_size)
+        k = resolve_size(cfg.test_size, n, "test_size")
         if not 0 < k < n:
             raise ValueError(f"test_size: expected a fraction or count leaving both parts "
                              f"non-empty ({n} sentences), got {cfg.test_size}")
         return (train.subset(np.sort(perm[k:])), train.subset(np.sort(perm[:k])),
                 f"{cfg.conll} ({k} sentences held out for test)")
-    entry = next((e for e in datasets.catalogue() if e.name == cfg.dataset), None)
-    if entry is None or entry.task != "tag":
+    if cfg.dataset not in datasets.names("tag"):
         raise ValueError(f"dataset: expected a tagging set {datasets.names('tag')}, got {cfg.dataset!r}")
     got = datasets.load(cfg.dataset)
     return got["train"], got["test"], f"{cfg.dataset} (split by file)"
@@ -320,9 +320,9 @@ def predict(checkpoint: str, conll: str | None = None, source: str | None = None
 
 
 def _predict(checkpoint, conll, source, out, echo) -> dict:
-    model, enc = load_model(checkpoint)
     if (conll is None) == (source is None):
         raise ValueError("predict: expected exactly one of conll or source")
+    model, enc = load_model(checkpoint)
     if source is not None:
         with open(source, encoding="utf-8") as f:
             data = tokenize_source(f.read(), os.path.basename(source))

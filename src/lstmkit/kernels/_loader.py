@@ -8,6 +8,7 @@ compiler the fused engine is simply unavailable and ``engine="auto"`` runs the r
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -54,6 +55,7 @@ def _ensure_ninja_on_path() -> None:
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
 
+@functools.cache  # the sources cannot change under a running process; hashing them is I/O
 def _spec() -> tuple[str, list[str]]:
     """(extension name, compiler flags): the name hashes sources, flags and location."""
     # -fno-trapping-math lets gcc if-convert (and so vectorise) the clamped polynomial exp;

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import LSTM
+from .classifier import lengths_mask
 
 CHECKPOINT_KIND = "speech_recognizer"
 BLANK = 0
@@ -73,10 +74,6 @@ class RecognizerConfig:
             raise ValueError(f"time_mask_frac: expected a fraction in [0, 0.5], got {self.time_mask_frac}")
 
 
-def _mask(lengths: Tensor, T: int) -> Tensor:
-    return torch.arange(T, device=lengths.device)[None, :] < lengths[:, None]  # (B, T)
-
-
 class SpeechRecognizer(nn.Module):
     def __init__(self, config: RecognizerConfig) -> None:
         super().__init__()
@@ -99,7 +96,7 @@ class SpeechRecognizer(nn.Module):
 
     def normalise(self, x: Tensor, lengths: Tensor) -> Tensor:
         c = self.config
-        mask = _mask(lengths, x.shape[1]).unsqueeze(-1)  # (B, T, 1)
+        mask = lengths_mask(lengths, x.shape[1]).unsqueeze(-1)  # (B, T, 1)
         if c.cmvn == "utterance":
             n = lengths.clamp_min(1).to(x.dtype)[:, None]  # (B, 1)
             mean = (x * mask).sum(1) / n  # (B, F)
