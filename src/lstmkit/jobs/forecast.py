@@ -36,7 +36,7 @@ import shutil
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 import pandas as pd
@@ -587,14 +587,14 @@ def _fit_and_score(cfg, series, source, given, why, work, many, log) -> Result:
     def parts_for(cand: Candidate, refit: bool):
         key = (cand.transform, cand.input_len, cand.log, refit)
         if key not in parts_cache:
-            c = ForecastConfig(**{**cfg.to_dict(), "input_len": cand.input_len})
+            c = replace(cfg, input_len=cand.input_len)
             parts_cache[key] = _parts(c, series, cand.transform, refit, cand.log)
         return parts_cache[key]
 
     def run(cand: Candidate, seed: int, tag: str):
         tag = _tag(cfg, tag, cand, seed)
         ps = parts_for(cand, False)
-        c = ForecastConfig(**{**cfg.to_dict(), "input_len": cand.input_len})
+        c = replace(cfg, input_len=cand.input_len)
         model, trainer = fit_model(c, cand, ps, "train", "val", seed, os.path.join(work, tag))
         return model, trainer, ps
 
@@ -651,7 +651,7 @@ def _fit_and_score(cfg, series, source, given, why, work, many, log) -> Result:
         if K > 1:
             ms = [model]
             for k in range(1, K):
-                mk, _, ps = run(winner, cfg.seed + k, f"ensemble-{k}")
+                mk, _, _ = run(winner, cfg.seed + k, f"ensemble-{k}")
                 ms.append(mk)
             e_score = _score(parts_for(winner, False), ms, "val", cfg.quantiles)
             keep = cfg.ensemble is not None or e_score < 0.98 * score
@@ -664,7 +664,7 @@ def _fit_and_score(cfg, series, source, given, why, work, many, log) -> Result:
         val_parts = parts_for(winner, False)
         # refit on train + validation for as many epochs as the winner needed
         ps = parts_for(winner, True)
-        c = ForecastConfig(**{**cfg.to_dict(), "input_len": winner.input_len})
+        c = replace(cfg, input_len=winner.input_len)
         models, trainers = [], []
         for k in range(members):
             m_, tr_ = fit_model(c, winner, ps, "refit", None, cfg.seed + k,

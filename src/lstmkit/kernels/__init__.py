@@ -109,6 +109,11 @@ def _to(t: Tensor | None, dtype) -> Tensor | None:
     return t if t is None or t.dtype == dtype else t.to(dtype)
 
 
+def _orig(mix: Mixed | None, *ts: Tensor) -> tuple[Tensor, ...]:
+    """A kernel's results in the caller's dtype (mixed precision computes them in another)."""
+    return ts if mix is None else tuple(t.to(mix.orig) for t in ts)
+
+
 def _mixed_params(p, mix: Mixed, gemm_fields: tuple[str, ...]):
     """The params of a mixed call: GEMM weights in ``mix.gemm``, the rest in ``mix.math``."""
     return type(p)(*(_to(t, mix.gemm if f in gemm_fields else mix.math)
@@ -310,7 +315,7 @@ class FusedLSTMFunction(torch.autograd.Function):
         if save:
             glue.save(ctx, saved, inp._replace(masks=masks, params=p), coupled=is_coupled(p), mix=mix)
         if mix is not None:
-            return y.to(mix.orig), h_n.to(mix.orig), c_n.to(mix.orig)
+            return _orig(mix, y, h_n, c_n)
         return y, h_n.clone(), c_n.clone()
 
     @staticmethod
@@ -375,7 +380,7 @@ def lstm_inference(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, masks: Mask
     with _NoAutocast(mix):
         y, h_n, c_n, *_ = _lstm_core(x, h0, c0, p, masks, mix, False)
     if mix is not None:
-        return y.to(mix.orig), h_n.to(mix.orig), c_n.to(mix.orig)
+        return _orig(mix, y, h_n, c_n)
     return y, h_n.clone(), c_n.clone()
 
 
@@ -492,7 +497,7 @@ class FusedGRUFunction(torch.autograd.Function):
                                                 reset_after)
         if save:
             glue.save(ctx, saved, inp._replace(masks=masks, params=p), mix=mix, reset_after=reset_after)
-        return (y, h_n) if mix is None else (y.to(mix.orig), h_n.to(mix.orig))
+        return _orig(mix, y, h_n)
 
     @staticmethod
     @once_differentiable
@@ -557,7 +562,7 @@ def gru(x: Tensor, h0: Tensor, p: GRUParams, masks: Masks = Masks(), reset_after
         mix = mixed(x)
         with _NoAutocast(mix):
             y, h_n, *_ = _gru_core(x, h0, p, masks, mix, False, reset_after)
-        return (y, h_n) if mix is None else (y.to(mix.orig), h_n.to(mix.orig))
+        return _orig(mix, y, h_n)
     return FusedGRUFunction.apply(*glue.apply_args((reset_after,), x, (h0,), masks, p))
 
 
@@ -579,7 +584,7 @@ class FusedRNNFunction(torch.autograd.Function):
             y, h_n, saved, p, masks = _rnn_core(inp.x, inp.state[0], inp.params, inp.masks, mix, relu)
         if any(ctx.needs_input_grad):
             glue.save(ctx, saved, inp._replace(masks=masks, params=p), relu=relu, mix=mix)
-        return (y, h_n) if mix is None else (y.to(mix.orig), h_n.to(mix.orig))
+        return _orig(mix, y, h_n)
 
     @staticmethod
     @once_differentiable

@@ -108,17 +108,24 @@ def percentile_threshold(normal_scores: np.ndarray, q: float = 99.0) -> float:
 def fbeta_threshold(scores: np.ndarray, labels: np.ndarray, beta: float = 0.1) -> float:
     """The threshold that maximises F-beta on a *labelled validation* series (EncDec-AD; beta < 1
     weighs precision more). A point is anomalous when its score is >= the threshold."""
-    from sklearn.metrics import precision_recall_curve
 
     s, y = _scores_labels(scores, labels)
     if not y.any():
         raise ValueError("labels: expected at least one anomalous point to tune F-beta on, got none")
+    f, t = _fbeta_curve(s, y, beta)
+    return float(t[int(np.argmax(f))])
+
+
+def _fbeta_curve(s: np.ndarray, y: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:
+    """F-beta at every threshold of scikit-learn's precision-recall curve: (f, thresholds)."""
+    from sklearn.metrics import precision_recall_curve
+
     p, r, t = precision_recall_curve(y, s)
     p, r = p[:-1], r[:-1]
     b2 = beta * beta
     with np.errstate(invalid="ignore", divide="ignore"):
         f = np.where(p + r > 0, (1 + b2) * p * r / (b2 * p + r), 0.0)
-    return float(t[int(np.nanargmax(f))])
+    return f, t
 
 
 def dynamic_threshold(scores: np.ndarray, window: int | None = None, smoothing: float = 0.05,
@@ -175,13 +182,10 @@ def pr_auc(scores, labels) -> float:
 
 def best_f1(scores, labels) -> tuple[float, float]:
     """(best point-wise F1 over all thresholds, that threshold): an oracle, never used to choose."""
-    from sklearn.metrics import precision_recall_curve
-
     s, y = _scores_labels(scores, labels)
     if not y.any():
         return float("nan"), float("nan")
-    p, r, t = precision_recall_curve(y, s)
-    f = np.where(p[:-1] + r[:-1] > 0, 2 * p[:-1] * r[:-1] / np.maximum(p[:-1] + r[:-1], 1e-300), 0.0)
+    f, t = _fbeta_curve(s, y, 1.0)
     k = int(np.argmax(f))
     return float(f[k]), float(t[k])
 
