@@ -1,4 +1,4 @@
-"""Atomic file writes (torch-free, so ``lstmkit.numpy`` can use them too).
+"""Atomic file writes and job output folders (torch-free, so ``lstmkit.numpy`` can use them too).
 
 A file is written to a temporary name in its own folder and moved over the target with
 ``os.replace``: readers see the old file or the new one, never a partial one.
@@ -37,3 +37,20 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
             f.write(text)
 
     atomic_write(path, write)
+
+
+def prepare_out(out: str) -> bool:
+    """Make sure ``out`` can be written before any work; returns whether it was created."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"out {out!r}: expected a directory, got an existing file")
+    created = not os.path.exists(out)
+    try:
+        os.makedirs(out, exist_ok=True)
+        probe = os.path.join(out, ".probe")
+        open(probe, "w").close()
+        os.remove(probe)
+    except OSError as e:
+        if created and os.path.isdir(out) and not os.listdir(out):
+            os.rmdir(out)
+        raise ValueError(f"out {out!r}: expected a writable directory, got {e.strerror or e}") from None
+    return created

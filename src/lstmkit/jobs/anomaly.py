@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .._io import atomic_write, atomic_write_text
+from .._io import atomic_write, atomic_write_text, prepare_out
 from .._threads import limited_threads
 from ..data.anomaly import AnomalySeries, check_training_data, read_csv, segments
 from ..data.scaling import StandardScaler
@@ -283,15 +283,9 @@ def choose_threshold(method: str, val_scores: np.ndarray, test_scores: np.ndarra
 
 
 # ----------------------------------------------------------------------------- the job
-def _prepare_out(out: str) -> None:
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise ValueError(f"out {out!r}: expected a directory, got an existing file")
-    os.makedirs(out, exist_ok=True)
-
-
 def train(config: AnomalyConfig, data: AnomalySeries | None = None, echo=print) -> Result:
     cfg = config
-    _prepare_out(cfg.out)
+    prepare_out(cfg.out)
     with limited_threads(cfg.threads):  # torch and the BLAS pools (IsolationForest, statsmodels)
         return _train(cfg, data, echo)
 
@@ -537,7 +531,7 @@ def score(checkpoint: str, csv: str | None = None, dataset: str | None = None, l
         flags = sc[LSTM] >= thr["value"]
     out = out or os.path.join(os.path.dirname(os.path.abspath(os.fspath(checkpoint)))
                               if os.path.isfile(checkpoint) else checkpoint, "score")
-    _prepare_out(out)
+    prepare_out(out)
     df = _score_frame(s, sc, {LSTM: flags})
     atomic_write(os.path.join(out, "scores.csv"), lambda tmp: df.to_csv(tmp, index=False))
     metrics = {}

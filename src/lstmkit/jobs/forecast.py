@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .._io import prepare_out
 from .._threads import limited_threads
 from ..data.missing import METHODS as IMPUTE_METHODS
 from ..data.scaling import StandardScaler
@@ -525,23 +526,6 @@ def _tag(cfg: ForecastConfig, name: str, cand: Candidate, seed: int, epochs: int
     return f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
 
 
-def _prepare_out(out: str) -> bool:
-    """Make sure ``out`` can be written before any work; returns whether it was created."""
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise ValueError(f"out {out!r}: expected a directory, got an existing file")
-    created = not os.path.exists(out)
-    try:
-        os.makedirs(out, exist_ok=True)
-        probe = os.path.join(out, ".probe")
-        open(probe, "w").close()
-        os.remove(probe)
-    except OSError as e:
-        if created and os.path.isdir(out) and not os.listdir(out):
-            os.rmdir(out)
-        raise ValueError(f"out {out!r}: expected a writable directory, got {e.strerror or e}") from None
-    return created
-
-
 def train(config: ForecastConfig, data: pd.DataFrame | None = None, echo=print, log=None) -> Result:
     """Run the whole job (module docstring); ``data`` replaces ``config.csv`` when given."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
@@ -557,7 +541,7 @@ def _train(cfg: ForecastConfig, data, echo, log) -> Result:
     many = len(series) > 1
     for k, v in why.items():
         log(f"forecast: {k} = {v}")
-    created = _prepare_out(cfg.out)
+    created = prepare_out(cfg.out)
     work = os.path.join(cfg.out, "train")
     try:
         res = _fit_and_score(cfg, series, source, given, why, work, many, log)
