@@ -37,6 +37,7 @@ with one GEMM or one reduction over all steps.
 
 from __future__ import annotations
 
+import weakref
 from typing import NamedTuple
 
 import torch
@@ -384,17 +385,34 @@ def lstm_inference(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, masks: Mask
     return y, h_n.clone(), c_n.clone()
 
 
-def lstm_step(x: Tensor, h: Tensor, c: Tensor, p: LSTMParams) -> tuple[Tensor, Tensor]:
+STEP_WEIGHTS = ("full", "bfloat16", "int8")  # the streaming step's weight precisions
+
+
+def lstm_step(x: Tensor, h: Tensor, c: Tensor, p: LSTMParams, weights: str = "full"
+              ) -> tuple[Tensor, Tensor]:
     """Streaming single step without autograd. x: (B, I), h: (B, P), c: (B, H) -> (h, c).
 
-    The low-overhead path for cells and stateful inference. Plain, peephole and coupled LSTMs in
-    float32/float64 run a packed stepper: ``[W_ih | W_hh]`` packed once (cached per weight
-    storage and version, so an optimizer step or an in-place edit repacks) and one GEMM over
-    ``[x, h]`` per step. Projection and layer norm take one C++ call per step (input GEMM,
-    recurrent GEMM, fused gate pass).
+    The low-overhead path for cells, stateful inference and the server. Plain, peephole and
+    coupled LSTMs run a packed stepper: the weights are packed once (cached per weight storage,
+    version and precision, so an optimizer step or an in-place edit repacks) and a step reads
+    them once. ``weights`` picks their precision for the step (float32 parameters):
+
+    - ``"full"``: the parameters' own dtype (exact up to summation order);
+    - ``"bfloat16"``: half the bytes; weights and activations rounded to bfloat16, float32 sums;
+    - ``"int8"``: a quarter of the bytes; weights int8 with a scale per gate row (x and h
+      columns apart), each step's x and h rows quantised to 8 bits (dynamic quantisation).
+
+    Projection and layer norm take one C++ call per step (input GEMM, recurrent GEMM, fused gate
+    pass) in full precision only.
     """
-    if p.w_hr is None and p.ln_hh_w is None and x.dtype in (torch.float32, torch.float64):
-        return tuple(_stepper(p).step(x, h, c))
+    if weights not in STEP_WEIGHTS:
+        raise ValueError(f"weights: expected one of {STEP_WEIGHTS}, got {weights!r}")
+    packed = p.w_hr is None and p.ln_hh_w is None and x.dtype in (torch.float32, torch.float64)
+    if packed:
+        return tuple(_stepper(p, weights).step(x, h, c))
+    if weights != "full":
+        raise ValueError(f"weights: {weights!r} steps serve float32 LSTMs without projection or "
+                         "layer norm; use weights='full' for this one")
     kernel_params = p[:_N_KERNEL_LSTM_PARAMS]  # w_gr (an ablation) is never served here
     return tuple(_ext().lstm_step(x.contiguous(), h, c,
                                   *[_NONE if t is None else t for t in kernel_params],
@@ -402,23 +420,30 @@ def lstm_step(x: Tensor, h: Tensor, c: Tensor, p: LSTMParams) -> tuple[Tensor, T
 
 
 _N_KERNEL_LSTM_PARAMS = LSTMParams._fields.index("w_gr")  # the parameters the C++ step takes
-_STEPPERS: dict = {}
+_STEPPERS: dict = {}  # (precision, ids of the weights) -> (weak refs, versions, stepper)
 _STEP_FIELDS = 8  # w_ih, w_hh, b_ih, b_hh, w_hr, w_ci, w_cf, w_co
 
 
-def _stepper(p: LSTMParams):
-    """The packed stepper of these weights (their storage, version and dtype are the key). Its
-    workspace is reused between steps; its ``step`` holds the GIL (pybind11's default), so
-    threads sharing one stepper (a server's pool) take turns."""
-    key = tuple(None if t is None else (t.data_ptr(), t._version, t.dtype, t.shape)
-                for t in p[:_STEP_FIELDS])
-    st = _STEPPERS.get(key)
-    if st is None:
-        if len(_STEPPERS) >= 16:  # old versions of updated weights: drop them all
-            _STEPPERS.clear()
-        st = _STEPPERS[key] = _ext().LstmStepper(
+def _stepper(p: LSTMParams, weights: str = "full"):
+    """The packed stepper of these weights in this precision. The cache checks the very tensors
+    (weak references: a new tensor at a freed one's address or id is not mistaken for it) and
+    their versions (an optimizer step or an in-place edit repacks). Its workspace is reused
+    between steps; its ``step`` holds the GIL (pybind11's default), so threads sharing one
+    stepper (a server's pool) take turns."""
+    ts = p[:_STEP_FIELDS]
+    key = (weights, *map(id, ts))
+    versions = tuple(-1 if t is None else t._version for t in ts)
+    hit = _STEPPERS.get(key)
+    if hit is not None and hit[1] == versions and all(
+            r is None or r() is t for r, t in zip(hit[0], ts)):
+        return hit[2]
+    if len(_STEPPERS) >= 16:  # old versions of updated weights, dead models: drop them all
+        _STEPPERS.clear()
+    with torch.no_grad():
+        st = _ext().LstmStepper(
             p.w_ih, p.w_hh, *[_NONE if t is None else t for t in (p.b_ih, p.b_hh, p.w_ci, p.w_cf, p.w_co)],
-            is_coupled(p))
+            is_coupled(p), STEP_WEIGHTS.index(weights))
+    _STEPPERS[key] = (tuple(None if t is None else weakref.ref(t) for t in ts), versions, st)
     return st
 
 

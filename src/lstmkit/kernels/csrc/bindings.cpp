@@ -17,6 +17,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   pybind11::class_<LstmStepper>(m, "LstmStepper", pybind11::module_local(),
                                 "packed streaming LSTM step (no autograd)")
       .def(pybind11::init<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
-                          at::Tensor, bool>())
-      .def("step", &LstmStepper::step, "x (B, I), h (B, H), c (B, H) -> [h, c]");
+                          at::Tensor, bool, int64_t>())
+      .def("step", &LstmStepper::step, "x (B, I), h (B, H), c (B, H) -> [h, c]")
+      .def("weight_bytes", &LstmStepper::weight_bytes, "bytes of the packed weights a step reads");
 }

@@ -37,15 +37,33 @@ std::vector<at::Tensor> rnn_forward(at::Tensor xg, at::Tensor h0, at::Tensor w_h
 std::vector<at::Tensor> rnn_backward(at::Tensor dy, at::Tensor dh_n, at::Tensor h_new, at::Tensor w_hh,
                                      at::Tensor rec, at::Tensor keep_h, bool relu);
 
-// A packed streaming step (step.cpp): weights packed once, workspace kept between steps.
+// A packed streaming step (step.cpp): weights packed once in the chosen precision, workspace
+// kept between steps.
 struct LstmStepper {
+  // weights: 0 full (the parameters' dtype), 1 bfloat16, 2 int8 (per output row and part)
   LstmStepper(at::Tensor w_ih, at::Tensor w_hh, at::Tensor b_ih, at::Tensor b_hh, at::Tensor w_ci,
-              at::Tensor w_cf, at::Tensor w_co, bool coupled);
+              at::Tensor w_cf, at::Tensor w_co, bool coupled, int64_t weights);
   // x (B, I), h (B, H), c (B, H) -> {h, c}, fresh tensors, no autograd
   std::vector<at::Tensor> step(at::Tensor x, at::Tensor h, at::Tensor c);
+  // bytes of the packed weights a step reads (scales included)
+  int64_t weight_bytes() const;
 
  private:
+  enum class Kind : int64_t { Full = 0, BF16 = 1, Int8 = 2 };
+  struct Part {  // the x or the h columns of the weights, packed in 64-wide panels
+    int64_t K = 0, Kp = 0;  // depth and depth padded to the precision's group
+    at::Tensor w, scale, zc;  // packed weights; int8: per-row scales, 128 * row sums
+  };
+  void pack(const at::Tensor& w_part, Part& part);
+  void run_part(const Part& part, const float* a, int64_t lda, int64_t M, float* y);
+  int64_t group() const;
+
+  Kind kind_ = Kind::Full;
+  Part px_, ph_;
   at::Tensor w_, bias_, wci_, wcf_, wco_, xh_, a_;
-  int64_t G_ = 0, I_ = 0, H_ = 0;
+  std::vector<float> y_, act_;
+  std::vector<uint16_t> act16_;
+  std::vector<uint8_t> act8_;
+  int64_t G_ = 0, I_ = 0, H_ = 0, N_ = 0;
   bool coupled_ = false;
 };
