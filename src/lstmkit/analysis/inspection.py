@@ -529,3 +529,35 @@ def inspect_classifier(checkpoint: str, out: str, *, max_examples: int = 64,
               f"gradients via {ig.backend}, baseline 0)\ncompleteness error: median "
               f"{rel[0]:.1e}, max {rel[1]:.1e} of |f(x) - f(baseline)|"))
     return ClassifierInspection(sat, pics, x.shape[0], rel, ig.backend)
+
+
+def inspect_checkpoint(path: str, out: str | None = None, *, chars: int = 16_000, top: int = 1,
+                       echo=print):
+    """What ``lstmkit inspect`` does: :func:`inspect_lm`, :func:`inspect_classifier` or
+    :func:`inspect_forecaster` (by what ``path`` holds) into ``out`` (default:
+    ``<folder>/inspect``), then echo the cells or the attribution's completeness error and the
+    pictures written. Returns the inspection."""
+    import os
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"checkpoint: {path} not found")
+    folder = path if os.path.isdir(path) else os.path.dirname(path)
+    out = out or os.path.join(folder, "inspect")
+    if is_lm_folder(path):
+        res = inspect_lm(path, out, chars=chars, top=top, echo=echo)
+        echo(format_cells(res.cells))
+    else:
+        if is_classifier_folder(path):
+            res = inspect_classifier(path, out, echo=echo)
+        else:
+            try:
+                res = inspect_forecaster(path, out, echo=echo)
+            except ValueError as e:
+                raise ValueError(f"checkpoint: expected an `lstmkit lm train`, `lstmkit forecast` "
+                                 f"or `lstmkit classify` folder ({e})") from None
+        if res.ig_delta is not None:
+            echo(f"integrated gradients ({res.ig_backend}): completeness error median "
+                 f"{res.ig_delta[0]:.1e}, max {res.ig_delta[1]:.1e} of |f(x) - f(baseline)|")
+    for p in res.pictures:
+        echo(f"wrote {p}")
+    return res
