@@ -78,3 +78,6 @@ def test_inspect_command_on_a_small_language_model(tmp_path, capsys):
         assert f in out
     for png in ("gates", "saturation", "pca", "cells"):
         assert (tmp_path / "inspect" / f"{png}.png").stat().st_size > 2000
+    assert f"wrote {tmp_path / 'inspect' / 'cells.png'}" in out
+    assert main(["inspect", str(tmp_path), "--chars", "999"]) == 2  # an LM needs 1000 characters
+    assert "--chars: expected at least 1000, got 999" in capsys.readouterr().err

@@ -48,6 +48,20 @@ def test_batched_beam_equals_beam_search_on_each_sentence_alone(K, min_new, leng
         assert [h.score for h in batched[b]] == pytest.approx([h.score for h in alone], abs=1e-9)
 
 
+@pytest.mark.parametrize("kwargs, want", [
+    (dict(beam_width=3, max_new_tokens=6, length_penalty=1.0),
+     [([6, 2, 1, 4, 2, 1], -0.318328), ([6, 1, 1, 1, 2, 1], -0.386463), ([6, 2, 1, 4, 3], -0.443777)]),
+    (dict(beam_width=4, max_new_tokens=5, min_new_tokens=2, length_penalty=0.0, n_best=2),
+     [([6, 2, 1, 4, 2], -1.829334), ([6, 1, 1, 1, 2], -2.049289)]),
+])
+def test_beam_search_keeps_the_answers_of_its_former_one_sentence_loop(kwargs, want):
+    # beam_search became a call of beam_search_batch; these were its own loop's answers
+    hyps = beam_search(random_lm_step(seed=0), torch.tensor([0]), initial_states(1, seed=0), eos_id=EOS,
+                       **kwargs)
+    assert [h.tokens for h in hyps] == [w[0] for w in want]
+    assert [h.score for h in hyps] == pytest.approx([w[1] for w in want], abs=1e-6)
+
+
 def test_width_1_equals_greedy_per_sentence():
     step = random_lm_step(seed=7)
     start = torch.tensor([0, 1, 2, 4])

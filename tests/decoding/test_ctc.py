@@ -35,6 +35,16 @@ def test_collapse_merges_repeats_then_drops_blanks():
     assert collapse([3, 1, 3], blank=3) == [1]  # the blank need not be 0
 
 
+def test_streaming_greedy_merges_a_repeat_split_across_chunks():
+    path = [2, 2, 0, 0, 1, 1, 2, 0, 2]  # with blank 0: [2, 1, 2, 2]; with blank 2: [0, 1, 0]
+    lp = np.log(np.eye(3)[path] * 0.9 + 0.1 / 3)
+    for blank in (0, 2):
+        for cut in range(len(path) + 1):
+            g = StreamingGreedy(blank)
+            assert g.advance(lp[:cut]) + g.advance(lp[cut:cut]) + g.advance(lp[cut:]) == g.tokens
+            assert g.tokens == greedy_decode(lp, blank) == collapse(path, blank)
+
+
 def test_greedy_takes_the_best_symbol_per_frame():
     lp = np.log(np.array([[.1, .8, .1], [.1, .8, .1], [.6, .3, .1], [.1, .7, .2], [.1, .1, .8]]))
     assert greedy_decode(lp) == [1, 1, 2]  # a a - a b -> "aab"

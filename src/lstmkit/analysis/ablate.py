@@ -163,6 +163,22 @@ def format_table(res: AblateResult) -> str:
     return "\n".join(lines)
 
 
+def save(res: AblateResult, out: str) -> str:
+    """``ablate.json`` (config, bits/char per seed, parameters, unigram baseline, ranking) and
+    ``ablate.png`` into ``out``; the picture's path."""
+    import json
+    import os
+    from dataclasses import asdict
+
+    from .._io import atomic_write_text
+
+    os.makedirs(out, exist_ok=True)
+    atomic_write_text(os.path.join(out, "ablate.json"), json.dumps(
+        {"config": asdict(res.config), "bpc": res.bpc, "params": res.params,
+         "unigram_bpc": res.unigram_bpc, "ranking": res.summary()}, indent=1))
+    return plot(res, os.path.join(out, "ablate.png"))
+
+
 def plot(res: AblateResult, path: str) -> str:
     from ._plot import pyplot, save_png
 

@@ -170,6 +170,22 @@ def format_table(res: GradflowResult) -> str:
     return "\n".join(lines)
 
 
+def save(res: GradflowResult, out: str) -> str:
+    """``gradflow.json`` (the results, then the config) and ``gradflow.png`` into ``out``; the
+    picture's path."""
+    import json
+    import os
+    from dataclasses import asdict
+
+    from .._io import atomic_write_text
+
+    os.makedirs(out, exist_ok=True)
+    data = asdict(res)
+    data["config"] = data.pop("config")
+    atomic_write_text(os.path.join(out, "gradflow.json"), json.dumps(data, indent=1))
+    return plot(res, os.path.join(out, "gradflow.png"))
+
+
 def plot(res: GradflowResult, path: str) -> str:
     from ._plot import pyplot, save_png
 

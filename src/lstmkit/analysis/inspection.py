@@ -400,12 +400,27 @@ def forecaster_windows(checkpoint: str, max_windows: int = 64):
     return model, torch.from_numpy(w.x).float(), torch.from_numpy(w.future).float(), s.name, names
 
 
+def _attribute(f, x: torch.Tensor):
+    """Integrated gradients of ``f`` at ``x`` from a zero baseline, saliency, and the
+    completeness error |sum of IG - (f(x) - f(0))| / |f(x) - f(0)| over the batch as (median,
+    max): a window whose path crosses a near-step of the model keeps a quadrature error, reported."""
+    from .attribution import integrated_gradients, saliency
+
+    base = torch.zeros_like(x)
+    ig = integrated_gradients(f, x, base)
+    sal = saliency(f, x)
+    with torch.no_grad():
+        gap = (f(x) - f(base)).abs().clamp_min(1e-6)
+    rel_all = ig.delta.abs() / gap
+    return ig, sal, (float(rel_all.median()), float(rel_all.max()))
+
+
 def inspect_forecaster(checkpoint: str, out: str, echo=print) -> ForecasterInspection:
     """Gates, saturation, the hidden-state trajectory and the attributions (integrated gradients
     and saliency) of the first forecast step, for a ``lstmkit forecast`` folder."""
     import os
 
-    from .attribution import integrated_gradients, plot_attributions, saliency
+    from .attribution import plot_attributions
     from .recording import record
 
     model, x, fut, name, names = forecaster_windows(checkpoint)
@@ -427,13 +442,7 @@ def inspect_forecaster(checkpoint: str, out: str, echo=print) -> ForecasterInspe
         o = model(z, fut)
         return o[:, 0, c.median_index] if c.quantiles else o[:, 0]
 
-    base = torch.zeros_like(x)  # the scaled mean of every feature
-    ig = integrated_gradients(first_step, x, base)
-    sal = saliency(first_step, x)
-    with torch.no_grad():
-        gap = (first_step(x) - first_step(base)).abs().clamp_min(1e-6)
-    rel_all = ig.delta.abs() / gap  # a window whose path crosses a near-step of the model keeps
-    rel = (float(rel_all.median()), float(rel_all.max()))  # a quadrature error: reported
+    ig, sal, rel = _attribute(first_step, x)  # baseline 0: the scaled mean of every feature
     pics.append(plot_attributions(x, ig.attributions, sal, os.path.join(out, "attribution.png"),
                                   feature_names=names, last="the forecast origin",
                                   title=f"{name!r}: what the first forecast step rests on "
@@ -479,7 +488,7 @@ def inspect_classifier(checkpoint: str, out: str, *, max_examples: int = 64,
     from dataclasses import fields
 
     from ..jobs.classify import ClassifyConfig, load_data, load_model
-    from .attribution import integrated_gradients, plot_attributions, saliency
+    from .attribution import plot_attributions
     from .recording import record
 
     folder = checkpoint if os.path.isdir(checkpoint) else os.path.dirname(checkpoint)
@@ -513,16 +522,42 @@ def inspect_classifier(checkpoint: str, out: str, *, max_examples: int = 64,
     def score(z):
         return torch.log_softmax(model(z, lengths), -1).gather(1, target[:, None])[:, 0]
 
-    base = torch.zeros_like(x)
-    ig = integrated_gradients(score, x, base)
-    sal = saliency(score, x)
-    with torch.no_grad():
-        gap = (score(x) - score(base)).abs().clamp_min(1e-6)
-    rel_all = ig.delta.abs() / gap
-    rel = (float(rel_all.median()), float(rel_all.max()))
+    ig, sal, rel = _attribute(score, x)
     pics.append(plot_attributions(
         x, ig.attributions, sal, os.path.join(out, "attribution.png"), last="the last",
         title=f"what the predicted class ({classes[int(target[0])]}) rests on (integrated "
               f"gradients via {ig.backend}, baseline 0)\ncompleteness error: median "
               f"{rel[0]:.1e}, max {rel[1]:.1e} of |f(x) - f(baseline)|"))
     return ClassifierInspection(sat, pics, x.shape[0], rel, ig.backend)
+
+
+def inspect_checkpoint(path: str, out: str | None = None, *, chars: int = 16_000, top: int = 1,
+                       echo=print):
+    """What ``lstmkit inspect`` does: :func:`inspect_lm`, :func:`inspect_classifier` or
+    :func:`inspect_forecaster` (by what ``path`` holds) into ``out`` (default:
+    ``<folder>/inspect``), then echo the cells or the attribution's completeness error and the
+    pictures written. Returns the inspection."""
+    import os
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"checkpoint: {path} not found")
+    folder = path if os.path.isdir(path) else os.path.dirname(path)
+    out = out or os.path.join(folder, "inspect")
+    if is_lm_folder(path):
+        res = inspect_lm(path, out, chars=chars, top=top, echo=echo)
+        echo(format_cells(res.cells))
+    else:
+        if is_classifier_folder(path):
+            res = inspect_classifier(path, out, echo=echo)
+        else:
+            try:
+                res = inspect_forecaster(path, out, echo=echo)
+            except ValueError as e:
+                raise ValueError(f"checkpoint: expected an `lstmkit lm train`, `lstmkit forecast` "
+                                 f"or `lstmkit classify` folder ({e})") from None
+        if res.ig_delta is not None:
+            echo(f"integrated gradients ({res.ig_backend}): completeness error median "
+                 f"{res.ig_delta[0]:.1e}, max {res.ig_delta[1]:.1e} of |f(x) - f(baseline)|")
+    for p in res.pictures:
+        echo(f"wrote {p}")
+    return res

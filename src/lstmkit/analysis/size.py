@@ -438,6 +438,52 @@ def default_suite(I: int = 64, H: int = 128) -> list[SizeConfig]:
     ]
 
 
+def size_configs(configs: list[SizeConfig], T: int, batches: list[int], *, engines=("auto",),
+                 measure: bool = True, min_time: float = 0.2, progress=None):
+    """:func:`size_report` of every configuration at every batch size, one :class:`GemmTimer`
+    for all: ``(results, timer)``, results as ``(cfg, T, B, row)`` (what :func:`rows_table`,
+    :func:`save_results` take). ``progress``: a tqdm-like wrapper or None."""
+    timer = GemmTimer()
+    jobs = [(c, B) for c in configs for B in batches]
+    results = []
+    for cfg, B in (progress(jobs) if progress is not None else jobs):
+        for row in size_report(cfg, T, B, engines=engines, measure=measure, timer=timer,
+                               min_time=min_time):
+            results.append((cfg, T, B, row))
+    return results, timer
+
+
+def measured_note(timer: GemmTimer) -> str:
+    """The line under a measured table: the bandwidth the model used, the machine's load."""
+    import os
+
+    return (f"GEMM-rate model; pointwise at {timer.bandwidth() / 1e9:.1f} GB/s measured; "
+            f"load average {os.getloadavg()[0]:.1f}. Vendor activations are torch's own "
+            "(not predicted).")
+
+
+def save_results(results: list[tuple[SizeConfig, int, int, SizeRow]], out: str, *,
+                 plot: bool = True) -> str | None:
+    """``size.json`` (one entry per row) into ``out`` and, with ``plot``, ``size.png``: its path
+    (None without)."""
+    import json
+    import os
+
+    from .._io import atomic_write_text
+
+    os.makedirs(out, exist_ok=True)
+    rows = [{"configuration": c.describe(), "T": T, "B": B, "engine": r.engine,
+             "params": r.params, "flops": r.flops, "predicted_seconds": r.predicted_seconds,
+             "measured_seconds": r.measured_seconds, "predicted_bytes": r.predicted_bytes,
+             "measured_saved_bytes": r.measured_saved_bytes} for c, T, B, r in results]
+    atomic_write_text(os.path.join(out, "size.json"), json.dumps(rows, indent=1))
+    if not plot:
+        return None
+    path = os.path.join(out, "size.png")
+    plot_results(results, path)
+    return path
+
+
 def rows_table(results: list[tuple[SizeConfig, int, int, SizeRow]]) -> str:
     """A text table of ``(cfg, T, B, row)`` results."""
 

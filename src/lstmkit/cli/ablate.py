@@ -3,8 +3,6 @@ seeds, ranked with confidence intervals."""
 
 from __future__ import annotations
 
-import os
-
 
 def add_parser(sub) -> None:
     from ..analysis.ablate import VARIANTS
@@ -24,13 +22,11 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    import json
-    from dataclasses import asdict, replace
+    from dataclasses import replace
 
     from tqdm import tqdm
 
-    from .._io import atomic_write_text
-    from ..analysis.ablate import AblateConfig, ablate, format_table, plot
+    from ..analysis.ablate import AblateConfig, ablate, format_table, save
 
     cfg = AblateConfig.quick() if args.quick else AblateConfig()
     over = {k: v for k, v in (("seeds", args.seeds), ("steps", args.steps),
@@ -38,9 +34,5 @@ def run(args) -> int:
     cfg = replace(cfg, variants=tuple(v for v in args.variants.split(",") if v), **over)
     res = ablate(cfg, progress=lambda jobs: tqdm(jobs, desc="ablate", unit="run", leave=False))
     print(format_table(res))
-    os.makedirs(args.out, exist_ok=True)
-    atomic_write_text(os.path.join(args.out, "ablate.json"), json.dumps(
-        {"config": asdict(cfg), "bpc": res.bpc, "params": res.params,
-         "unigram_bpc": res.unigram_bpc, "ranking": res.summary()}, indent=1))
-    print(f"wrote {plot(res, os.path.join(args.out, 'ablate.png'))}")
+    print(f"wrote {save(res, args.out)}")
     return 0

@@ -3,8 +3,6 @@ each step and the success rate against sequence length."""
 
 from __future__ import annotations
 
-import os
-
 
 def _ints(text: str) -> tuple[int, ...]:
     try:
@@ -35,22 +33,14 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    import json
-    from dataclasses import asdict
-
     from tqdm import tqdm
 
-    from .._io import atomic_write_text
-    from ..analysis.gradflow import GradflowConfig, format_table, gradflow, plot
+    from ..analysis.gradflow import GradflowConfig, format_table, gradflow, save
 
     cfg = GradflowConfig(lengths=_ints(args.lengths), cells=tuple(c for c in args.cells.split(",") if c),
                          hidden_size=args.hidden_size, train_steps=args.train_steps,
                          batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     res = gradflow(cfg, progress=lambda jobs: tqdm(jobs, desc="gradflow", unit="run", leave=False))
     print(format_table(res))
-    os.makedirs(args.out, exist_ok=True)
-    data = {k: v for k, v in asdict(res).items() if k != "config"}
-    data["config"] = asdict(cfg)
-    atomic_write_text(os.path.join(args.out, "gradflow.json"), json.dumps(data, indent=1))
-    print(f"wrote {plot(res, os.path.join(args.out, 'gradflow.png'))}")
+    print(f"wrote {save(res, args.out)}")
     return 0

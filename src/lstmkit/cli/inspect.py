@@ -30,29 +30,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..analysis import inspection as I
 
-    path = args.checkpoint
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"checkpoint: {path} not found")
-    folder = path if os.path.isdir(path) else os.path.dirname(path)
-    out = args.out or os.path.join(folder, "inspect")
-    if I.is_lm_folder(path):
-        if args.chars < 1000:
-            raise ValueError(f"--chars: expected at least 1000, got {args.chars}")
-        res = I.inspect_lm(path, out, chars=args.chars, top=args.top)
-        print(I.format_cells(res.cells))
-    elif I.is_classifier_folder(path):
-        res = I.inspect_classifier(path, out)
-        if res.ig_delta is not None:
-            print(f"integrated gradients ({res.ig_backend}): completeness error median "
-                  f"{res.ig_delta[0]:.1e}, max {res.ig_delta[1]:.1e} of |f(x) - f(baseline)|")
-    else:
-        try:
-            res = I.inspect_forecaster(path, out)
-        except ValueError as e:
-            raise ValueError(f"checkpoint: expected an `lstmkit lm train`, `lstmkit forecast` or "
-                             f"`lstmkit classify` folder ({e})") from None
-        print(f"integrated gradients ({res.ig_backend}): completeness error median "
-              f"{res.ig_delta[0]:.1e}, max {res.ig_delta[1]:.1e} of |f(x) - f(baseline)|")
-    for p in res.pictures:
-        print(f"wrote {p}")
+    if args.chars < 1000 and os.path.exists(args.checkpoint) and I.is_lm_folder(args.checkpoint):
+        raise ValueError(f"--chars: expected at least 1000, got {args.chars}")
+    I.inspect_checkpoint(args.checkpoint, args.out, chars=args.chars, top=args.top)
     return 0

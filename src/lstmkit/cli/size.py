@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import os
-
 ENGINES = ("reference", "fused", "vendor")
 
 
@@ -45,9 +43,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    import json
+    from tqdm import tqdm
 
-    from .._io import atomic_write_text
     from ..analysis import size as S
 
     batches = [int(b) for b in str(args.batch).split(",") if b]
@@ -70,29 +67,14 @@ def run(args) -> int:
                                 options=dict(_option(o) for o in args.option))]
     else:
         configs = S.default_suite(args.input_size, args.hidden_size)
-    timer = S.GemmTimer()
-    results = []
-    from tqdm import tqdm
-
-    jobs = [(c, B) for c in configs for B in batches]
-    for cfg, B in tqdm(jobs, desc="size", unit="config", leave=False):
-        for row in S.size_report(cfg, args.seq_len, B, engines=engines,
-                                 measure=not args.no_measure, timer=timer,
-                                 min_time=args.min_time):
-            results.append((cfg, args.seq_len, B, row))
+    results, timer = S.size_configs(
+        configs, args.seq_len, batches, engines=engines, measure=not args.no_measure,
+        min_time=args.min_time, progress=lambda jobs: tqdm(jobs, desc="size", unit="config", leave=False))
     print(S.rows_table(results))
     if not args.no_measure:
-        print(f"GEMM-rate model; pointwise at {timer.bandwidth() / 1e9:.1f} GB/s measured; "
-              f"load average {os.getloadavg()[0]:.1f}. Vendor activations are torch's own "
-              "(not predicted).")
+        print(S.measured_note(timer))
     if args.out:
-        os.makedirs(args.out, exist_ok=True)
-        rows = [{"configuration": c.describe(), "T": T, "B": B, "engine": r.engine,
-                 "params": r.params, "flops": r.flops, "predicted_seconds": r.predicted_seconds,
-                 "measured_seconds": r.measured_seconds, "predicted_bytes": r.predicted_bytes,
-                 "measured_saved_bytes": r.measured_saved_bytes} for c, T, B, r in results]
-        atomic_write_text(os.path.join(args.out, "size.json"), json.dumps(rows, indent=1))
-        if not args.no_measure:
-            S.plot_results(results, os.path.join(args.out, "size.png"))
-            print(f"wrote {os.path.join(args.out, 'size.png')}")
+        png = S.save_results(results, args.out, plot=not args.no_measure)
+        if png:
+            print(f"wrote {png}")
     return 0

@@ -1,4 +1,4 @@
-"""Beam search driven by a step function (one source sequence at a time).
+"""Beam search driven by a step function, for one sequence or a batch of them.
 
 Symbols: K beam width, V vocabulary, L layers, H hidden.
 
@@ -51,7 +51,7 @@ def index_state(state: Any, index: Tensor, dim: int = 1) -> Any:
 
 
 def check_beam_options(beam_width, n_best, length_penalty, max_new_tokens, min_new_tokens) -> int:
-    """Validate the options both beam searches share; returns n_best (beam_width if None)."""
+    """Validate the beam search options; returns n_best (beam_width if None)."""
     if not isinstance(beam_width, int) or beam_width < 1:
         raise ValueError(f"beam_width: expected an int >= 1, got {beam_width!r}")
     check_lengths(max_new_tokens, min_new_tokens)
@@ -69,65 +69,14 @@ def beam_search(step: StepFn, tokens: Tensor, state: Any = None, *, beam_width: 
                 reorder_state: Callable[[Any, Tensor], Any] | None = None) -> list[Hypothesis]:
     """The ``n_best`` (default ``beam_width``) best hypotheses, best first.
 
-    tokens: (1,) the last token (e.g. bos or the prompt's last token); state: batch of 1."""
+    tokens: (1,) the last token (e.g. bos or the prompt's last token); state: batch of 1.
+    :func:`beam_search_batch` with one sentence (``step`` sees ``beam_width`` rows)."""
     tokens = check_start(tokens)
     if tokens.shape[0] != 1:
         raise ValueError(f"tokens: expected shape (1,) (one sequence), got {tuple(tokens.shape)}")
-    n_best = check_beam_options(beam_width, n_best, length_penalty, max_new_tokens, min_new_tokens)
-    reorder = reorder_state or (lambda s, idx: index_state(s, idx, state_batch_dim))
-
-    def norm(log_prob: float, length: int) -> float:
-        return log_prob / (max(length, 1) ** length_penalty)
-
-    live_tokens: list[list[int]] = [[]]
-    live_lp = torch.zeros(1, dtype=torch.float64)  # (K,)
-    finished: list[Hypothesis] = []
-    last = tokens
-    stopped_early = False
-    for t in range(max_new_tokens):
-        log_probs, state = step(last, state)
-        log_probs = check_log_probs(log_probs, len(live_tokens)).double()  # (K, V)
-        V = log_probs.shape[1]
-        if eos_id is not None and t < min_new_tokens:
-            log_probs = log_probs.clone()
-            log_probs[:, eos_id] = float("-inf")
-        cand = (live_lp.unsqueeze(1) + log_probs).view(-1)  # (K * V,)
-        n_cand = min(2 * beam_width, cand.numel())
-        top_lp, top_idx = cand.topk(n_cand)
-        new_tokens, new_lp, src, nxt = [], [], [], []
-        for lp, idx in zip(top_lp.tolist(), top_idx.tolist()):
-            if lp == float("-inf"):
-                break
-            b, tok = divmod(idx, V)
-            seq = live_tokens[b] + [tok]
-            if eos_id is not None and tok == eos_id:
-                finished.append(Hypothesis(seq, norm(lp, len(seq)), lp))
-                continue
-            new_tokens.append(seq)
-            new_lp.append(lp)
-            src.append(b)
-            nxt.append(tok)
-            if len(new_tokens) == beam_width:
-                break
-        if not new_tokens:
-            live_tokens = []
-            break
-        live_tokens = new_tokens
-        live_lp = torch.tensor(new_lp, dtype=torch.float64)
-        index = torch.tensor(src, dtype=torch.long)
-        state = reorder(state, index)
-        last = torch.tensor(nxt, dtype=torch.long, device=tokens.device)
-        if len(finished) >= beam_width:
-            worst_kept = sorted(h.score for h in finished)[-beam_width]
-            # length_penalty 0: log-probs only fall, so no live beam can win any more
-            if length_penalty > 0 or live_lp.max().item() <= worst_kept:
-                stopped_early = True
-                break
-    if not stopped_early:  # hypotheses still live at max_new_tokens compete too
-        for seq, lp in zip(live_tokens, live_lp.tolist()):
-            finished.append(Hypothesis(seq, norm(lp, len(seq)), lp))
-    finished.sort(key=lambda h: -h.score)
-    return finished[:n_best]
+    return beam_search_batch(step, tokens, state, beam_width=beam_width, max_new_tokens=max_new_tokens,
+                             eos_id=eos_id, min_new_tokens=min_new_tokens, length_penalty=length_penalty,
+                             n_best=n_best, state_batch_dim=state_batch_dim, reorder_state=reorder_state)[0]
 
 
 def beam_search_batch(step: StepFn, tokens: Tensor, state: Any = None, *, beam_width: int,
@@ -228,7 +177,7 @@ def beam_search_batch(step: StepFn, tokens: Tensor, state: Any = None, *, beam_w
         state = reorder(state, (base + new_src).view(-1))
         last = new_tok.view(-1).to(device)
         for b in torch.nonzero(~done & (n_live == 0)).view(-1).tolist():
-            done[b] = True  # no live beam left (beam_search's `if not new_tokens`)
+            done[b] = True  # no live beam left
             add_live[b] = False
         for b in torch.nonzero(~done).view(-1).tolist():
             if len(finished[b]) >= K:

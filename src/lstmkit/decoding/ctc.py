@@ -64,9 +64,10 @@ def _as_array(log_probs) -> np.ndarray:
     return a
 
 
-def collapse(path: Sequence[int], blank: int = 0) -> list[int]:
-    """Merge repeated symbols, then drop blanks: the CTC many-to-one map."""
-    out, prev = [], None
+def collapse(path: Sequence[int], blank: int = 0, prev: int | None = None) -> list[int]:
+    """Merge repeated symbols, then drop blanks: the CTC many-to-one map. ``prev``: the symbol
+    just before ``path`` (when a longer path comes in pieces), None at the start."""
+    out = []
     for s in path:
         s = int(s)
         if s != prev and s != blank:
@@ -75,10 +76,14 @@ def collapse(path: Sequence[int], blank: int = 0) -> list[int]:
     return out
 
 
+def _best_path(log_probs) -> list[int]:
+    a = _as_array(log_probs)
+    return a.argmax(axis=1).tolist() if len(a) else []
+
+
 def greedy_decode(log_probs, blank: int = 0) -> list[int]:
     """Best path: argmax per frame of (T, V) log-probs (array or tensor), then :func:`collapse`."""
-    a = _as_array(log_probs)
-    return collapse(a.argmax(axis=1).tolist() if len(a) else [], blank)
+    return collapse(_best_path(log_probs), blank)
 
 
 class StreamingGreedy:
@@ -89,12 +94,10 @@ class StreamingGreedy:
         self.blank, self.prev, self.tokens = blank, None, []
 
     def advance(self, log_probs) -> list[int]:
-        a = _as_array(log_probs)
-        new = []
-        for s in (a.argmax(axis=1).tolist() if len(a) else []):
-            if s != self.prev and s != self.blank:
-                new.append(s)
-            self.prev = s
+        path = _best_path(log_probs)
+        new = collapse(path, self.blank, self.prev)
+        if path:
+            self.prev = path[-1]
         self.tokens += new
         return new
 

@@ -42,6 +42,7 @@ from torch import nn
 from .._io import atomic_write_text
 from .._threads import limited_threads
 from ..data import datasets
+from ..data.batching import LengthBuckets
 from ..data.labelled import (
     SeriesSet,
     TextSet,
@@ -193,28 +194,6 @@ class TextEncoder:
         return pad_ids(ids)
 
 
-class BucketBatches(torch.utils.data.Sampler):
-    """Shuffled batches of similar lengths: the examples are shuffled, cut into pools of 50
-    batches, sorted by length inside a pool and batched; the batches are shuffled. Draws from
-    torch's global RNG, which the Trainer reseeds every epoch."""
-
-    def __init__(self, lengths, batch_size: int, pool: int = 50) -> None:
-        self.lengths, self.batch_size, self.pool = torch.as_tensor(lengths), batch_size, pool
-
-    def __iter__(self):
-        perm = torch.randperm(len(self.lengths)).tolist()
-        size = self.batch_size * self.pool
-        batches = []
-        for i in range(0, len(perm), size):
-            chunk = sorted(perm[i:i + size], key=lambda j: int(self.lengths[j]))
-            batches += [chunk[k:k + self.batch_size] for k in range(0, len(chunk), self.batch_size)]
-        for b in torch.randperm(len(batches)).tolist():
-            yield batches[b]
-
-    def __len__(self) -> int:
-        return -(-len(self.lengths) // self.batch_size)
-
-
 def _loader(x, lengths, y, batch_size: int, shuffle: bool, seed: int):
     """Batches trimmed to their longest sequence; shuffled ones grouped by length."""
     ds = torch.utils.data.TensorDataset(x, lengths, y)
@@ -225,7 +204,7 @@ def _loader(x, lengths, y, batch_size: int, shuffle: bool, seed: int):
         return xb[:, :T], lb, yb  # trim the padding to this batch's longest
 
     if shuffle:
-        return torch.utils.data.DataLoader(ds, batch_sampler=BucketBatches(lengths, batch_size),
+        return torch.utils.data.DataLoader(ds, batch_sampler=LengthBuckets(lengths, batch_size),
                                            collate_fn=collate)
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, collate_fn=collate)
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import random
 import sys
@@ -42,6 +41,7 @@ from pathlib import Path
 import torch
 
 from .._io import atomic_write, atomic_write_text
+from ..data.batching import LengthBuckets
 from ..data.labelled import pad_ids
 from ..decoding.beam import check_beam_options
 from ..models.seq2seq import SCHEDULES, Seq2Seq, Seq2SeqConfig, teacher_forcing_ratio
@@ -222,26 +222,19 @@ def load_task(config: Seq2SeqJobConfig) -> dict:
 
 
 class Batches:
-    """Batches of similar source length, reshuffled every epoch from torch's RNG (which the
-    Trainer reseeds per epoch): items are (src_ids, tgt_ids). Yields (src, lengths, tgt_in, tgt_out)."""
+    """Batches of similar source length (:class:`~lstmkit.data.batching.LengthBuckets`, pools of
+    50 batches), reshuffled every epoch from torch's RNG (which the Trainer reseeds per epoch):
+    items are (src_ids, tgt_ids). Yields (src, lengths, tgt_in, tgt_out)."""
 
     def __init__(self, items: list[tuple[list[int], list[int]]], batch_size: int, shuffle: bool) -> None:
-        self.items, self.batch_size, self.shuffle = items, batch_size, shuffle
+        self.items = items
+        self.buckets = LengthBuckets([len(s) for s, _ in items], batch_size, shuffle=shuffle)
 
     def __len__(self) -> int:
-        return math.ceil(len(self.items) / self.batch_size)
+        return len(self.buckets)
 
     def __iter__(self):
-        n, bs = len(self.items), self.batch_size
-        order = torch.randperm(n).tolist() if self.shuffle else list(range(n))
-        chunk = bs * 50  # sort by length inside chunks of 50 batches: little padding, still random
-        batches = []
-        for i in range(0, n, chunk):
-            part = sorted(order[i:i + chunk], key=lambda j: len(self.items[j][0]))
-            batches += [part[k:k + bs] for k in range(0, len(part), bs)]
-        if self.shuffle:
-            batches = [batches[i] for i in torch.randperm(len(batches)).tolist()]
-        for idx in batches:
+        for idx in self.buckets:
             yield collate([self.items[j] for j in idx])
 
 

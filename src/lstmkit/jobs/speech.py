@@ -49,6 +49,7 @@ import torch
 
 from .._io import atomic_write_text
 from ..data import speech as sd
+from ..data.batching import LengthBuckets
 from ..decoding.ctc import LSTMCharLM, NGramCharLM, PrefixBeamSearch, greedy_decode
 from ..models.speech import (
     CHECKPOINT_KIND,
@@ -190,28 +191,18 @@ def _feats(y: np.ndarray, fc: sd.FeatureConfig) -> torch.Tensor:
 
 class SpeechBatches:
     """Batches ``(feats (B, T, F), lengths (B,), targets (sum L,), target_lengths (B,))`` of
-    similar length. With ``noise_prob`` > 0, that share of the utterances are re-read and get
-    fresh noise each epoch (seeded from torch's RNG, which the Trainer seeds per epoch)."""
+    similar length (:class:`~lstmkit.data.batching.LengthBuckets`, pools of 16 batches). With
+    ``noise_prob`` > 0, that share of the utterances are re-read and get fresh noise each epoch
+    (seeded from torch's RNG, which the Trainer seeds per epoch)."""
 
     def __init__(self, utts, feats, targets, fc, batch_size, *, shuffle, noise_prob=0.0,
                  snr=(0.0, 30.0)) -> None:
         self.utts, self.feats, self.targets, self.fc = utts, feats, targets, fc
-        self.B, self.shuffle, self.noise_prob, self.snr = batch_size, shuffle, noise_prob, snr
+        self.shuffle, self.noise_prob, self.snr = shuffle, noise_prob, snr
+        self.buckets = LengthBuckets([len(f) for f in feats], batch_size, shuffle=shuffle, pool=16)
 
     def __len__(self) -> int:
-        return math.ceil(len(self.utts) / self.B)
-
-    def _order(self) -> list[list[int]]:
-        n = len(self.utts)
-        idx = torch.randperm(n).tolist() if self.shuffle else list(range(n))
-        group = self.B * 16  # sort by length inside groups of 16 batches: little padding, still random
-        batches = []
-        for g in range(0, n, group):
-            chunk = sorted(idx[g:g + group], key=lambda i: len(self.feats[i]))
-            batches += [chunk[i:i + self.B] for i in range(0, len(chunk), self.B)]
-        if self.shuffle:
-            batches = [batches[i] for i in torch.randperm(len(batches)).tolist()]
-        return batches
+        return len(self.buckets)
 
     def _get(self, i: int, rng) -> torch.Tensor:
         if rng is not None and rng.random() < self.noise_prob:
@@ -224,7 +215,7 @@ class SpeechBatches:
     def __iter__(self):
         rng = (np.random.default_rng(int(torch.randint(0, 2 ** 31 - 1, ())))
                if self.shuffle and self.noise_prob > 0 else None)
-        for b in self._order():
+        for b in self.buckets:
             xs = [self._get(i, rng) for i in b]
             lengths = torch.tensor([len(x) for x in xs])
             x = torch.nn.utils.rnn.pad_sequence(xs, batch_first=True)
