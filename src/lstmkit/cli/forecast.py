@@ -10,6 +10,7 @@ import argparse
 from dataclasses import fields
 
 from ..jobs import forecast as job
+from ..jobs import online
 from . import _launch
 from ._types import boolean, count_or_fraction
 
@@ -75,11 +76,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a("--checkpoint", metavar="DIR", help="predict: a training run's --out (or its model.pt)")
     a("--out", metavar="DIR", help="output directory (default runs/forecast)")
     _launch.add_flags(p)
+    od = online.OnlineConfig()
     o = p.add_argument_group("online (lstmkit forecast online)")
-    o.add_argument("--warmup", type=count_or_fraction, default=0.3, metavar="N",
-                   help="points (or fraction) fitted before streaming (0.3)")
-    o.add_argument("--update-every", type=int, default=5, metavar="N", help="steps between updates (5)")
-    o.add_argument("--replay", type=int, default=2, metavar="R", help="replay windows per update (2)")
+    o.add_argument("--warmup", type=count_or_fraction, default=od.warmup, metavar="N",
+                   help=f"points (or fraction) fitted before streaming ({od.warmup})")
+    o.add_argument("--update-every", type=int, default=od.update_every, metavar="N",
+                   help=f"steps between updates ({od.update_every})")
+    o.add_argument("--replay", type=int, default=od.replay, metavar="R",
+                   help=f"replay windows per update ({od.replay})")
     o.add_argument("--change-point", type=int, metavar="T", help="a known change, for the report")
     p.set_defaults(func=run)
 
@@ -97,8 +101,6 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("forecast predict: expected --checkpoint DIR and --csv PATH")
         job.predict(args.checkpoint, csv=args.csv, out=args.out)
     elif args.action == "online":
-        from ..jobs import online
-
         cfg = online.OnlineConfig(warmup=args.warmup, update_every=args.update_every,
                                   replay=args.replay, change_point=args.change_point,
                                   seed=args.seed,
