@@ -585,9 +585,7 @@ def _fit_and_score(cfg, series, source, given, why, work, many, log) -> Result:
     t0 = time.perf_counter()
     winner, members, epochs_needed = base, 1, None
     if cfg.search:
-        n0 = len(series[0].values)
-        n_train = min(len(s.values) for s in series) - resolve_size(cfg.test_size, n0, "t") \
-            - resolve_size(cfg.val_size, n0, "v")
+        n_train = min(p.train.stop for p in parts_for(base, False))  # the shortest training split
         results = {}
 
         def trial(cand):
@@ -706,10 +704,9 @@ def _fit_and_score(cfg, series, source, given, why, work, many, log) -> Result:
     metrics = {k: {m: float(np.nanmean([ps_[k][m] for ps_ in per_series.values()]))
                    for m in per_series[next(iter(per_series))][k]}
                for k in per_series[next(iter(per_series))]}
-    n_test = resolve_size(cfg.test_size, len(series[0].values), "test_size")
     choices = dict(why, model=f"{winner.label()}" + (f" x{members}" if members > 1 else ""),
-                   interval_scale=round(c_int, 4),
-                   n_test=n_test, train_seconds=round(train_s, 2), source=source, n_series=len(series))
+                   interval_scale=round(c_int, 4), n_test=ps[0].test.stop - ps[0].test.start,
+                   train_seconds=round(train_s, 2), source=source, n_series=len(series))
     res = Result(cfg, metrics, per_series, choices, searched, forecasts, 0.0, cfg.out)
     _write(res, models, ps, trainers)
     return res
