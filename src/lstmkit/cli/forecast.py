@@ -75,6 +75,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a("--no-progress", action="store_true", help="no progress bars")
     a("--checkpoint", metavar="DIR", help="predict: a training run's --out (or its model.pt)")
     a("--out", metavar="DIR", help="output directory (default runs/forecast)")
+    a("--config", metavar="FILE", help="train: TOML, or a run's config.json (reproduces it); flags win")
     _launch.add_flags(p)
     od = online.OnlineConfig()
     o = p.add_argument_group("online (lstmkit forecast online)")
@@ -90,12 +91,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def config_from_args(args: argparse.Namespace) -> job.ForecastConfig:
     kw = {f.name: getattr(args, f.name) for f in fields(job.ForecastConfig) if hasattr(args, f.name)}
-    if kw.get("out") is None:
-        kw.pop("out", None)
-    return job.ForecastConfig(**kw)
+    return job.config_from_flags(kw, getattr(args, "config", None))
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.config and args.action != "train":
+        raise ValueError(f"--config: only for forecast train, got it with {args.action}")
     if args.action == "predict":
         if not args.checkpoint or not args.csv:
             raise ValueError("forecast predict: expected --checkpoint DIR and --csv PATH")
