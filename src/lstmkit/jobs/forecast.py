@@ -527,6 +527,38 @@ def _score(parts: list[Part], models, key: str, quantiles) -> float:
     return float(np.mean(errs)) if errs else math.inf
 
 
+def score_test(cfg: ForecastConfig, parts: list[Part], models, c_int: float,
+               baselines: bool = True) -> tuple[dict, dict]:
+    """A rolling origin over each part's test split, the LSTM (intervals widened by ``c_int``)
+    beside the baselines on the same origins: ({series: {model: metrics}}, {series: forecasts})."""
+    per_series, forecasts = {}, {}
+    it = parts
+    try:
+        from tqdm.auto import tqdm
+
+        it = tqdm(parts, desc="baselines", leave=False,
+                  disable=cfg.no_progress or not sys.stderr.isatty() or len(parts) < 3 or not baselines)
+    except ImportError:  # pragma: no cover
+        pass
+    for p in it:
+        o, prep = p.origins["test"], p.prep
+        if not len(o):
+            continue
+        actual = p.actual(o)  # (W, h); NaN = not observed
+        lstm = widen(predict_paths(models, prep, o), c_int, cfg.quantiles)
+        preds = {"lstm": _point(lstm, cfg.quantiles)}
+        if baselines:
+            preds.update(baseline_forecasts(prep.raw_level, p.val.stop, o, cfg.horizon, cfg.season))
+        scale = p.mase_scale(p.val.stop)
+        ms = {k: forecast_metrics(actual, v, scale) for k, v in preds.items()}
+        if cfg.quantiles:
+            ms["lstm"].update(quantile_metrics(actual, lstm, cfg.quantiles, scale))
+        per_series[p.series.name] = ms
+        forecasts[p.series.name] = dict(origins=o, actual=actual, **preds,
+                                        **({"lstm_q": lstm} if cfg.quantiles else {}))
+    return per_series, forecasts
+
+
 # --- the job --------------------------------------------------------------------------------
 def _tag(cfg: ForecastConfig, name: str, cand: Candidate, seed: int, epochs: int | None = None) -> str:
     """A training's folder under ``out/train``: its name plus a hash of everything it depends on,
@@ -573,8 +605,58 @@ def _train(cfg: ForecastConfig, data, echo, log) -> Result:
     return res
 
 
+def _search(cfg: ForecastConfig, series: list[Series], base: Candidate, given: set, n_train: int,
+            run, searched: list, log) -> tuple:
+    """Candidates on the validation split, each changing one thing of the best so far that the
+    config left open: the representation (diff / level / sdiff), log levels, a longer or shorter
+    input (bounded by ``n_train``, the shortest training split), a smaller model. ``run(cand,
+    seed, tag)`` trains one; each is logged and appended to ``searched``. Returns the best
+    (validation MASE, candidate, model, trainer)."""
+    many = len(series) > 1
+    results = {}
+
+    def trial(cand):
+        tag = f"search-{'log-' if cand.log else ''}{cand.transform}-T{cand.input_len}-H{cand.hidden_size}"
+        if tag in results:
+            return results[tag]
+        model, trainer, ps = run(cand, cfg.seed, tag)
+        score = _score(ps, [model], "val", cfg.quantiles)
+        results[tag] = (score, cand, model, trainer)
+        searched.append(dict(candidate=cand.label(), val_mase=round(score, 4),
+                             epochs=best_epoch(trainer)))
+        log(f"forecast: search {cand.label():<22} validation MASE {score:.4f} "
+            f"({trainer.epoch} epochs)")
+        return results[tag]
+
+    best = trial(base)
+    if "transform" not in given:
+        flip = "level" if base.transform == "diff" else "diff"
+        other = Candidate(base.input_len, flip, base.hidden_size, base.log)
+        r = trial(other)
+        best = min(best, r, key=lambda t: t[0])
+        if cfg.season > 1:  # a correction to the seasonal naive forecast
+            r = trial(Candidate(base.input_len, "sdiff", base.hidden_size, base.log))
+            best = min(best, r, key=lambda t: t[0])
+    if "log" not in given and all(np.nanmin(s.values[:, 0]) > 0 for s in series):
+        # multiplicative growth or seasonality is additive in logs
+        b = best[1]
+        r = trial(Candidate(b.input_len, b.transform, b.hidden_size, True))
+        best = min(best, r, key=lambda t: t[0])
+    if "input_len" not in given:
+        T = best[1].input_len
+        longer = 2 * T if (2 * T <= (n_train // 3 if not many else 2 * n_train)) else None
+        alt = longer or max(2, T // 2)
+        if alt != T:
+            r = trial(Candidate(alt, best[1].transform, best[1].hidden_size, best[1].log))
+            best = min(best, r, key=lambda t: t[0])
+    if "hidden_size" not in given:
+        r = trial(Candidate(best[1].input_len, best[1].transform, max(8, best[1].hidden_size // 2),
+                            best[1].log))
+        best = min(best, r, key=lambda t: t[0])
+    return best
+
+
 def _fit_and_score(cfg, series, source, given, why, work, many, log) -> Result:
-    h = cfg.horizon
     base_t = cfg.transform or ("level" if many else "diff")
     base = Candidate(cfg.input_len, base_t, cfg.hidden_size, bool(cfg.log))
     searched: list[dict] = []
@@ -598,47 +680,7 @@ def _fit_and_score(cfg, series, source, given, why, work, many, log) -> Result:
     winner, members, epochs_needed = base, 1, None
     if cfg.search:
         n_train = min(p.train.stop for p in parts_for(base, False))  # the shortest training split
-        results = {}
-
-        def trial(cand):
-            tag = f"search-{'log-' if cand.log else ''}{cand.transform}-T{cand.input_len}-H{cand.hidden_size}"
-            if tag in results:
-                return results[tag]
-            model, trainer, ps = run(cand, cfg.seed, tag)
-            score = _score(ps, [model], "val", cfg.quantiles)
-            results[tag] = (score, cand, model, trainer)
-            searched.append(dict(candidate=cand.label(), val_mase=round(score, 4),
-                                 epochs=best_epoch(trainer)))
-            log(f"forecast: search {cand.label():<22} validation MASE {score:.4f} "
-                f"({trainer.epoch} epochs)")
-            return results[tag]
-
-        best = trial(base)
-        if "transform" not in given:
-            flip = "level" if base.transform == "diff" else "diff"
-            other = Candidate(base.input_len, flip, base.hidden_size, base.log)
-            r = trial(other)
-            best = min(best, r, key=lambda t: t[0])
-            if cfg.season > 1:  # a correction to the seasonal naive forecast
-                r = trial(Candidate(base.input_len, "sdiff", base.hidden_size, base.log))
-                best = min(best, r, key=lambda t: t[0])
-        if "log" not in given and all(np.nanmin(s.values[:, 0]) > 0 for s in series):
-            # multiplicative growth or seasonality is additive in logs
-            b = best[1]
-            r = trial(Candidate(b.input_len, b.transform, b.hidden_size, True))
-            best = min(best, r, key=lambda t: t[0])
-        if "input_len" not in given:
-            T = best[1].input_len
-            longer = 2 * T if (2 * T <= (n_train // 3 if not many else 2 * n_train)) else None
-            alt = longer or max(2, T // 2)
-            if alt != T:
-                r = trial(Candidate(alt, best[1].transform, best[1].hidden_size, best[1].log))
-                best = min(best, r, key=lambda t: t[0])
-        if "hidden_size" not in given:
-            r = trial(Candidate(best[1].input_len, best[1].transform, max(8, best[1].hidden_size // 2),
-                                best[1].log))
-            best = min(best, r, key=lambda t: t[0])
-        score, winner, model, trainer = best
+        score, winner, model, trainer = _search(cfg, series, base, given, n_train, run, searched, log)
         epochs_needed = max(2, best_epoch(trainer))
         # a seed ensemble: the median of K models, kept only where it lowers the validation error
         K = cfg.ensemble if cfg.ensemble is not None else 3
@@ -688,31 +730,7 @@ def _fit_and_score(cfg, series, source, given, why, work, many, log) -> Result:
     cfg.input_len, cfg.transform, cfg.hidden_size, cfg.ensemble = (winner.input_len, winner.transform,
                                                                   winner.hidden_size, members)
     cfg.log = winner.log
-    # --- test: rolling origin, the LSTM beside the baselines on the same origins
-    per_series, forecasts = {}, {}
-    it = ps
-    try:
-        from tqdm.auto import tqdm
-
-        it = tqdm(ps, desc="baselines", leave=False, disable=cfg.no_progress or not sys.stderr.isatty()
-                  or len(ps) < 3)
-    except ImportError:  # pragma: no cover
-        pass
-    for p in it:
-        o, prep = p.origins["test"], p.prep
-        if not len(o):
-            continue
-        actual = p.actual(o)  # (W, h); NaN = not observed
-        lstm = widen(predict_paths(models, prep, o), c_int, cfg.quantiles)
-        preds = {"lstm": _point(lstm, cfg.quantiles)}
-        preds.update(baseline_forecasts(prep.raw_level, p.val.stop, o, h, cfg.season))
-        scale = p.mase_scale(p.val.stop)
-        ms = {k: forecast_metrics(actual, v, scale) for k, v in preds.items()}
-        if cfg.quantiles:
-            ms["lstm"].update(quantile_metrics(actual, lstm, cfg.quantiles, scale))
-        per_series[p.series.name] = ms
-        forecasts[p.series.name] = dict(origins=o, actual=actual, **preds,
-                                        **({"lstm_q": lstm} if cfg.quantiles else {}))
+    per_series, forecasts = score_test(cfg, ps, models, c_int)
     metrics = {k: {m: float(np.nanmean([ps_[k][m] for ps_ in per_series.values()]))
                    for m in per_series[next(iter(per_series))][k]}
                for k in per_series[next(iter(per_series))]}
@@ -796,14 +814,5 @@ def evaluate(checkpoint: str, data: pd.DataFrame | None = None, csv: str | None 
     cfg, models, _ = load(checkpoint)
     cfg.csv = csv or cfg.csv
     series, _ = load_series(cfg, data)
-    out = {}
-    for p in _parts(cfg, series, cfg.transform, refit=True, log=bool(cfg.log)):
-        o = p.origins["test"]
-        pred = widen(predict_paths(models, p.prep, o), models[0].interval_scale, cfg.quantiles or [])
-        actual = p.actual(o)
-        scale = p.mase_scale(p.val.stop)
-        m = forecast_metrics(actual, _point(pred, cfg.quantiles), scale)
-        if cfg.quantiles:
-            m.update(quantile_metrics(actual, pred, cfg.quantiles, scale))
-        out[p.series.name] = {"lstm": m}
-    return out
+    parts = _parts(cfg, series, cfg.transform, refit=True, log=bool(cfg.log))
+    return score_test(cfg, parts, models, models[0].interval_scale, baselines=False)[0]
