@@ -46,6 +46,8 @@ def test_small_run_writes_all_four_models_plot_and_checkpoint_then_predicts(tmp_
     assert {"coverage_80", "pinball", "crps"} <= set(m["lstm"])
     assert json.loads((out / "config.json").read_text())["season"] == 7  # daily data, weekly cycle
     assert (out / "forecast.png").read_bytes()[:4] == b"\x89PNG"
+    again = config_from_args(build_parser().parse_args(["forecast", "--config", str(out / "config.json")]))
+    assert again.to_dict() == json.loads((out / "config.json").read_text())  # a run's config reproduces it
     ck = load_checkpoint(out / "model.pt")
     assert ck["forecast_config"]["covariates"] == ["temp"] and ck["model_config"]["horizon"] == 3
     assert len(list((out / "train").glob("model-0-*/metrics.csv"))) == 1  # the Trainer's log
@@ -63,6 +65,23 @@ def test_parser_accepts_both_forms():
     assert p.parse_args(["forecast", "--horizon", "4"]).action == "train"
     a = p.parse_args(["forecast", "predict", "--checkpoint", "d", "--csv", "x.csv"])
     assert a.action == "predict" and a.checkpoint == "d"
+
+
+def test_config_file_sets_fields_flags_win_and_unknown_keys_are_named(tmp_path, capsys):
+    toml = tmp_path / "f.toml"
+    toml.write_text('horizon = 5\nmode = "recursive"\nquantiles = [0.2, 0.8]\nout = "x"\n')
+    parse = build_parser().parse_args
+    cfg = config_from_args(parse(["forecast", "--config", str(toml)]))
+    assert (cfg.horizon, cfg.mode, cfg.quantiles, cfg.out) == (5, "recursive", [0.2, 0.5, 0.8], "x")
+    cfg = config_from_args(parse(["forecast", "--config", str(toml), "--horizon", "7", "--out", "y"]))
+    assert (cfg.horizon, cfg.mode, cfg.out) == (7, "recursive", "y")  # a given flag wins
+    assert config_from_args(parse(["forecast"])).horizon == 13  # no file: the defaults
+    toml.write_text("horizn = 5\n")
+    assert main(["forecast", "--config", str(toml), "--out", str(tmp_path / "run")]) == 2
+    assert "unknown field(s) ['horizn']" in capsys.readouterr().err
+    assert main(["forecast", "online", "--config", str(toml)]) == 2
+    assert "--config: only for forecast train" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("change, extra, msg", [

@@ -42,6 +42,9 @@ def test_tiny_series_automatic_choices_are_sane_and_reported(tmp_path):
     assert saved["input_len"] == cfg.input_len and saved["transform"] in ("diff", "level")
     for model in ("lstm", "naive", "ets", "arima", "theta"):
         assert np.isfinite(res.metrics[model]["mase"]), model
+    ev = job.evaluate(str(tmp_path / "run"), data=df)  # the saved (refitted) run, re-scored
+    # (the checkpoint keeps the interval scale to 4 decimals: the quantile metrics move in the 6th)
+    assert ev["y"]["lstm"] == pytest.approx(res.metrics["lstm"], rel=1e-4, nan_ok=True)
 
 
 def _long_frame(n_series=5, seed=0):
@@ -70,6 +73,22 @@ def test_global_model_trains_on_a_long_csv_and_predicts_each_series(tmp_path):
         assert p.shape == (3, 3) and np.all(np.abs(p[:, 1] / last - 1) < 1.0)
     text = (tmp_path / "p" / "predictions.csv").read_text().splitlines()
     assert text[0] == "series,year,v_forecast,q0.1,q0.5,q0.9" and len(text) == 1 + 5 * 3
+
+
+def test_search_bounds_a_longer_input_by_the_shortest_series_own_training_split(tmp_path):
+    """Fractional sizes split each series by its own length: the short series (40 points) keeps
+    40 - 4 - 4 = 32 training points, room for twice the input length 8 (the first series' sizes,
+    20 + 20 of its 200 points, would leave it none and try half instead)."""
+    rng = np.random.default_rng(0)
+    df = pd.concat([pd.DataFrame({"id": k, "v": 10 + rng.normal(size=n).cumsum()})
+                    for k, n in (("long", 200), ("short", 40))])
+    cfg = ForecastConfig(target="v", id="id", horizon=3, season=1, test_size=0.1, val_size=0.1,
+                         epochs=1, hidden_size=4, transform="level", log=False, search=True,
+                         ensemble=1, eval_stride=6, quantiles=None, no_progress=True,
+                         out=str(tmp_path / "run"))
+    res = job.train(cfg, data=df, log=lambda *_: None, **QUIET)
+    assert [r["candidate"] for r in res.search] == ["T=8 level H=4", "T=16 level H=4"]
+    assert res.choices["n_test"] == 20  # the first series' test split, as reported before
 
 
 def test_wide_csv_is_one_series_per_column():

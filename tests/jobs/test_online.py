@@ -71,3 +71,12 @@ def test_bad_config_is_named():
         online.OnlineConfig(models=["oracle"])
     with pytest.raises(ValueError, match="warmup"):
         online.run(np.arange(20.0), online.OnlineConfig(warmup=19))
+
+
+def test_cli_online_defaults_are_the_config_defaults(monkeypatch):
+    from lstmkit.cli import main
+
+    got = {}
+    monkeypatch.setattr(online, "forecast_online", lambda csv, **kw: got.update(kw))
+    assert main(["forecast", "online"]) == 0
+    assert got["config"] == online.OnlineConfig()  # every field: --help and the job agree

@@ -111,3 +111,12 @@ def test_cli_online_builds_the_config(monkeypatch):
     assert got["dataset"] == "gunpoint" and got["out"] == "x"
     assert (cfg.drift, cfg.change_point, cfg.replay, cfg.hidden_size) == ("permute", 0.6, 0, 8)
     assert "1nn" not in cfg.models and "retrain" in cfg.models
+
+
+def test_cli_online_defaults_are_the_config_defaults(monkeypatch):
+    from lstmkit.cli import main
+
+    got = {}
+    monkeypatch.setattr(oc, "classify_online", lambda dataset, **kw: got.update(kw))
+    assert main(["classify", "online"]) == 0
+    assert got["config"] == oc.OnlineClassifyConfig()  # every field: --help and the job agree

@@ -15,6 +15,7 @@ import argparse
 import os
 
 from ..jobs import classify as job
+from ..jobs import online_classify as online
 from ._labelled import add_common_flags, start
 from ._types import boolean, count_or_fraction
 
@@ -45,24 +46,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-len", type=int, default=200, help="texts: words kept per text")
     p.add_argument("--seeds", type=int, default=1, help="ensemble members (soft/hard voting)")
     add_common_flags(p, "classify")
+    od = online.OnlineClassifyConfig()
     o = p.add_argument_group("online (lstmkit classify online; default data: italypowerdemand)")
-    o.add_argument("--drift", choices=["reverse", "negate", "permute", "none"], default="reverse",
-                   metavar="KIND", help="reverse (default), negate, permute or none")
-    o.add_argument("--change-point", type=count_or_fraction, default=0.5, metavar="N",
-                   help="stream example (or fraction) of the drift (0.5)")
-    o.add_argument("--warmup", type=count_or_fraction, default=0.2, metavar="N",
-                   help="examples (or fraction) fitted first (0.2)")
-    o.add_argument("--update-every", type=int, default=4, metavar="N",
-                   help="examples between updates (4)")
-    o.add_argument("--replay", type=int, default=16, metavar="R",
-                   help="replayed examples per update step (16)")
+    o.add_argument("--drift", choices=online.DRIFTS, default=od.drift, metavar="KIND",
+                   help=f"{', '.join(online.DRIFTS)} (default {od.drift})")
+    o.add_argument("--change-point", type=count_or_fraction, default=od.change_point, metavar="N",
+                   help=f"stream example (or fraction) of the drift ({od.change_point})")
+    o.add_argument("--warmup", type=count_or_fraction, default=od.warmup, metavar="N",
+                   help=f"examples (or fraction) fitted first ({od.warmup})")
+    o.add_argument("--update-every", type=int, default=od.update_every, metavar="N",
+                   help=f"examples between updates ({od.update_every})")
+    o.add_argument("--replay", type=int, default=od.replay, metavar="R",
+                   help=f"replayed examples per update step ({od.replay})")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.action == "online":
-        from ..jobs import online_classify as online
-
         if args.csv:
             raise ValueError("--csv: classify online reads a catalogue series problem "
                              "(--dataset), got a CSV")

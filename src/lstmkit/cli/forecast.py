@@ -10,6 +10,7 @@ import argparse
 from dataclasses import fields
 
 from ..jobs import forecast as job
+from ..jobs import online
 from . import _launch
 from ._types import boolean, count_or_fraction
 
@@ -74,31 +75,33 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a("--no-progress", action="store_true", help="no progress bars")
     a("--checkpoint", metavar="DIR", help="predict: a training run's --out (or its model.pt)")
     a("--out", metavar="DIR", help="output directory (default runs/forecast)")
+    a("--config", metavar="FILE", help="train: TOML, or a run's config.json (reproduces it); flags win")
     _launch.add_flags(p)
+    od = online.OnlineConfig()
     o = p.add_argument_group("online (lstmkit forecast online)")
-    o.add_argument("--warmup", type=count_or_fraction, default=0.3, metavar="N",
-                   help="points (or fraction) fitted before streaming (0.3)")
-    o.add_argument("--update-every", type=int, default=5, metavar="N", help="steps between updates (5)")
-    o.add_argument("--replay", type=int, default=2, metavar="R", help="replay windows per update (2)")
+    o.add_argument("--warmup", type=count_or_fraction, default=od.warmup, metavar="N",
+                   help=f"points (or fraction) fitted before streaming ({od.warmup})")
+    o.add_argument("--update-every", type=int, default=od.update_every, metavar="N",
+                   help=f"steps between updates ({od.update_every})")
+    o.add_argument("--replay", type=int, default=od.replay, metavar="R",
+                   help=f"replay windows per update ({od.replay})")
     o.add_argument("--change-point", type=int, metavar="T", help="a known change, for the report")
     p.set_defaults(func=run)
 
 
 def config_from_args(args: argparse.Namespace) -> job.ForecastConfig:
     kw = {f.name: getattr(args, f.name) for f in fields(job.ForecastConfig) if hasattr(args, f.name)}
-    if kw.get("out") is None:
-        kw.pop("out", None)
-    return job.ForecastConfig(**kw)
+    return job.config_from_flags(kw, getattr(args, "config", None))
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.config and args.action != "train":
+        raise ValueError(f"--config: only for forecast train, got it with {args.action}")
     if args.action == "predict":
         if not args.checkpoint or not args.csv:
             raise ValueError("forecast predict: expected --checkpoint DIR and --csv PATH")
         job.predict(args.checkpoint, csv=args.csv, out=args.out)
     elif args.action == "online":
-        from ..jobs import online
-
         cfg = online.OnlineConfig(warmup=args.warmup, update_every=args.update_every,
                                   replay=args.replay, change_point=args.change_point,
                                   seed=args.seed,

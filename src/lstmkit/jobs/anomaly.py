@@ -213,8 +213,10 @@ def _stream_batches(x: np.ndarray, T: int, l: int, n_streams: int):
     return batches
 
 
-def fit_forecaster(cfg: AnomalyConfig, fit: np.ndarray, train_scaled: np.ndarray, n_fit: int, T: int,
-                   out: str):
+def fit_forecaster(cfg: AnomalyConfig, train_scaled: np.ndarray, n_fit: int, T: int, out: str):
+    """LSTM-AD: fitted on the first ``n_fit`` points of the scaled training series, validated on
+    the rest (one stateful pass over it all)."""
+    fit = train_scaled[:n_fit]
     if fit.shape[1] != 1:
         raise ValueError(f"detector: 'forecast' models one channel, got {fit.shape[1]} (use "
                          f"--detector autoencoder for several value columns)")
@@ -309,7 +311,7 @@ def _train(cfg: AnomalyConfig, data: AnomalySeries | None, echo) -> Result:
     if cfg.detector == "autoencoder":
         model, trainer = fit_autoencoder(cfg, fit, val, T, work)
     else:
-        model, trainer = fit_forecaster(cfg, fit, train_x, n_fit, T, work)
+        model, trainer = fit_forecaster(cfg, train_x, n_fit, T, work)
     epochs = len(trainer.history)
 
     # error vectors: validation from the training series alone, test with its past where it has one

@@ -18,7 +18,8 @@ Q quantiles, m seasonal period.
 4. scores a rolling origin over the test split (every forecast from data up to its origin only)
    against naive, seasonal naive, ETS, ARIMA and Theta from statsmodels, fitted on the same data;
 5. writes ``config.json`` (the resolved config: it reproduces the run), ``metrics.json``,
-   ``model.pt`` and ``forecast.png`` into ``out``, and prints one table.
+   ``model.pt`` and ``forecast.png`` into ``out``, and prints one table
+   (:mod:`lstmkit.jobs.forecast_report`).
 
 With ``quantiles`` (default 0.1, 0.5, 0.9) the model is trained with the pinball loss and cannot
 cross its quantiles; its median is the point forecast; the metrics add interval coverage,
@@ -58,10 +59,12 @@ from ..data.timeseries import (
     season_hint,
 )
 from ..models.forecaster import MODES, Forecaster, ForecasterConfig, median_index
-from ..train.checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from ..train.checkpoint import atomic_write, load_checkpoint
 from ..train.metrics import forecast_metrics, mase_scale
 from ..train.trainer import TrainConfig, Trainer
+from ._config import merge_config_file
 from .forecast_baselines import baseline_forecasts
+from .forecast_report import format_table, write
 
 SEARCH_BUDGET = 40_000  # training windows x input length per epoch, beyond which search is off
 
@@ -132,6 +135,15 @@ class ForecastConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def config_from_flags(flags: dict, path: str | None = None) -> ForecastConfig:
+    """The config of ``lstmkit forecast train``: ``flags`` over the fields of a TOML file or of a
+    run's saved ``config.json`` (which reproduces that run; :mod:`lstmkit.jobs._config`)."""
+    kw = merge_config_file(ForecastConfig, flags, path)
+    if kw.get("out") is None:
+        kw.pop("out", None)
+    return ForecastConfig(**kw)
 
 
 @dataclass
@@ -515,6 +527,38 @@ def _score(parts: list[Part], models, key: str, quantiles) -> float:
     return float(np.mean(errs)) if errs else math.inf
 
 
+def score_test(cfg: ForecastConfig, parts: list[Part], models, c_int: float,
+               baselines: bool = True) -> tuple[dict, dict]:
+    """A rolling origin over each part's test split, the LSTM (intervals widened by ``c_int``)
+    beside the baselines on the same origins: ({series: {model: metrics}}, {series: forecasts})."""
+    per_series, forecasts = {}, {}
+    it = parts
+    try:
+        from tqdm.auto import tqdm
+
+        it = tqdm(parts, desc="baselines", leave=False,
+                  disable=cfg.no_progress or not sys.stderr.isatty() or len(parts) < 3 or not baselines)
+    except ImportError:  # pragma: no cover
+        pass
+    for p in it:
+        o, prep = p.origins["test"], p.prep
+        if not len(o):
+            continue
+        actual = p.actual(o)  # (W, h); NaN = not observed
+        lstm = widen(predict_paths(models, prep, o), c_int, cfg.quantiles)
+        preds = {"lstm": _point(lstm, cfg.quantiles)}
+        if baselines:
+            preds.update(baseline_forecasts(prep.raw_level, p.val.stop, o, cfg.horizon, cfg.season))
+        scale = p.mase_scale(p.val.stop)
+        ms = {k: forecast_metrics(actual, v, scale) for k, v in preds.items()}
+        if cfg.quantiles:
+            ms["lstm"].update(quantile_metrics(actual, lstm, cfg.quantiles, scale))
+        per_series[p.series.name] = ms
+        forecasts[p.series.name] = dict(origins=o, actual=actual, **preds,
+                                        **({"lstm_q": lstm} if cfg.quantiles else {}))
+    return per_series, forecasts
+
+
 # --- the job --------------------------------------------------------------------------------
 def _tag(cfg: ForecastConfig, name: str, cand: Candidate, seed: int, epochs: int | None = None) -> str:
     """A training's folder under ``out/train``: its name plus a hash of everything it depends on,
@@ -561,8 +605,58 @@ def _train(cfg: ForecastConfig, data, echo, log) -> Result:
     return res
 
 
+def _search(cfg: ForecastConfig, series: list[Series], base: Candidate, given: set, n_train: int,
+            run, searched: list, log) -> tuple:
+    """Candidates on the validation split, each changing one thing of the best so far that the
+    config left open: the representation (diff / level / sdiff), log levels, a longer or shorter
+    input (bounded by ``n_train``, the shortest training split), a smaller model. ``run(cand,
+    seed, tag)`` trains one; each is logged and appended to ``searched``. Returns the best
+    (validation MASE, candidate, model, trainer)."""
+    many = len(series) > 1
+    results = {}
+
+    def trial(cand):
+        tag = f"search-{'log-' if cand.log else ''}{cand.transform}-T{cand.input_len}-H{cand.hidden_size}"
+        if tag in results:
+            return results[tag]
+        model, trainer, ps = run(cand, cfg.seed, tag)
+        score = _score(ps, [model], "val", cfg.quantiles)
+        results[tag] = (score, cand, model, trainer)
+        searched.append(dict(candidate=cand.label(), val_mase=round(score, 4),
+                             epochs=best_epoch(trainer)))
+        log(f"forecast: search {cand.label():<22} validation MASE {score:.4f} "
+            f"({trainer.epoch} epochs)")
+        return results[tag]
+
+    best = trial(base)
+    if "transform" not in given:
+        flip = "level" if base.transform == "diff" else "diff"
+        other = Candidate(base.input_len, flip, base.hidden_size, base.log)
+        r = trial(other)
+        best = min(best, r, key=lambda t: t[0])
+        if cfg.season > 1:  # a correction to the seasonal naive forecast
+            r = trial(Candidate(base.input_len, "sdiff", base.hidden_size, base.log))
+            best = min(best, r, key=lambda t: t[0])
+    if "log" not in given and all(np.nanmin(s.values[:, 0]) > 0 for s in series):
+        # multiplicative growth or seasonality is additive in logs
+        b = best[1]
+        r = trial(Candidate(b.input_len, b.transform, b.hidden_size, True))
+        best = min(best, r, key=lambda t: t[0])
+    if "input_len" not in given:
+        T = best[1].input_len
+        longer = 2 * T if (2 * T <= (n_train // 3 if not many else 2 * n_train)) else None
+        alt = longer or max(2, T // 2)
+        if alt != T:
+            r = trial(Candidate(alt, best[1].transform, best[1].hidden_size, best[1].log))
+            best = min(best, r, key=lambda t: t[0])
+    if "hidden_size" not in given:
+        r = trial(Candidate(best[1].input_len, best[1].transform, max(8, best[1].hidden_size // 2),
+                            best[1].log))
+        best = min(best, r, key=lambda t: t[0])
+    return best
+
+
 def _fit_and_score(cfg, series, source, given, why, work, many, log) -> Result:
-    h = cfg.horizon
     base_t = cfg.transform or ("level" if many else "diff")
     base = Candidate(cfg.input_len, base_t, cfg.hidden_size, bool(cfg.log))
     searched: list[dict] = []
@@ -585,50 +679,8 @@ def _fit_and_score(cfg, series, source, given, why, work, many, log) -> Result:
     t0 = time.perf_counter()
     winner, members, epochs_needed = base, 1, None
     if cfg.search:
-        n0 = len(series[0].values)
-        n_train = min(len(s.values) for s in series) - resolve_size(cfg.test_size, n0, "t") \
-            - resolve_size(cfg.val_size, n0, "v")
-        results = {}
-
-        def trial(cand):
-            tag = f"search-{'log-' if cand.log else ''}{cand.transform}-T{cand.input_len}-H{cand.hidden_size}"
-            if tag in results:
-                return results[tag]
-            model, trainer, ps = run(cand, cfg.seed, tag)
-            score = _score(ps, [model], "val", cfg.quantiles)
-            results[tag] = (score, cand, model, trainer)
-            searched.append(dict(candidate=cand.label(), val_mase=round(score, 4),
-                                 epochs=best_epoch(trainer)))
-            log(f"forecast: search {cand.label():<22} validation MASE {score:.4f} "
-                f"({trainer.epoch} epochs)")
-            return results[tag]
-
-        best = trial(base)
-        if "transform" not in given:
-            flip = "level" if base.transform == "diff" else "diff"
-            other = Candidate(base.input_len, flip, base.hidden_size, base.log)
-            r = trial(other)
-            best = min(best, r, key=lambda t: t[0])
-            if cfg.season > 1:  # a correction to the seasonal naive forecast
-                r = trial(Candidate(base.input_len, "sdiff", base.hidden_size, base.log))
-                best = min(best, r, key=lambda t: t[0])
-        if "log" not in given and all(np.nanmin(s.values[:, 0]) > 0 for s in series):
-            # multiplicative growth or seasonality is additive in logs
-            b = best[1]
-            r = trial(Candidate(b.input_len, b.transform, b.hidden_size, True))
-            best = min(best, r, key=lambda t: t[0])
-        if "input_len" not in given:
-            T = best[1].input_len
-            longer = 2 * T if (2 * T <= (n_train // 3 if not many else 2 * n_train)) else None
-            alt = longer or max(2, T // 2)
-            if alt != T:
-                r = trial(Candidate(alt, best[1].transform, best[1].hidden_size, best[1].log))
-                best = min(best, r, key=lambda t: t[0])
-        if "hidden_size" not in given:
-            r = trial(Candidate(best[1].input_len, best[1].transform, max(8, best[1].hidden_size // 2),
-                                best[1].log))
-            best = min(best, r, key=lambda t: t[0])
-        score, winner, model, trainer = best
+        n_train = min(p.train.stop for p in parts_for(base, False))  # the shortest training split
+        score, winner, model, trainer = _search(cfg, series, base, given, n_train, run, searched, log)
         epochs_needed = max(2, best_epoch(trainer))
         # a seed ensemble: the median of K models, kept only where it lowers the validation error
         K = cfg.ensemble if cfg.ensemble is not None else 3
@@ -678,115 +730,16 @@ def _fit_and_score(cfg, series, source, given, why, work, many, log) -> Result:
     cfg.input_len, cfg.transform, cfg.hidden_size, cfg.ensemble = (winner.input_len, winner.transform,
                                                                   winner.hidden_size, members)
     cfg.log = winner.log
-    # --- test: rolling origin, the LSTM beside the baselines on the same origins
-    per_series, forecasts = {}, {}
-    it = ps
-    try:
-        from tqdm.auto import tqdm
-
-        it = tqdm(ps, desc="baselines", leave=False, disable=cfg.no_progress or not sys.stderr.isatty()
-                  or len(ps) < 3)
-    except ImportError:  # pragma: no cover
-        pass
-    for p in it:
-        o, prep = p.origins["test"], p.prep
-        if not len(o):
-            continue
-        actual = p.actual(o)  # (W, h); NaN = not observed
-        lstm = widen(predict_paths(models, prep, o), c_int, cfg.quantiles)
-        preds = {"lstm": _point(lstm, cfg.quantiles)}
-        preds.update(baseline_forecasts(prep.raw_level, p.val.stop, o, h, cfg.season))
-        scale = p.mase_scale(p.val.stop)
-        ms = {k: forecast_metrics(actual, v, scale) for k, v in preds.items()}
-        if cfg.quantiles:
-            ms["lstm"].update(quantile_metrics(actual, lstm, cfg.quantiles, scale))
-        per_series[p.series.name] = ms
-        forecasts[p.series.name] = dict(origins=o, actual=actual, **preds,
-                                        **({"lstm_q": lstm} if cfg.quantiles else {}))
+    per_series, forecasts = score_test(cfg, ps, models, c_int)
     metrics = {k: {m: float(np.nanmean([ps_[k][m] for ps_ in per_series.values()]))
                    for m in per_series[next(iter(per_series))][k]}
                for k in per_series[next(iter(per_series))]}
-    n_test = resolve_size(cfg.test_size, len(series[0].values), "test_size")
     choices = dict(why, model=f"{winner.label()}" + (f" x{members}" if members > 1 else ""),
-                   interval_scale=round(c_int, 4),
-                   n_test=n_test, train_seconds=round(train_s, 2), source=source, n_series=len(series))
+                   interval_scale=round(c_int, 4), n_test=ps[0].test.stop - ps[0].test.start,
+                   train_seconds=round(train_s, 2), source=source, n_series=len(series))
     res = Result(cfg, metrics, per_series, choices, searched, forecasts, 0.0, cfg.out)
-    _write(res, models, ps, trainers)
+    write(res, models, ps, trainers)
     return res
-
-
-def _write(res: Result, models, parts: list[Part], trainers) -> None:
-    cfg, out = res.config, res.out
-    atomic_write(os.path.join(out, "config.json"),
-                 lambda p: open(p, "w").write(json.dumps(cfg.to_dict(), indent=2) + "\n"))
-    report = {**res.metrics, "setup": dict(res.choices, search=res.search,
-                                           epochs_run=[t.epoch for t in trainers])}
-    if len(res.per_series) > 1:
-        report["per_series"] = res.per_series
-    atomic_write(os.path.join(out, "metrics.json"),
-                 lambda p: open(p, "w").write(json.dumps(report, indent=2, default=float) + "\n"))
-    scalers = {p.series.name: {**p.prep.scaler.state_dict(), "sdiff": p.prep.sdiff_stats} for p in parts}
-    save_checkpoint(os.path.join(out, "model.pt"), kind="forecaster",
-                    models=[m.state_dict() for m in models],
-                    interval_scale=res.choices["interval_scale"],
-                    model_config=models[0].config, forecast_config=cfg.to_dict(), scalers=scalers,
-                    metrics=res.metrics)
-    plot(os.path.join(out, "forecast.png"), res, parts)
-
-
-def format_table(metrics: dict, title: str = "") -> str:
-    lines = [title] if title else []
-    has_q = any("coverage_80" in m for m in metrics.values())
-    lines.append(f"{'model':<16}{'MAE':>10}{'RMSE':>10}{'sMAPE%':>9}{'MASE':>9}" +
-                 (f"{'cover80':>9}{'CRPS':>10}" if has_q else ""))
-    for name, m in metrics.items():
-        row = f"{name:<16}{m['mae']:>10.4g}{m['rmse']:>10.4g}{m['smape']:>9.3f}{m['mase']:>9.4f}"
-        if has_q:
-            row += (f"{m['coverage_80']:>9.2f}{m['crps']:>10.4g}" if "coverage_80" in m else
-                    f"{'':>9}{'':>10}")
-        lines.append(row)
-    return "\n".join(lines)
-
-
-def plot(path: str, res: Result, parts: list[Part], max_panels: int = 4) -> None:
-    """Rolling h-step-ahead forecasts over the test split, with the LSTM's outer quantile band
-    shaded; one panel per series (the first ``max_panels``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cfg, h = res.config, res.config.horizon
-    shown = [p for p in parts if p.series.name in res.forecasts][:max_panels]
-    fig, axes = plt.subplots(len(shown), 1, figsize=(10, 3.2 * len(shown) + 0.8), squeeze=False)
-    for ax, p in zip(axes[:, 0], shown):
-        f, prep = res.forecasts[p.series.name], p.prep
-        x_all = prep.times if prep.times is not None else np.arange(prep.n)
-        n_test = p.test.stop - p.test.start
-        lo = max(0, p.test.start - 3 * n_test)
-        ax.plot(x_all[lo:prep.n], prep.observed[lo:], color="black", lw=1.2, label="actual")
-        o = f["origins"]
-        single = len(o) == 1
-        k = slice(None) if single else -1  # one origin: its whole path; else the h-step points
-        tgt = o[0] + np.arange(1, h + 1) if single else o + h
-        if "lstm_q" in f:
-            q = f["lstm_q"]
-            lo_q, hi_q = (q[0, :, 0], q[0, :, -1]) if single else (q[:, -1, 0], q[:, -1, -1])
-            ql, qh = cfg.quantiles[0], cfg.quantiles[-1]
-            ax.fill_between(x_all[tgt], lo_q, hi_q, color="tab:blue", alpha=0.25,
-                            label=f"lstm {round(100 * (qh - ql))}% interval")
-        for name, style in (("lstm", "-"), ("seasonal_naive", ":"), ("ets", "--"), ("arima", "-.")):
-            v = f[name][0] if single else f[name][:, k]
-            mase = res.per_series[p.series.name][name]["mase"]
-            ax.plot(x_all[tgt], v, style, lw=1.2, label=f"{name} (MASE {mase:.3g})")
-        ax.axvline(x_all[p.test.start], color="grey", lw=0.8)
-        ax.set_title(f"{p.series.name}: " + (f"forecast of the last {h} steps" if single else
-                                             f"rolling-origin forecasts {h} steps ahead over the test split"),
-                     fontsize=10)
-        ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=100))
-    plt.close(fig)
 
 
 # --- predict / evaluate from a saved run ----------------------------------------------------
@@ -861,14 +814,5 @@ def evaluate(checkpoint: str, data: pd.DataFrame | None = None, csv: str | None 
     cfg, models, _ = load(checkpoint)
     cfg.csv = csv or cfg.csv
     series, _ = load_series(cfg, data)
-    out = {}
-    for p in _parts(cfg, series, cfg.transform, refit=True, log=bool(cfg.log)):
-        o = p.origins["test"]
-        pred = widen(predict_paths(models, p.prep, o), models[0].interval_scale, cfg.quantiles or [])
-        actual = p.actual(o)
-        scale = p.mase_scale(p.val.stop)
-        m = forecast_metrics(actual, _point(pred, cfg.quantiles), scale)
-        if cfg.quantiles:
-            m.update(quantile_metrics(actual, pred, cfg.quantiles, scale))
-        out[p.series.name] = {"lstm": m}
-    return out
+    parts = _parts(cfg, series, cfg.transform, refit=True, log=bool(cfg.log))
+    return score_test(cfg, parts, models, models[0].interval_scale, baselines=False)[0]
