@@ -130,3 +130,19 @@ def test_a_recursive_forecaster_predicts_but_does_not_stream(start, tmp_path):
         with torch.no_grad():
             assert_close(torch.tensor(pred), model(x), rtol=1e-5, atol=1e-6)
         assert c.post("/v1/generate", json={"prompt_ids": [1]}).status_code == 404
+
+
+def test_a_checkpoint_loads_with_int8_step_weights_and_says_so(tmp_path):
+    from lstmkit.serve.adapters import load_streaming_model
+
+    model = _forecaster(tmp_path, "direct")
+    full, int8 = (load_streaming_model(tmp_path, w) for w in ("full", "int8"))
+    assert full.describe()["step_weights"] == "full" and int8.describe()["step_weights"] == "int8"
+    x = torch.randn(2, 6, 3)
+    lengths = torch.tensor([6, 6])
+    y_full, _ = full.step(x, lengths, full.init_state(2))
+    y_int8, _ = int8.step(x, lengths, int8.init_state(2))
+    with torch.no_grad():
+        want = model(x)  # (B, h): the forecast from the whole prefix
+    assert_close(y_full[:, -1], want, rtol=1e-5, atol=1e-6)
+    assert 0 < (y_int8[:, -1] - want).abs().max() < 3e-2  # quantised, within the step tolerance

@@ -27,6 +27,9 @@ def add_parser(sub) -> None:
     p.add_argument("--api-key-env", default="LSTMKIT_API_KEY",
                    help="environment variable holding the bearer API key (unset: no auth)")
     p.add_argument("--threads", type=int, default=1, help="torch threads of the model thread")
+    p.add_argument("--step-weights", choices=("full", "bfloat16", "int8"), default="full",
+                   help="weight precision of the streaming step: full (default), bfloat16 (half "
+                   "the bytes) or int8 (a quarter; per-row scales, dynamic 8-bit activations)")
     p.add_argument("--log-level", default="warning")
     p.set_defaults(func=run)
 
@@ -42,6 +45,9 @@ def run(args) -> int:
                       api_key_env=args.api_key_env, threads=args.threads)
     print(f"lstmkit serve: http://{args.host}:{args.port} (docs at /docs; batching "
           f"{'off' if args.max_batch == 1 else f'window {args.window_ms:g} ms, max {args.max_batch}'}"
-          f"{', sessions persisted to ' + args.db if args.db else ''})", flush=True)
-    serve(args.checkpoint, args.host, args.port, cfg, log_level=args.log_level)
+          f"{', sessions persisted to ' + args.db if args.db else ''}"
+          f"{'' if args.step_weights == 'full' else ', ' + args.step_weights + ' step weights'})",
+          flush=True)
+    serve(args.checkpoint, args.host, args.port, cfg, log_level=args.log_level,
+          step_weights=args.step_weights)
     return 0

@@ -136,16 +136,7 @@ def _cells(layer) -> list:
     if not plain:
         raise ValueError("model: the streaming scorer steps a plain unidirectional LSTM, got a "
                          "variant (bidirectional, projection, peephole, coupled, layer norm or residual)")
-    cells = []
-    for k in range(layer.num_layers):
-        cell = LSTMCell(layer.input_size if k == 0 else layer.hidden_size, layer.hidden_size,
-                        bias=layer.bias)
-        sd = {"weight_ih": getattr(layer, f"weight_ih_l{k}"), "weight_hh": getattr(layer, f"weight_hh_l{k}")}
-        if layer.bias:
-            sd.update(bias_ih=getattr(layer, f"bias_ih_l{k}"), bias_hh=getattr(layer, f"bias_hh_l{k}"))
-        cell.load_state_dict({n: t.detach().clone() for n, t in sd.items()})
-        cells.append(cell.to(sd["weight_ih"].dtype).eval())
-    return cells
+    return [LSTMCell.from_layer(layer, k).eval() for k in range(layer.num_layers)]
 
 
 @torch.no_grad()

@@ -83,7 +83,9 @@ class CellBase(nn.Module):
             # inference: one C++ call per step (the fused streaming path)
             fam = self.v.family
             step = getattr(fam.fused_module(), fam.fused_step)
-            new = list(step(x, *state, _params.gather(self, self.v, "")))
+            p = _params.gather(self, self.v, "")
+            new = list(step(x, *state, p) if self.step_weights == "full"
+                       else step(x, *state, p, self.step_weights))
         elif engine in ("vendor", "auto") and vendor is not None:
             args = (self.weight_ih, self.weight_hh, getattr(self, "bias_ih", None),
                     getattr(self, "bias_hh", None))
@@ -98,13 +100,13 @@ class CellBase(nn.Module):
             new = [s.squeeze(0) for s in new]
         return tuple(new) if n_state > 1 else new[0]
 
+    step_weights = "full"  # the streaming step's weight precision (LSTM cells choose)
+
     def _streaming(self, engine: str, x: Tensor, state: list[Tensor]) -> bool:
-        """The family's fused single-step kernel (LSTM) serves variant cells when no gradient is
-        needed (a cell torch can serve under "auto" goes to torch's own step, measured as fast
-        with less overhead)."""
+        """The family's packed single-step kernel (LSTM: plain and variants) serves the cell when
+        no gradient is needed: measured 0.3-0.5x the time of torch's own step at B=1-256, H=256."""
         fam = self.v.family
         if fam.fused_step is None or engine not in ("auto", "fused") or (
-                engine == "auto" and self._vendor_mode is not None) or (
                 not fam.fused_serves(self.v.opts)):  # options the kernels lack (ablations)
             return False
         if torch.is_grad_enabled() and (
@@ -116,6 +118,39 @@ class CellBase(nn.Module):
         return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and (
             fam.fused_module().available())
 
+    @classmethod
+    def from_layer(cls, layer: nn.Module, index: int = 0, reverse: bool = False, **extras):
+        """A cell of the same family, options, dtype and device holding a copy of layer
+        ``index``'s weights of a sequence ``layer`` (``reverse``: its right-to-left direction);
+        ``extras`` are the cell's own keywords (``engine``, ``step_weights``). A stack of these
+        cells, each fed the one below, steps the layer one input at a time.
+
+        >>> import torch, lstmkit as lk
+        >>> lstm = lk.LSTM(3, 4, num_layers=2, peephole=True)
+        >>> cell = lk.LSTMCell.from_layer(lstm, 1)
+        >>> cell
+        LSTMCell(4, 4, peephole=True)
+        >>> torch.equal(cell.weight_hh, lstm.weight_hh_l1)
+        True
+        """
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < layer.num_layers:
+            raise ValueError(f"index: expected a layer in [0, {layer.num_layers}), got {index!r}")
+        if reverse and not layer.bidirectional:
+            raise ValueError("reverse: the layer is not bidirectional")
+        if getattr(layer, "proj_size", 0):
+            raise ValueError(f"layer: a projected layer (proj_size={layer.proj_size}) has no cell")
+        ref = layer.weight_ih_l0
+        in_size = layer.input_size if index == 0 else layer.hidden_size * (2 if layer.bidirectional else 1)
+        cell = cls(in_size, layer.hidden_size, layer.bias, ref.device, ref.dtype, **layer.v.opts, **extras)
+        if cell.v.family is not layer.v.family:
+            raise ValueError(f"layer: expected a {cell.v.family.title} layer for {cls.__name__}, got "
+                             f"{layer.v.family.title}")
+        suffix = f"_l{index}" + ("_reverse" if reverse else "")
+        with torch.no_grad():
+            for name, param in cell.named_parameters():
+                param.copy_(getattr(layer, name + suffix))
+        return cell.train(layer.training)
+
     def forward(self, input: Tensor, hx=None):
         """One step from ``hx`` (see the class docstring: Inputs and Outputs)."""
         return self._step(input, hx)
@@ -123,13 +158,32 @@ class CellBase(nn.Module):
 
 class LSTMCell(CellBase):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
-                 dtype=None, **extras) -> None:
+                 dtype=None, *, step_weights: str = "full", **extras) -> None:
         super().__init__("lstm", input_size, hidden_size, bias, device, dtype, **extras)
+        from ..kernels import STEP_WEIGHTS
+
+        if step_weights not in STEP_WEIGHTS:
+            raise ValueError(f"step_weights: expected one of {STEP_WEIGHTS}, got {step_weights!r}")
+        if step_weights != "full" and (self.v.opts.get("layer_norm") or not self.v.family.fused_serves(
+                self.v.opts) or self.weight_ih.dtype != torch.float32):
+            raise ValueError(f"step_weights: {step_weights!r} serves float32 LSTM cells without layer "
+                             f"norm or ablations, got {self.v.opts} in {self.weight_ih.dtype}")
+        self.step_weights = step_weights
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        return s if self.step_weights == "full" else s + f", step_weights={self.step_weights!r}"
 
 
 LSTMCell.__doc__ = _docs.cell_doc(registry.get("lstm"), """\
 Drop-in ``torch.nn.LSTMCell`` plus the LSTM family's options; one step of the same equations
-as ``LSTM`` (without gradients, variant cells stream through the fused single-step kernel).""",
+as ``LSTM``. Without gradients (``torch.no_grad``/``inference_mode``) the step runs the packed
+streaming kernel, which reads each weight once per step.
+
+    step_weights: that kernel's weight precision (float32 cells, no layer norm): 'full' (the
+        parameters' dtype), 'bfloat16' (half the bytes, ~2e-3 off in h at H=64) or 'int8'
+        (per-row scales, 8-bit dynamic activations, ~7e-3 off). Training and steps that need
+        gradients always use the parameters as they are. Default: 'full'""",
 """\
     >>> import torch
     >>> cell = LSTMCell(3, 4, peephole=True)

@@ -42,11 +42,13 @@ from ..models.language_model import LanguageModel
 class LSTMStepper:
     """Runs a unidirectional ``lstmkit.LSTM`` (batch_first) over (B, T, I) with per-row lengths.
 
-    Plain LSTMs go through one ``lstmkit.LSTMCell`` per layer (the cheapest call for a few
-    steps of many sessions); variants (projection, peepholes, layer norm, ...) go through the
-    layer itself with ``hx`` and ``lengths``. Both give what each row would give alone."""
+    LSTMs without projection go through one ``lstmkit.LSTMCell`` per layer (``from_layer``: the
+    packed streaming step, the cheapest call for a few steps of many sessions), in the weight
+    precision ``step_weights`` ('full', 'bfloat16' or 'int8'); projected LSTMs go through the
+    layer itself with ``hx`` and ``lengths``, in full precision. Both give what each row would
+    give alone."""
 
-    def __init__(self, lstm: LSTM) -> None:
+    def __init__(self, lstm: LSTM, step_weights: str = "full") -> None:
         if lstm.bidirectional:
             raise ValueError("model: a bidirectional LSTM cannot be streamed step by step")
         if lstm.mode != "LSTM":
@@ -54,17 +56,15 @@ class LSTMStepper:
         self.lstm = lstm
         self.num_layers, self.hidden_size = lstm.num_layers, lstm.hidden_size
         self.out_size = lstm.proj_size or lstm.hidden_size
-        plain = not (lstm.proj_size or lstm.peephole or lstm.coupled or lstm.layer_norm or lstm.residual)
+        self.step_weights = step_weights
         self.cells: list[LSTMCell] | None = None
-        if plain:
-            self.cells = []
-            for k in range(lstm.num_layers):
-                cell = LSTMCell(lstm.input_size if k == 0 else lstm.hidden_size, lstm.hidden_size,
-                                bias=lstm.bias)
-                names = ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if lstm.bias else ())
-                sd = {n: getattr(lstm, f"{n}_l{k}") for n in names}
-                cell.load_state_dict({k2: v.detach().clone() for k2, v in sd.items()})
-                self.cells.append(cell.eval())
+        if lstm.proj_size:
+            if step_weights != "full":
+                raise ValueError(f"step_weights: {step_weights!r} needs an LSTM without projection "
+                                 f"(this one has proj_size={lstm.proj_size}); use 'full'")
+        else:
+            self.cells = [LSTMCell.from_layer(lstm, k, step_weights=step_weights).eval()
+                          for k in range(lstm.num_layers)]
 
     @torch.no_grad()
     def __call__(self, x: Tensor, lengths: Tensor, h: Tensor, c: Tensor):
@@ -85,7 +85,7 @@ class LSTMStepper:
                 if live is not None:
                     h_k, c_k = torch.where(live, h_k, hs[k]), torch.where(live, c_k, cs[k])
                 hs[k], cs[k] = h_k, c_k
-                inp = h_k
+                inp = h_k + inp if k and self.lstm.residual else h_k
             ys.append(inp if live is None else inp * live)
         return torch.stack(ys, 1), torch.stack(hs), torch.stack(cs)  # (B, T, H), (L, B, H) x2
 
@@ -137,7 +137,8 @@ class StreamingModel:
     def describe(self) -> dict:
         return {"kind": self.kind, "input": self.input_kind, "input_size": self.input_size,
                 "output_size": self.output_size, "num_layers": self.stepper.num_layers,
-                "hidden_size": self.stepper.hidden_size, "streaming": self.streaming_error is None}
+                "hidden_size": self.stepper.hidden_size, "streaming": self.streaming_error is None,
+                "step_weights": self.stepper.step_weights}
 
 
 class LayerModel(StreamingModel):
@@ -145,10 +146,10 @@ class LayerModel(StreamingModel):
 
     kind = "lstm_layer"
 
-    def __init__(self, lstm: LSTM) -> None:
+    def __init__(self, lstm: LSTM, step_weights: str = "full") -> None:
         if not lstm.batch_first:
             raise ValueError("lstm: expected batch_first=True")
-        super().__init__(LSTMStepper(lstm.eval()))
+        super().__init__(LSTMStepper(lstm.eval(), step_weights))
         self.lstm = lstm
         self.input_size, self.output_size = lstm.input_size, self.stepper.out_size
 
@@ -163,8 +164,8 @@ class ForecasterModel(StreamingModel):
 
     kind = "forecaster"
 
-    def __init__(self, model: Forecaster) -> None:
-        super().__init__(LSTMStepper(model.lstm))
+    def __init__(self, model: Forecaster, step_weights: str = "full") -> None:
+        super().__init__(LSTMStepper(model.lstm, step_weights))
         self.model = model.eval()
         c = model.config
         self.input_size, self.output_size = c.input_size, c.horizon
@@ -193,8 +194,8 @@ class LanguageModelAdapter(StreamingModel):
     kind = "language_model"
     input_kind = "tokens"
 
-    def __init__(self, model: LanguageModel, tokenizer=None) -> None:
-        super().__init__(LSTMStepper(model.lstm))
+    def __init__(self, model: LanguageModel, tokenizer=None, step_weights: str = "full") -> None:
+        super().__init__(LSTMStepper(model.lstm, step_weights))
         self.model = model.eval()
         self.input_size = self.output_size = model.config.vocab_size
         self.tokenizer = tokenizer
@@ -211,8 +212,9 @@ class LanguageModelAdapter(StreamingModel):
 
 
 # -- checkpoints -----------------------------------------------------------------------------
-def load_streaming_model(path: str | os.PathLike) -> StreamingModel:
-    """A checkpoint file (or a job's ``--out`` folder holding ``model.pt``) -> a StreamingModel.
+def load_streaming_model(path: str | os.PathLike, step_weights: str = "full") -> StreamingModel:
+    """A checkpoint file (or a job's ``--out`` folder holding ``model.pt``) -> a StreamingModel
+    whose steps read the weights in ``step_weights`` precision (see ``LSTMStepper``).
 
     The checkpoint is read by ``models.checkpoints.load_model`` (every layout lstmkit writes);
     a bare layer must be a unidirectional ``lstmkit.LSTM``."""
@@ -220,7 +222,7 @@ def load_streaming_model(path: str | os.PathLike) -> StreamingModel:
     model, _ = load_model(p)
     if isinstance(model, LSTM):
         model.batch_first = True  # the server's rows are (B, T, I); the weights do not change
-        return LayerModel(model)
+        return LayerModel(model, step_weights)
     if isinstance(model, LanguageModel):
         tok = None
         tok_path = p.parent / "tokenizer.json"
@@ -231,9 +233,9 @@ def load_streaming_model(path: str | os.PathLike) -> StreamingModel:
             if len(tok) != model.config.vocab_size:
                 raise ValueError(f"{tok_path}: tokenizer has {len(tok)} tokens but the model "
                                  f"expects {model.config.vocab_size}")
-        return LanguageModelAdapter(model, tok)
+        return LanguageModelAdapter(model, tok, step_weights)
     if isinstance(model, Forecaster):
-        return ForecasterModel(model)
+        return ForecasterModel(model, step_weights)
     if isinstance(model, ForecasterEnsemble):
         raise ValueError(f"checkpoint {p}: a forecaster ensemble of {len(model.members)} members "
                          "cannot stream one state per session; train with --ensemble 1 to serve it")

@@ -23,16 +23,17 @@ from .app import ServeConfig, create_app
 KEEP_ALIVE_S = 30
 
 
-def build_app(checkpoint: str, config: ServeConfig | None = None):
-    """Load ``checkpoint`` (weights_only) and make its app."""
-    model = load_streaming_model(checkpoint)
+def build_app(checkpoint: str, config: ServeConfig | None = None, step_weights: str = "full"):
+    """Load ``checkpoint`` (weights_only) and make its app (steps in ``step_weights`` precision)."""
+    model = load_streaming_model(checkpoint, step_weights)
     return create_app(model, config, fingerprint=checkpoint_fingerprint(checkpoint))
 
 
 def serve(checkpoint: str, host: str = "127.0.0.1", port: int = 8000,
-          config: ServeConfig | None = None, *, log_level: str = "warning", access_log: bool = False) -> None:
+          config: ServeConfig | None = None, *, log_level: str = "warning", access_log: bool = False,
+          step_weights: str = "full") -> None:
     """Serve ``checkpoint`` until interrupted (uvicorn, one process)."""
-    app = build_app(checkpoint, config)
+    app = build_app(checkpoint, config, step_weights)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log,
                 timeout_graceful_shutdown=5, timeout_keep_alive=KEEP_ALIVE_S)
 
