@@ -19,7 +19,7 @@ from pathlib import Path
 
 CSRC = Path(__file__).parent / "csrc"
 SOURCES = ["lstm.cpp", "gru.cpp", "rnn.cpp", "step.cpp", "bindings.cpp"]
-HEADERS = ["fastmath.h", "common.h", "gates.h", "kernels.h"]
+HEADERS = ["fastmath.h", "common.h", "gates.h", "kernels.h", "panels.h"]
 
 _lock = threading.Lock()
 _state: dict = {"tried": False, "module": None, "error": None}
