@@ -329,43 +329,85 @@ def section_lengths(args, T=100, B=64, H=256) -> list[str]:
     return rows
 
 
-def section_step(args, B=1, H=256) -> list[str]:
-    """One streaming step without autograd (B=1, H=256, float32) against torch.nn.LSTMCell:
-    ``kernels.lstm_step`` (the packed stepper) for the plain and the peephole LSTM, and the
-    public ``lk.LSTMCell(peephole=True)`` (which streams through it). The weights are 2 MiB of
-    float32: the row "memory floor" is the time to read them once at the copy bandwidth
-    measured here (a 2 MiB tensor copy, read + write counted)."""
+def section_step(args, H=256) -> list[str]:
+    """One streaming step without autograd (H=256, I=256) at B=1 and B=16, in each weight
+    precision, against ``torch.nn.LSTMCell`` (float32; bfloat16; torch.ao's dynamic int8): the
+    kernel call ``kernels.lstm_step`` and the public ``lk.LSTMCell(step_weights=...)``. The
+    weights are 2 MiB of float32: "memory floor" is one read of them (a 2 MiB sum, as measured
+    here). "max |dh|" is the largest difference of h from a float64 step over 64 rows."""
+    import warnings
+
     import lstmkit as lk
 
     torch.manual_seed(0)
     cell = torch.nn.LSTMCell(H, H)
-    p = LSTMParams(cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
-    pp = p._replace(w_ci=torch.randn(H) * 0.1, w_cf=torch.randn(H) * 0.1, w_co=torch.randn(H) * 0.1)
-    lk_cell = lk.LSTMCell(H, H, peephole=True)
-    x, h, c = torch.randn(B, H), torch.zeros(B, H), torch.zeros(B, H)
-
-    def torch_step():
-        with torch.no_grad():
-            cell(x, (h, c))
-
-    def lk_step():
-        with torch.no_grad():
-            lk_cell(x, (h, c))
-
+    cell_bf16 = torch.nn.LSTMCell(H, H).to(torch.bfloat16)
+    cell_bf16.load_state_dict({k: v.to(torch.bfloat16) for k, v in cell.state_dict().items()})
+    with warnings.catch_warnings():  # torch.ao's deprecation notice
+        warnings.simplefilter("ignore")
+        cell_q = torch.ao.quantization.quantize_dynamic(
+            torch.nn.Sequential(cell), {torch.nn.LSTMCell}, dtype=torch.qint8)[0]
+    p = LSTMParams(cell.weight_ih.detach(), cell.weight_hh.detach(), cell.bias_ih.detach(),
+                   cell.bias_hh.detach())
+    lk_cells = {w: lk.LSTMCell.from_layer(_as_layer(cell), 0, step_weights=w) for w in kernels.STEP_WEIGHTS}
     src = torch.randn(2 * 4 * H * H // 2)  # 2 MiB of float32 weights
-    dst = torch.empty_like(src)
-    fns = {"torch.nn.LSTMCell": torch_step, "memory floor (2 MiB copy)": lambda: dst.copy_(src)}
-    if "fused" in args.engines:
-        fns["kernels.lstm_step plain"] = lambda: kernels.lstm_step(x, h, c, p)
-        fns["kernels.lstm_step peephole"] = lambda: kernels.lstm_step(x, h, c, pp)
-        fns["lk.LSTMCell(peephole=True), no_grad"] = lk_step
-    t = compare(fns, args.runs, args.min_run_ms / 1e3)
-    rows = [f"| streaming step (B={B}, H={H}, float32, no grad) | µs per call | ratio to nn.LSTMCell |",
-            "|---|---|---|"]
-    for k, v in t.items():
-        rows.append(f"| {k} | {v * 1e6:.1f} | {v / t['torch.nn.LSTMCell']:.2f} |")
-        print(rows[-1], flush=True)
+
+    # accuracy: 64 rows against the float64 step
+    xe, he, ce = torch.randn(64, H), torch.randn(64, H).tanh(), torch.randn(64, H)
+    with torch.no_grad():
+        h64 = torch.nn.LSTMCell(H, H).double()
+        h64.load_state_dict({k: v.double() for k, v in cell.state_dict().items()})
+        ref = h64(xe.double(), (he.double(), ce.double()))[0]
+        err = {"torch.nn.LSTMCell": cell(xe, (he, ce))[0],
+               "torch.nn.LSTMCell bfloat16": cell_bf16(xe.bfloat16(), (he.bfloat16(), ce.bfloat16()))[0],
+               "torch.ao dynamic int8 LSTMCell": cell_q(xe, (he, ce))[0]}
+        for w in kernels.STEP_WEIGHTS:
+            err[f"kernels.lstm_step {w}"] = kernels.lstm_step(xe, he, ce, p, w)[0]
+        err = {k: (v.double() - ref).abs().max().item() for k, v in err.items()}
+
+    rows = [f"| streaming step (H={H}, no grad) | B | µs per call | ratio to nn.LSTMCell | "
+            "weight bytes read | max abs dh vs float64 |", "|---|---|---|---|---|---|"]
+    for B in (1, 16):
+        x, h, c = torch.randn(B, H), torch.zeros(B, H), torch.zeros(B, H)
+        xb, hb, cb = x.bfloat16(), h.bfloat16(), c.bfloat16()
+
+        def run(f, *a):
+            def g():
+                with torch.no_grad():
+                    f(*a)
+            return g
+
+        fns = {"torch.nn.LSTMCell": run(cell, x, (h, c)),
+               "torch.nn.LSTMCell bfloat16": run(cell_bf16, xb, (hb, cb)),
+               "torch.ao dynamic int8 LSTMCell": run(cell_q, x, (h, c)),
+               "memory floor (read 2 MiB)": src.sum}
+        if "fused" in args.engines:
+            for w in kernels.STEP_WEIGHTS:
+                fns[f"kernels.lstm_step {w}"] = run(kernels.lstm_step, x, h, c, p, w)
+                fns[f"lk.LSTMCell(step_weights={w!r})"] = run(lk_cells[w], x, (h, c))
+        t = compare(fns, args.runs, args.min_run_ms / 1e3)
+        nbytes = {"full": 4, "bfloat16": 2, "int8": 1}
+        for k, v in t.items():
+            w = next((w for w in kernels.STEP_WEIGHTS if w in k), None)
+            mem = (f"{nbytes[w] * 8 * H * H / 2**20:.2f} MiB" if w else
+                   "2.00 MiB" if k in ("torch.nn.LSTMCell", "memory floor (read 2 MiB)") else
+                   "1.00 MiB" if "bfloat16" in k else "0.50 MiB")
+            e = err.get(k, err.get(f"kernels.lstm_step {w}") if w else None)
+            rows.append(f"| {k} | {B} | {v * 1e6:.1f} | {v / t['torch.nn.LSTMCell']:.2f} | {mem} | "
+                        f"{'' if e is None else f'{e:.1e}'} |")
+            print(rows[-1], flush=True)
     return rows
+
+
+def _as_layer(cell: torch.nn.LSTMCell):
+    """A one-layer ``lk.LSTM`` holding a torch cell's weights (for ``LSTMCell.from_layer``)."""
+    import lstmkit as lk
+
+    layer = lk.LSTM(cell.input_size, cell.hidden_size)
+    with torch.no_grad():
+        for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(layer, n + "_l0").copy_(getattr(cell, n))
+    return layer
 
 
 def saved_bytes(run: Callable[[], None], exclude: list[torch.Tensor]) -> int:

@@ -121,3 +121,37 @@ def test_server_stepper_in_each_precision(weights):
 def test_server_stepper_refuses_reduced_weights_for_a_projected_lstm():
     with pytest.raises(ValueError, match="step_weights: 'int8' needs an LSTM without projection"):
         LSTMStepper(lk.LSTM(I, 8, proj_size=4, batch_first=True), "int8")
+
+
+@pytest.mark.parametrize("opts", [{}, {"peephole": True}, {"coupled": True}, {"residual": True}],
+                         ids=["plain", "peephole", "coupled", "residual"])
+def test_a_single_step_of_a_layer_streams_and_equals_the_sequence_path(opts, monkeypatch):
+    torch.manual_seed(4)
+    lstm = lk.LSTM(I, H, num_layers=2, batch_first=True, stateful=True, **opts).eval()
+    x = torch.randn(B, 3, I)
+    calls = []
+    real = lk.LSTM._forward_step
+    monkeypatch.setattr(lk.LSTM, "_forward_step", lambda self, *a: calls.append(1) or real(self, *a))
+    with torch.no_grad():
+        steps = [lstm(x[:, t:t + 1])[0] for t in range(3)]  # stateful: carries (h, c)
+        state = lstm._state
+        lstm.reset_state()
+        y_seq, (h_seq, c_seq) = lstm(x)
+    assert len(calls) == 3  # each one-step call took the packed step path
+    torch.testing.assert_close(torch.cat(steps, 1), y_seq, atol=2e-6, rtol=0)
+    torch.testing.assert_close(state[0], h_seq, atol=2e-6, rtol=0)
+    torch.testing.assert_close(state[1], c_seq, atol=2e-6, rtol=0)
+
+
+def test_a_single_step_keeps_the_sequence_path_where_it_must(monkeypatch):
+    lstm = lk.LSTM(I, H, num_layers=2)
+    monkeypatch.setattr(lk.LSTM, "_forward_step", lambda *a: pytest.fail("streamed"))
+    x = torch.randn(1, B, I)
+    lstm(x)  # gradients wanted
+    with torch.no_grad():
+        lstm.train()(x)  # training mode: dropouts may be active
+        lstm.eval()(x, lengths=torch.tensor([1, 0, 1]))  # an empty row keeps its state
+        lk.LSTM(I, H, layer_norm=True).eval()(x)  # layer norm: not the packed step's
+        lk.LSTM(I, H, zoneout=0.1).eval()(x)  # eval zoneout blends in its expectation
+        lk.LSTM(I, H, bidirectional=True).eval()(x)
+        lk.LSTM(I, H, engine="reference").eval()(x)
