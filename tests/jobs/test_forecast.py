@@ -47,6 +47,20 @@ def test_tiny_series_automatic_choices_are_sane_and_reported(tmp_path):
     assert ev["y"]["lstm"] == pytest.approx(res.metrics["lstm"], rel=1e-4, nan_ok=True)
 
 
+def test_evaluate_reproduces_a_run_trained_without_the_search(tmp_path):
+    """Without the search the models are trained (and scored) with the scaler fitted on the
+    training split only, not on train + validation: evaluate must rebuild their very inputs."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"year": np.arange(1980, 2016), "y": 100 + rng.normal(size=36).cumsum()})
+    res = _run(tmp_path, df, target="y", time="year", horizon=2, epochs=2, hidden_size=8,
+               search=False, season=1)
+    assert res.config.search is False and res.config.transform == "diff"
+    ev = job.evaluate(str(tmp_path / "run"), data=df)["y"]["lstm"]
+    assert "coverage_80" in ev and "mase" in ev
+    point = {k: v for k, v in res.metrics["lstm"].items() if k not in ("pinball", "crps", "scaled_crps")}
+    assert {k: ev[k] for k in point} == pytest.approx(point, rel=1e-9, nan_ok=True)
+
+
 def _long_frame(n_series=5, seed=0):
     rng = np.random.default_rng(seed)
     parts = []
