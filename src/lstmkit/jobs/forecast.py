@@ -741,7 +741,7 @@ def _fit_and_score(cfg, series, source, given, why, work, many, log) -> Result:
                    for m in per_series[next(iter(per_series))][k]}
                for k in per_series[next(iter(per_series))]}
     choices = dict(why, model=f"{winner.label()}" + (f" x{members}" if members > 1 else ""),
-                   interval_scale=round(c_int, 4), n_test=ps[0].test.stop - ps[0].test.start,
+                   interval_scale=float(c_int), n_test=ps[0].test.stop - ps[0].test.start,
                    train_seconds=round(train_s, 2), source=source, n_series=len(series))
     res = Result(cfg, metrics, per_series, choices, searched, forecasts, 0.0, cfg.out)
     write(res, models, ps, trainers)
