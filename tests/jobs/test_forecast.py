@@ -79,6 +79,10 @@ def test_global_model_trains_on_a_long_csv_and_predicts_each_series(tmp_path):
     assert sorted(res.per_series) == [f"s{k}" for k in range(5)]
     assert res.config.transform == "level"  # per-window scaling for many series
     assert res.choices["n_series"] == 5 and res.config.test_size == 3
+    ev = job.evaluate(str(tmp_path / "run"), csv=str(csv))  # no search: each series' train-only scaler
+    assert sorted(ev) == sorted(res.per_series)
+    for k, v in ev.items():
+        assert v["lstm"] == pytest.approx(res.per_series[k]["lstm"], rel=1e-9, nan_ok=True), k
     pred = job.predict(str(tmp_path / "run"), csv=str(csv), out=str(tmp_path / "p"), **QUIET)
     assert sorted(pred) == sorted(res.per_series)
     for k in range(5):  # each on its own scale (per-series scaling): within 2x of its last value
