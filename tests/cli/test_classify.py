@@ -1,6 +1,8 @@
 """``lstmkit classify`` / ``lstmkit tag`` end to end on tiny CSV/CoNLL files."""
 
+import dataclasses
 import json
+import types
 
 import numpy as np
 import pytest
@@ -8,6 +10,7 @@ import torch
 
 from lstmkit.cli import main
 from lstmkit.jobs import classify as job
+from lstmkit.jobs import tag as tag_job
 from lstmkit.models.classifier import SequenceClassifier
 
 
@@ -139,3 +142,38 @@ def test_help_fits_on_a_screen(capsys):
         with pytest.raises(SystemExit):
             main([cmd, "--help"])
         assert len(capsys.readouterr().out.splitlines()) <= 60
+
+
+def _shifted(config_cls, **extra):
+    """A subclass of ``config_cls`` whose every int / float default is moved, and ``dataset``, ``out``
+    and ``extra`` replaced: a CLI that repeats a default instead of reading it cannot build it."""
+    moved = dict(dataset="somewhere_else", out="elsewhere", **extra)
+    for f in dataclasses.fields(config_cls):
+        v = f.default
+        if f.name in moved or isinstance(v, bool):
+            continue
+        if isinstance(v, int):
+            moved[f.name] = v + 1
+        elif isinstance(v, float):
+            moved[f.name] = v / 2
+    return dataclasses.make_dataclass(
+        "Shifted" + config_cls.__name__,
+        [(k, type(v), dataclasses.field(default=v)) for k, v in moved.items()], bases=(config_cls,))
+
+
+@pytest.mark.parametrize("cmd, module, name, extra", [
+    ("classify", job, "ClassifyConfig", dict(model="lstm-fcn")),
+    ("tag", tag_job, "TagConfig", dict(cell="gru")),
+])
+def test_train_with_no_flags_builds_the_config_defaults(monkeypatch, cmd, module, name, extra):
+    got = []
+    monkeypatch.setattr(module, "train", lambda cfg, **kw: got.append(cfg) or
+                        types.SimpleNamespace(attention=None))
+    assert main([cmd, "train"]) == 0
+    config_cls = getattr(module, name)
+    assert got[-1] == config_cls()  # every field: --help and the job agree
+    shifted = _shifted(config_cls, **extra)
+    monkeypatch.setattr(module, name, shifted)  # the CLI reads its defaults from the dataclass
+    assert main([cmd, "train"]) == 0
+    assert type(got[-1]) is shifted and got[-1] == shifted()
+    assert got[-1].lr == config_cls().lr / 2 and got[-1].out == "elsewhere"

@@ -30,3 +30,14 @@ def test_bad_input_exits_2_with_the_argument_named(tmp_path, capsys):
     assert "tsv: line 1" in capsys.readouterr().err
     assert main(["seq2seq", "translate", "--checkpoint", str(tmp_path / "nope"), "x"]) == 2
     assert "checkpoint" in capsys.readouterr().err
+
+
+def test_train_with_no_flags_builds_the_config_defaults(monkeypatch):
+    from types import SimpleNamespace
+
+    from lstmkit.jobs import seq2seq as job
+
+    got = []
+    monkeypatch.setattr(job, "train", lambda cfg: got.append(cfg) or SimpleNamespace(out=cfg.out))
+    assert main(["seq2seq", "train", "--out", "x"]) == 0  # --out is required
+    assert got == [job.Seq2SeqJobConfig(out="x")]  # every field: --help and the job agree

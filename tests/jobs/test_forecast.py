@@ -43,8 +43,21 @@ def test_tiny_series_automatic_choices_are_sane_and_reported(tmp_path):
     for model in ("lstm", "naive", "ets", "arima", "theta"):
         assert np.isfinite(res.metrics[model]["mase"]), model
     ev = job.evaluate(str(tmp_path / "run"), data=df)  # the saved (refitted) run, re-scored
-    # (the checkpoint keeps the interval scale to 4 decimals: the quantile metrics move in the 6th)
-    assert ev["y"]["lstm"] == pytest.approx(res.metrics["lstm"], rel=1e-4, nan_ok=True)
+    assert ev["y"]["lstm"] == pytest.approx(res.metrics["lstm"], rel=1e-9, nan_ok=True)
+
+
+def test_evaluate_reproduces_a_run_trained_without_the_search(tmp_path):
+    """Without the search the models are trained (and scored) with the scaler fitted on the
+    training split only, not on train + validation: evaluate must rebuild their very inputs."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"year": np.arange(1980, 2016), "y": 100 + rng.normal(size=36).cumsum()})
+    res = _run(tmp_path, df, target="y", time="year", horizon=2, epochs=2, hidden_size=8,
+               search=False, season=1)
+    assert res.config.search is False and res.config.transform == "diff"
+    ev = job.evaluate(str(tmp_path / "run"), data=df)["y"]["lstm"]
+    assert {"mase", "coverage_80", "crps"} <= set(ev)
+    # the interval metrics too: the checkpoint keeps the interval scale unrounded
+    assert ev == pytest.approx(res.metrics["lstm"], rel=1e-9, nan_ok=True)
 
 
 def _long_frame(n_series=5, seed=0):
@@ -66,6 +79,10 @@ def test_global_model_trains_on_a_long_csv_and_predicts_each_series(tmp_path):
     assert sorted(res.per_series) == [f"s{k}" for k in range(5)]
     assert res.config.transform == "level"  # per-window scaling for many series
     assert res.choices["n_series"] == 5 and res.config.test_size == 3
+    ev = job.evaluate(str(tmp_path / "run"), csv=str(csv))  # no search: each series' train-only scaler
+    assert sorted(ev) == sorted(res.per_series)
+    for k, v in ev.items():
+        assert v["lstm"] == pytest.approx(res.per_series[k]["lstm"], rel=1e-9, nan_ok=True), k
     pred = job.predict(str(tmp_path / "run"), csv=str(csv), out=str(tmp_path / "p"), **QUIET)
     assert sorted(pred) == sorted(res.per_series)
     for k in range(5):  # each on its own scale (per-series scaling): within 2x of its last value

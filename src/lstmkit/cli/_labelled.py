@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 
 
-def add_common_flags(p: argparse.ArgumentParser, job_name: str) -> None:
-    """The flags after the job's own: seed, baselines, progress, threads, checkpoint, out."""
-    p.add_argument("--seed", type=int, default=0)
+def add_common_flags(p: argparse.ArgumentParser, defaults) -> None:
+    """The flags after the job's own: seed, baselines, progress, threads, checkpoint, out; the
+    defaults are read from ``defaults``, the job's config dataclass built with no arguments."""
+    p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--no-baselines", action="store_true")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--threads", type=int, default=1, help="torch and BLAS threads (default 1)")
+    p.add_argument("--threads", type=int, default=defaults.threads,
+                   help=f"torch and BLAS threads (default {defaults.threads})")
     p.add_argument("--checkpoint", help="predict: model.pt or a training --out DIR")
-    p.add_argument("--out", help=f"output directory (default runs/{job_name})")
+    p.add_argument("--out", help=f"output directory (default {defaults.out})")
 
 
 def start(args: argparse.Namespace) -> bool:

@@ -24,28 +24,33 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("classify", help="classify series or texts vs 1-NN DTW / MiniRocket / "
                                         "TF-IDF (default data: aeon GunPoint)",
                        description=__doc__.split("\n\n")[0])
+    d = job.ClassifyConfig()  # the train action's defaults: the config's own
+    kd = job.KIND_DEFAULTS
     p.add_argument("action", choices=["train", "predict", "online"])
     p.add_argument("--dataset", default=None, help="catalogue name (`lstmkit datasets`); "
-                                                   "default gunpoint")
+                                                   f"default {d.dataset}")
     p.add_argument("--csv", help="series rows 'label,x1,..,xT' or a 'text,label' CSV")
     p.add_argument("--test-csv", help="test data (default: hold out --test-size of --csv)")
-    p.add_argument("--test-size", type=float, default=0.2)
-    p.add_argument("--val-size", type=float, default=0.2, help="of the training data")
-    p.add_argument("--model", default="auto",
-                   help="auto (pick on validation) or a preset: "
+    p.add_argument("--test-size", type=float, default=d.test_size)
+    p.add_argument("--val-size", type=float, default=d.val_size, help="of the training data")
+    p.add_argument("--model", default=d.model,
+                   help=f"{d.model} (pick on validation) or a preset: "
                         + ", ".join(sorted(set(job.SERIES_PRESETS) | set(job.TEXT_PRESETS))))
-    p.add_argument("--cell", choices=["lstm", "gru", "rnn"], help="override the presets' cell")
-    p.add_argument("--hidden-size", type=int)
-    p.add_argument("--pooling", choices=["last", "mean", "max", "attention"])
-    p.add_argument("--bidirectional", type=boolean, metavar="BOOL")
-    p.add_argument("--fcn", type=boolean, metavar="BOOL", help="LSTM-FCN convolutional branch")
-    p.add_argument("--epochs", type=int, help="max epochs (default 300 series, 20 texts)")
-    p.add_argument("--patience", type=int, help="early stopping (default 50 series, 4 texts)")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--max-len", type=int, default=200, help="texts: words kept per text")
-    p.add_argument("--seeds", type=int, default=1, help="ensemble members (soft/hard voting)")
-    add_common_flags(p, "classify")
+    p.add_argument("--cell", choices=["lstm", "gru", "rnn"], default=d.cell,
+                   help="override the presets' cell")
+    p.add_argument("--hidden-size", type=int, default=d.hidden_size)
+    p.add_argument("--pooling", choices=["last", "mean", "max", "attention"], default=d.pooling)
+    p.add_argument("--bidirectional", type=boolean, metavar="BOOL", default=d.bidirectional)
+    p.add_argument("--fcn", type=boolean, metavar="BOOL", default=d.fcn,
+                   help="LSTM-FCN convolutional branch")
+    for name, what in (("epochs", "max epochs"), ("patience", "early stopping"),
+                       ("batch_size", "batch size")):
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name),
+                       help=f"{what} (default {kd['series'][name]} series, {kd['text'][name]} texts)")
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--max-len", type=int, default=d.max_len, help="texts: words kept per text")
+    p.add_argument("--seeds", type=int, default=d.seeds, help="ensemble members (soft/hard voting)")
+    add_common_flags(p, d)
     od = online.OnlineClassifyConfig()
     o = p.add_argument_group("online (lstmkit classify online; default data: italypowerdemand)")
     o.add_argument("--drift", choices=online.DRIFTS, default=od.drift, metavar="KIND",
@@ -82,10 +87,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.csv and args.dataset:
         raise ValueError("--dataset/--csv: expected one of them, got both")
+    d = job.ClassifyConfig()
     cfg = job.ClassifyConfig(
-        dataset=None if args.csv else (args.dataset or "gunpoint"), csv=args.csv,
+        dataset=None if args.csv else (args.dataset or d.dataset), csv=args.csv,
         test_csv=args.test_csv, test_size=args.test_size, val_size=args.val_size,
-        out=args.out or os.path.join("runs", "classify"), model=args.model, cell=args.cell,
+        out=args.out or d.out, model=args.model, cell=args.cell,
         hidden_size=args.hidden_size, pooling=args.pooling, bidirectional=args.bidirectional,
         fcn=args.fcn, epochs=args.epochs, patience=args.patience, batch_size=args.batch_size,
         lr=args.lr, max_len=args.max_len, seeds=args.seeds, seed=args.seed,

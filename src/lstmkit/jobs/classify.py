@@ -75,6 +75,12 @@ TEXT_PRESETS = {
                              dropout=0.3, embed_dim=96),
 }
 
+# what ClassifyConfig's None epochs / patience / batch_size become, by the data's kind
+KIND_DEFAULTS = {
+    "series": dict(epochs=300, patience=50, batch_size=16),
+    "text": dict(epochs=20, patience=4, batch_size=64),
+}
+
 
 @dataclass
 class ClassifyConfig:
@@ -90,9 +96,9 @@ class ClassifyConfig:
     pooling: str | None = None
     bidirectional: bool | None = None
     fcn: bool | None = None
-    epochs: int | None = None  # None: 300 for series, 20 for texts
-    patience: int | None = None  # None: 50 for series, 4 for texts
-    batch_size: int | None = None  # None: 16 for series, 64 for texts
+    epochs: int | None = None  # None: by the data's kind (KIND_DEFAULTS: 300 series, 20 texts)
+    patience: int | None = None  # None: KIND_DEFAULTS (50 series, 4 texts)
+    batch_size: int | None = None  # None: KIND_DEFAULTS (16 series, 64 texts)
     lr: float = 3e-3
     max_len: int = 200  # text: longer texts keep their first max_len words (reported)
     seeds: int = 1  # ensemble members of the chosen configuration
@@ -390,9 +396,7 @@ def _train(cfg: ClassifyConfig, echo) -> Result:
     t0 = time.perf_counter()
     trn, test, about = load_data(cfg)
     kind = "text" if isinstance(trn, TextSet) else "series"
-    cfg = replace(cfg, epochs=cfg.epochs or (300 if kind == "series" else 20),
-                  patience=cfg.patience or (50 if kind == "series" else 4),
-                  batch_size=cfg.batch_size or (16 if kind == "series" else 64))
+    cfg = replace(cfg, **{k: getattr(cfg, k) or v for k, v in KIND_DEFAULTS[kind].items()})
     classes = sorted(set(trn.labels.tolist()))
     if len(classes) < 2:
         raise ValueError(f"labels: expected at least 2 classes in the training data, got {classes}")

@@ -371,7 +371,10 @@ class Part:
 
 
 def _parts(cfg: ForecastConfig, series: list[Series], transform: str, refit: bool,
-           log: bool = False) -> list[Part]:
+           log: bool = False, scalers: dict | None = None) -> list[Part]:
+    """Each series prepared and split. The scaler (and seasonal-difference statistics) are fitted
+    on the training split, or on train + validation with ``refit``, unless ``scalers`` (a saved
+    run's, {series: state}) gives a series the very ones its models were trained with."""
     h, T, many = cfg.horizon, cfg.input_len, len(series) > 1
     parts = []
     for s in series:
@@ -381,7 +384,10 @@ def _parts(cfg: ForecastConfig, series: list[Series], transform: str, refit: boo
                           input_len=T, horizon=h, season=cfg.season, impute=cfg.impute, freq=s.freq,
                           transform=transform, log=log)
         fit_stop = va.stop if refit else tr.stop
-        prep = Prepared(spec, s.values, s.times, scaler=None, train=slice(0, fit_stop))
+        saved = (scalers or {}).get(s.name)
+        scaler = StandardScaler().load_state_dict(saved) if saved is not None else None
+        prep = Prepared(spec, s.values, s.times, scaler=scaler, train=slice(0, fit_stop),
+                        sdiff_stats=saved.get("sdiff") if saved is not None else None)
         prep.extend(h)
         first = 1 if many else T
         o = {
@@ -735,7 +741,7 @@ def _fit_and_score(cfg, series, source, given, why, work, many, log) -> Result:
                    for m in per_series[next(iter(per_series))][k]}
                for k in per_series[next(iter(per_series))]}
     choices = dict(why, model=f"{winner.label()}" + (f" x{members}" if members > 1 else ""),
-                   interval_scale=round(c_int, 4), n_test=ps[0].test.stop - ps[0].test.start,
+                   interval_scale=float(c_int), n_test=ps[0].test.stop - ps[0].test.start,
                    train_seconds=round(train_s, 2), source=source, n_series=len(series))
     res = Result(cfg, metrics, per_series, choices, searched, forecasts, 0.0, cfg.out)
     write(res, models, ps, trainers)
@@ -810,9 +816,13 @@ def predict(checkpoint: str, csv: str | None = None, data: pd.DataFrame | None =
 
 def evaluate(checkpoint: str, data: pd.DataFrame | None = None, csv: str | None = None) -> dict:
     """Re-score a saved run's models on the test split of ``data``/``csv`` (its own config's
-    split and origins): {series: {"lstm": metrics}}."""
-    cfg, models, _ = load(checkpoint)
+    split and origins): {series: {"lstm": metrics}}. The inputs are scaled with the scalers saved
+    with the run (what its models were trained with: fitted on train + validation after the
+    search, on the training split without it); a series the run did not have gets its own, fitted
+    as the run would have."""
+    cfg, models, scalers = load(checkpoint)
     cfg.csv = csv or cfg.csv
     series, _ = load_series(cfg, data)
-    parts = _parts(cfg, series, cfg.transform, refit=True, log=bool(cfg.log))
+    parts = _parts(cfg, series, cfg.transform, refit=bool(cfg.search), log=bool(cfg.log),
+                   scalers=scalers)
     return score_test(cfg, parts, models, models[0].interval_scale, baselines=False)[0]

@@ -36,7 +36,7 @@ def write(res: Result, models, parts: list[Part], trainers) -> None:
     scalers = {p.series.name: {**p.prep.scaler.state_dict(), "sdiff": p.prep.sdiff_stats} for p in parts}
     save_checkpoint(os.path.join(out, "model.pt"), kind="forecaster",
                     models=[m.state_dict() for m in models],
-                    interval_scale=res.choices["interval_scale"],
+                    interval_scale=float(res.choices["interval_scale"]),  # unrounded, as the run used it
                     model_config=models[0].config, forecast_config=cfg.to_dict(), scalers=scalers,
                     metrics=res.metrics)
     plot(os.path.join(out, "forecast.png"), res, parts)
