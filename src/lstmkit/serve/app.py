@@ -213,7 +213,7 @@ class Health(BaseModel):
     status: str = Field(description="'ok' when the server answers.")
     version: str = Field(description="lstmkit version.")
     model: dict = Field(description="What is served: kind, input kind and size, output size, layers, "
-                        "hidden size, whether it can stream.")
+                        "hidden size, whether it can stream, the step's weight precision.")
     sessions: int = Field(description="Live sessions.")
     config: dict = Field(description="The server's settings (batching window, limits, TTL, persistence).")
     auth: bool = Field(description="Whether /v1/* needs a bearer API key.")
