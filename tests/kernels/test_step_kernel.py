@@ -45,7 +45,7 @@ def gates(a: torch.Tensor, c: torch.Tensor, p: LSTMParams):
     H = c.shape[1]
     z = torch.zeros(H, dtype=a.dtype)
     wci, wco = (z, z) if p.w_ci is None else (p.w_ci.double(), p.w_co.double())
-    if p.w_ci is not None and p.w_cf is None:  # coupled: rows (i, g, o), f = 1 - i
+    if a.shape[1] == 3 * H:  # coupled: rows (i, g, o), f = 1 - i
         i = torch.sigmoid(a[:, :H] + wci * c)
         g = torch.tanh(a[:, H:2 * H])
         c2 = (1 - i) * c + i * g
@@ -74,7 +74,7 @@ def quant_rows(t: torch.Tensor):
 def emulate(x, h, c, p: LSTMParams, weights: str):
     """The documented step in float64: pre-activations from the precision's rounding, then gates."""
     x, h, c = x.double(), h.double(), c.double()
-    b = (p.b_ih + p.b_hh).double()
+    b = (p.b_ih + p.b_hh).double() if p.b_ih is not None else torch.zeros(p.w_ih.shape[0], dtype=x.dtype)
     parts = [(x, p.w_ih.double()), (h, p.w_hh.double())]
     a = b.expand(x.shape[0], -1).clone()
     for v, w in parts:
@@ -115,6 +115,31 @@ def test_reduced_precision_stays_within_its_tolerance_of_the_float_step(weights)
         h_q, c_q = kernels.lstm_step(x, h, c, p, weights)
     err = max((h_q - h_f).abs().max().item(), (c_q - c_f).abs().max().item())
     assert 0 < err <= STEP_TOL[weights]  # rounded (not exact), and within the stated bound
+
+
+@pytest.mark.parametrize("weights", kernels.STEP_WEIGHTS)
+def test_step_without_bias_on_strided_and_empty_batches(weights):
+    p = make("coupled", 9, 12)._replace(b_ih=None, b_hh=None, w_ci=None, w_co=None)  # CIFG, no peepholes
+    x, h, c = state(5, 18, 12)
+    x, h = x[:, ::2], torch.cat([h, h], 1)[:, ::2]  # non-contiguous (B, 9) and (B, 12)
+    assert not x.is_contiguous() and not h.is_contiguous()
+    with torch.no_grad():
+        h1, c1 = kernels.lstm_step(x, h, c, p, weights)
+        h0, c0 = kernels.lstm_step(x[:0], h[:0], c[:0], p, weights)
+    h_ref, c_ref = emulate(x, h, c, p, weights)
+    torch.testing.assert_close(h1.double(), h_ref, atol=2e-5, rtol=0)
+    torch.testing.assert_close(c1.double(), c_ref, atol=2e-5, rtol=0)
+    assert h0.shape == (0, 12) and c0.shape == (0, 12)
+
+
+def test_a_new_tensor_or_dtype_under_the_same_parameter_repacks():
+    p = make("plain", 5, 8)
+    x, h, c = state(2, 5, 8)
+    with torch.no_grad():
+        kernels.lstm_step(x, h, c, p)
+        p.w_ih.data = torch.randn(32, 5)  # same Parameter object and version, new storage
+        h1, _ = kernels.lstm_step(x, h, c, p)
+    torch.testing.assert_close(h1.double(), emulate(x, h, c, p, "full")[0], atol=2e-5, rtol=0)
 
 
 def test_full_float32_step_equals_the_float64_step():
@@ -205,7 +230,8 @@ for kind in ("plain", "coupled"):
 def test_portable_loops_equal_the_vector_kernels(tmp_path):
     """Each precision runs in a fresh process with and without LSTMKIT_PORTABLE_KERNELS: the
     integer sums are exact either way, the float sums differ only in order."""
-    outs = {}
+    probe = "from lstmkit import kernels; print(*kernels._ext().panel_isa())"
+    outs, isa = {}, {}
     for mode in ("vector", "portable"):
         out = tmp_path / mode
         out.mkdir()
@@ -213,9 +239,15 @@ def test_portable_loops_equal_the_vector_kernels(tmp_path):
         env.pop("LSTMKIT_PORTABLE_KERNELS", None)
         if mode == "portable":
             env["LSTMKIT_PORTABLE_KERNELS"] = "1"
+        isa[mode] = subprocess.run([sys.executable, "-c", probe], env=env, check=True, timeout=300,
+                                   capture_output=True, text=True).stdout.split()
+        if mode == "vector" and isa[mode] != ["True"] * 3:
+            pytest.skip(f"this CPU lacks AVX-512 with BF16 and VNNI ({isa[mode]}): both runs would "
+                        "take the portable loops")
         subprocess.run([sys.executable, "-c", _PORTABLE.format(out=out)], env=env, check=True,
                        timeout=300)
         outs[mode] = {f.name: torch.load(f, weights_only=True) for f in sorted(out.iterdir())}
+    assert isa["portable"] == ["False"] * 3  # the switch took effect
     assert len(outs["vector"]) == 6 and outs["vector"].keys() == outs["portable"].keys()
     for name, (h, c) in outs["vector"].items():
         hp, cp = outs["portable"][name]

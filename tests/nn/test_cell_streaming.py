@@ -72,6 +72,9 @@ def test_from_layer_refuses_what_has_no_cell():
         lk.LSTMCell.from_layer(lk.LSTM(I, H, proj_size=3), 0)
     with pytest.raises(ValueError, match="layer: expected a LSTM|layer: expected an? .*for LSTMCell"):
         lk.LSTMCell.from_layer(lk.GRU(I, H), 0)
+    with pytest.raises(ValueError, match=r"layer: a layer with zoneout=\(0.1, 0.1\) has no cell"):
+        lk.LSTMCell.from_layer(lk.LSTM(I, H, zoneout=0.1), 0)
+    assert lk.LSTMCell.from_layer(lk.LSTM(I, H, engine="reference"), 0).engine == "reference"
 
 
 @pytest.mark.parametrize("weights", ["bfloat16", "int8"])
@@ -99,6 +102,8 @@ def test_step_weights_refused_where_the_packed_step_cannot_serve():
         lk.LSTMCell(I, H, layer_norm=True, step_weights="int8")
     with pytest.raises(ValueError, match="step_weights: 'bfloat16' serves float32"):
         lk.LSTMCell(I, H, dtype=torch.float64, step_weights="bfloat16")
+    with pytest.raises(ValueError, match="on engine 'auto' or 'fused', got .* on 'reference'"):
+        lk.LSTMCell(I, H, engine="reference", step_weights="int8")
 
 
 @pytest.mark.parametrize("weights", kernels.STEP_WEIGHTS)
@@ -116,6 +121,33 @@ def test_server_stepper_in_each_precision(weights):
     torch.testing.assert_close(y, y_ref, atol=tol, rtol=0)
     torch.testing.assert_close(h_n, h_ref, atol=tol, rtol=0)
     assert (y[1, 2:] == 0).all()  # past its length a row outputs zeros
+
+
+def test_server_stepper_steps_a_zoneout_lstm_through_the_layer():
+    torch.manual_seed(5)
+    lstm = lk.LSTM(I, 8, num_layers=2, batch_first=True, zoneout=0.3).eval()
+    stepper = LSTMStepper(lstm)
+    assert stepper.cells is None  # eval zoneout blends in its expectation: no cell does that
+    x = torch.randn(B, T, I)
+    h0 = torch.zeros(2, B, 8)
+    y, _, _ = stepper(x, torch.full((B,), T), h0, h0.clone())
+    with torch.no_grad():
+        torch.testing.assert_close(y, lstm(x)[0], atol=2e-6, rtol=0)
+    with pytest.raises(ValueError, match="without projection or zoneout"):
+        LSTMStepper(lstm, "int8")
+
+
+def test_packed_steppers_leave_the_cache_with_their_weights():
+    import gc
+
+    cell = lk.LSTMCell(I, H)
+    with torch.no_grad():
+        cell(torch.randn(1, I))
+    n = len(kernels._STEPPERS)
+    assert any(refs[0]() is cell.weight_ih for refs, _, _ in kernels._STEPPERS.values())
+    del cell
+    gc.collect()
+    assert len(kernels._STEPPERS) == n - 1
 
 
 def test_server_stepper_refuses_reduced_weights_for_a_projected_lstm():

@@ -393,9 +393,9 @@ def lstm_step(x: Tensor, h: Tensor, c: Tensor, p: LSTMParams, weights: str = "fu
     """Streaming single step without autograd. x: (B, I), h: (B, P), c: (B, H) -> (h, c).
 
     The low-overhead path for cells, stateful inference and the server. Plain, peephole and
-    coupled LSTMs run a packed stepper: the weights are packed once (cached per weight storage,
-    version and precision, so an optimizer step or an in-place edit repacks) and a step reads
-    them once. ``weights`` picks their precision for the step (float32 parameters):
+    coupled LSTMs run a packed stepper: the weights are packed once (cached per weight tensor,
+    storage, version, dtype and precision, so an optimizer step or an in-place edit repacks)
+    and a step reads them once. ``weights`` picks their precision for the step (float32 parameters):
 
     - ``"full"``: the parameters' own dtype (exact up to summation order);
     - ``"bfloat16"``: half the bytes; weights and activations rounded to bfloat16, float32 sums;
@@ -420,30 +420,41 @@ def lstm_step(x: Tensor, h: Tensor, c: Tensor, p: LSTMParams, weights: str = "fu
 
 
 _N_KERNEL_LSTM_PARAMS = LSTMParams._fields.index("w_gr")  # the parameters the C++ step takes
-_STEPPERS: dict = {}  # (precision, ids of the weights) -> (weak refs, versions, stepper)
+_STEPPERS: dict = {}  # (precision, ids of the weights) -> (weak refs, signatures, stepper)
+_MAX_STEPPERS = 256  # live weight sets x precisions; beyond, the oldest entry goes
 _STEP_FIELDS = 8  # w_ih, w_hh, b_ih, b_hh, w_hr, w_ci, w_cf, w_co
+
+
+def _signature(t: Tensor | None):
+    """What must not change under a packed copy: storage, version, dtype and shape (``.data =``
+    and ``module.double()`` keep the version but change the rest)."""
+    return None if t is None else (t.data_ptr(), t._version, t.dtype, t.shape)
 
 
 def _stepper(p: LSTMParams, weights: str = "full"):
     """The packed stepper of these weights in this precision. The cache checks the very tensors
     (weak references: a new tensor at a freed one's address or id is not mistaken for it) and
-    their versions (an optimizer step or an in-place edit repacks). Its workspace is reused
-    between steps; its ``step`` holds the GIL (pybind11's default), so threads sharing one
-    stepper (a server's pool) take turns."""
+    their signatures (an optimizer step, an in-place edit, ``.data =`` or a dtype change
+    repacks). An entry leaves when its ``w_ih`` dies, or when 256 newer ones have come. Its
+    workspace is reused between steps; its ``step`` holds the GIL (pybind11's default), so
+    threads sharing one stepper (a server's pool) take turns."""
     ts = p[:_STEP_FIELDS]
     key = (weights, *map(id, ts))
-    versions = tuple(-1 if t is None else t._version for t in ts)
+    sig = tuple(map(_signature, ts))
     hit = _STEPPERS.get(key)
-    if hit is not None and hit[1] == versions and all(
-            r is None or r() is t for r, t in zip(hit[0], ts)):
+    if hit is not None and hit[1] == sig and all(r is None or r() is t for r, t in zip(hit[0], ts)):
         return hit[2]
-    if len(_STEPPERS) >= 16:  # old versions of updated weights, dead models: drop them all
-        _STEPPERS.clear()
     with torch.no_grad():
         st = _ext().LstmStepper(
             p.w_ih, p.w_hh, *[_NONE if t is None else t for t in (p.b_ih, p.b_hh, p.w_ci, p.w_cf, p.w_co)],
             is_coupled(p), STEP_WEIGHTS.index(weights))
-    _STEPPERS[key] = (tuple(None if t is None else weakref.ref(t) for t in ts), versions, st)
+    _STEPPERS.pop(key, None)  # an update of these weights replaces their entry
+    while len(_STEPPERS) >= _MAX_STEPPERS:
+        _STEPPERS.pop(next(iter(_STEPPERS)))
+    refs = tuple(None if t is None else weakref.ref(t) for t in ts)
+    # the entry goes with its weights (the callback holds the key, not the tensor)
+    refs = (weakref.ref(p.w_ih, lambda _, k=key: _STEPPERS.pop(k, None)),) + refs[1:]
+    _STEPPERS[key] = (refs, sig, st)
     return st
 
 

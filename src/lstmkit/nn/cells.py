@@ -104,7 +104,8 @@ class CellBase(nn.Module):
 
     def _streaming(self, engine: str, x: Tensor, state: list[Tensor]) -> bool:
         """The family's packed single-step kernel (LSTM: plain and variants) serves the cell when
-        no gradient is needed: measured 0.3-0.5x the time of torch's own step at B=1-256, H=256."""
+        no gradient is needed: measured 0.4-0.6x the time of torch's own step at B=1-256, H=256
+        (benchmarks/README.md, "Streaming step in three precisions")."""
         fam = self.v.family
         if fam.fused_step is None or engine not in ("auto", "fused") or (
                 not fam.fused_serves(self.v.opts)):  # options the kernels lack (ablations)
@@ -120,10 +121,12 @@ class CellBase(nn.Module):
 
     @classmethod
     def from_layer(cls, layer: nn.Module, index: int = 0, reverse: bool = False, **extras):
-        """A cell of the same family, options, dtype and device holding a copy of layer
+        """A cell of the same family, options, dtype, device and engine holding a copy of layer
         ``index``'s weights of a sequence ``layer`` (``reverse``: its right-to-left direction);
         ``extras`` are the cell's own keywords (``engine``, ``step_weights``). A stack of these
-        cells, each fed the one below, steps the layer one input at a time.
+        cells, each fed the one below (plus its input from the second layer on for a
+        ``residual`` layer), steps the layer one input at a time. A layer with zoneout has no
+        cell: in eval its steps blend in zoneout's expectation, which a cell does not.
 
         >>> import torch, lstmkit as lk
         >>> lstm = lk.LSTM(3, 4, num_layers=2, peephole=True)
@@ -139,6 +142,10 @@ class CellBase(nn.Module):
             raise ValueError("reverse: the layer is not bidirectional")
         if getattr(layer, "proj_size", 0):
             raise ValueError(f"layer: a projected layer (proj_size={layer.proj_size}) has no cell")
+        if getattr(layer, "zoneout", (0.0, 0.0)) != (0.0, 0.0):
+            raise ValueError(f"layer: a layer with zoneout={layer.zoneout} has no cell (in eval its "
+                             "steps blend in zoneout's expectation)")
+        extras.setdefault("engine", layer.engine)
         ref = layer.weight_ih_l0
         in_size = layer.input_size if index == 0 else layer.hidden_size * (2 if layer.bidirectional else 1)
         cell = cls(in_size, layer.hidden_size, layer.bias, ref.device, ref.dtype, **layer.v.opts, **extras)
@@ -164,10 +171,12 @@ class LSTMCell(CellBase):
 
         if step_weights not in STEP_WEIGHTS:
             raise ValueError(f"step_weights: expected one of {STEP_WEIGHTS}, got {step_weights!r}")
-        if step_weights != "full" and (self.v.opts.get("layer_norm") or not self.v.family.fused_serves(
-                self.v.opts) or self.weight_ih.dtype != torch.float32):
+        packed = (not self.v.opts.get("layer_norm") and self.v.family.fused_serves(self.v.opts)
+                  and self.weight_ih.dtype == torch.float32 and self.engine in ("auto", "fused"))
+        if step_weights != "full" and not packed:
             raise ValueError(f"step_weights: {step_weights!r} serves float32 LSTM cells without layer "
-                             f"norm or ablations, got {self.v.opts} in {self.weight_ih.dtype}")
+                             f"norm or ablations on engine 'auto' or 'fused', got {self.v.opts} in "
+                             f"{self.weight_ih.dtype} on {self.engine!r}")
         self.step_weights = step_weights
 
     def extra_repr(self) -> str:

@@ -42,11 +42,11 @@ from ..models.language_model import LanguageModel
 class LSTMStepper:
     """Runs a unidirectional ``lstmkit.LSTM`` (batch_first) over (B, T, I) with per-row lengths.
 
-    LSTMs without projection go through one ``lstmkit.LSTMCell`` per layer (``from_layer``: the
-    packed streaming step, the cheapest call for a few steps of many sessions), in the weight
-    precision ``step_weights`` ('full', 'bfloat16' or 'int8'); projected LSTMs go through the
-    layer itself with ``hx`` and ``lengths``, in full precision. Both give what each row would
-    give alone."""
+    LSTMs without projection or zoneout go through one ``lstmkit.LSTMCell`` per layer
+    (``from_layer``: the packed streaming step, the cheapest call for a few steps of many
+    sessions), in the weight precision ``step_weights`` ('full', 'bfloat16' or 'int8'); the
+    others go through the layer itself with ``hx`` and ``lengths``, in full precision. Both give
+    what each row would give alone."""
 
     def __init__(self, lstm: LSTM, step_weights: str = "full") -> None:
         if lstm.bidirectional:
@@ -58,10 +58,11 @@ class LSTMStepper:
         self.out_size = lstm.proj_size or lstm.hidden_size
         self.step_weights = step_weights
         self.cells: list[LSTMCell] | None = None
-        if lstm.proj_size:
+        if lstm.proj_size or lstm.zoneout != (0.0, 0.0):  # the layer path (no cell for these)
             if step_weights != "full":
                 raise ValueError(f"step_weights: {step_weights!r} needs an LSTM without projection "
-                                 f"(this one has proj_size={lstm.proj_size}); use 'full'")
+                                 f"or zoneout (this one has proj_size={lstm.proj_size}, zoneout="
+                                 f"{lstm.zoneout}); use 'full'")
         else:
             self.cells = [LSTMCell.from_layer(lstm, k, step_weights=step_weights).eval()
                           for k in range(lstm.num_layers)]

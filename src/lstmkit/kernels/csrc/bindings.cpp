@@ -2,6 +2,7 @@
 #include <torch/extension.h>
 
 #include "kernels.h"
+#include "panels.h"
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("rnn_forward", &rnn_forward, "fused Elman RNN sequence forward");
@@ -13,6 +14,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("lstm_forward", &lstm_forward, "fused LSTM sequence forward");
   m.def("lstm_backward", &lstm_backward, "fused LSTM sequence backward");
   m.def("lstm_step", &lstm_step, "fused LSTM streaming step (no autograd)");
+  m.def("panel_isa", [] {
+    const auto& i = lstmkit::panels::isa();
+    return std::make_tuple(i.avx512, i.bf16, i.vnni);
+  }, "(avx512, avx512_bf16, avx512_vnni): the panel kernels this process runs");
   // module_local: two builds of these kernels can be loaded side by side (benchmarks.rnn --before)
   pybind11::class_<LstmStepper>(m, "LstmStepper", pybind11::module_local(),
                                 "packed streaming LSTM step (no autograd)")

@@ -5,7 +5,8 @@
 //
 // Weight precisions (the step is bound by reading the weights: 2 MiB of float32 at H=256):
 // - full: the weights' own dtype. float32 is packed in 64-wide column panels and run by an
-//   AVX-512 kernel for small batches; other batches and float64 run one GEMM over [x, h].
+//   AVX-512 kernel at every batch size (MKL's GEMM loses to it here); float64 runs one GEMM
+//   over [x, h].
 // - bfloat16: weights rounded to bfloat16 (half the bytes), activations rounded to bfloat16 each
 //   step, products accumulated in float32 (AVX512-BF16 dot products where the CPU has them).
 // - int8: weights quantised per output row and part (x, h) to int8 with a float scale (a quarter
@@ -82,7 +83,7 @@ void LstmStepper::pack(const at::Tensor& w_part, Part& part) {
     }
     TORCH_CHECK(probe == 0.f, "weights: expected finite values to quantise, got a NaN or an "
                 "infinity in gate row ", n);
-    const float s = amax > 0.f ? amax / 127.f : 1.f;
+    const float s = amax / 127.f > 0.f ? amax / 127.f : 1.f;  // all (or nearly) zero: q = 0
     int32_t sum = 0;
     for (int64_t k = 0; k < K; ++k) {
       const auto q = static_cast<int8_t>(std::nearbyint(src[n * K + k] / s));
@@ -170,11 +171,11 @@ void LstmStepper::run_part(const Part& part, const float* a, int64_t lda, int64_
         amax = std::max(amax, std::fabs(r[k]));
         probe += r[k] * 0.f;
       }
-      if (!(amax > 0.f) || probe != 0.f) {  // all zeros -> 0; NaN or inf -> NaN out
+      const float inv = 127.f / amax;
+      if (!(amax > 0.f) || !std::isfinite(inv) || probe != 0.f) {  // ~zeros -> 0; NaN/inf -> NaN
         std::fill(q, q + Kp, uint8_t(128));
         sa[m] = probe == 0.f ? 0.f : NAN;
       } else {
-        const float inv = 127.f / amax;
         for (int64_t k = 0; k < K; ++k) q[k] = uint8_t(int32_t(std::nearbyint(r[k] * inv)) + 128);
         std::fill(q + K, q + Kp, uint8_t(128));
         sa[m] = amax / 127.f;
@@ -230,7 +231,7 @@ std::vector<at::Tensor> LstmStepper::step(at::Tensor x, at::Tensor h, at::Tensor
   const int64_t Kp = std::max(px_.Kp, ph_.Kp);
   y_.resize(B * N_);
   act_.resize(G_);
-  act16_.resize(B * Kp);
+  if (kind_ == Kind::BF16) act16_.resize(B * Kp);
   act8_.resize(MR * Kp);
   const float* bias = bias_.data_ptr<float>();
   for (int64_t b = 0; b < B; ++b) {
