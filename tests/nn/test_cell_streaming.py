@@ -187,3 +187,14 @@ def test_a_single_step_keeps_the_sequence_path_where_it_must(monkeypatch):
         lk.LSTM(I, H, zoneout=0.1).eval()(x)  # eval zoneout blends in its expectation
         lk.LSTM(I, H, bidirectional=True).eval()(x)
         lk.LSTM(I, H, engine="reference").eval()(x)
+
+
+def test_models_made_under_inference_mode_stream():
+    with torch.inference_mode():  # parameters without a version counter
+        cell, lstm = lk.LSTMCell(I, H, step_weights="int8"), lk.LSTM(I, H, num_layers=2).eval()
+        x = torch.randn(B, I)
+        h, _ = cell(x)
+        y, _ = lstm(x.unsqueeze(0))
+        y_ref = lstm(torch.stack([x, x]))[0][:1]  # two steps: the sequence path; its first step
+    assert h.shape == (B, H) and torch.isfinite(h).all()
+    torch.testing.assert_close(y, y_ref, atol=2e-6, rtol=0)

@@ -427,8 +427,11 @@ _STEP_FIELDS = 8  # w_ih, w_hh, b_ih, b_hh, w_hr, w_ci, w_cf, w_co
 
 def _signature(t: Tensor | None):
     """What must not change under a packed copy: storage, version, dtype and shape (``.data =``
-    and ``module.double()`` keep the version but change the rest)."""
-    return None if t is None else (t.data_ptr(), t._version, t.dtype, t.shape)
+    and ``module.double()`` keep the version but change the rest). Tensors made under
+    ``inference_mode`` have no version counter: an in-place edit of one goes unseen."""
+    if t is None:
+        return None
+    return t.data_ptr(), -1 if t.is_inference() else t._version, t.dtype, t.shape
 
 
 def _stepper(p: LSTMParams, weights: str = "full"):
