@@ -150,6 +150,22 @@ void gates_forward_ln(const S* R a, const S* R xr, const S* R lw, const S* R lb,
   cs1 = s1; cs2 = s2;
 }
 
+// The forward's last pass over a row: c_hat = LN_c(c) before its affine (written for the
+// backward), tc = tanh(c_hat * w + b), m = o * tc. A function of its own with __restrict__
+// pointers: inline in the time loop, the stores could alias the loop object's weight pointers
+// and gcc left it scalar.
+template <typename S>
+void ln_c_output(const S* R cn, S shift, S off, S rstd, const S* R lcw, const S* R lcb,
+                 const S* R o, S* R chat, S* R tc, S* R m, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    S v = ((cn[j] - shift) - off) * rstd;
+    chat[j] = v;
+    S tv = tanh_(v * lcw[j] + lcb[j]);
+    tc[j] = tv;
+    m[j] = o[j] * tv;
+  }
+}
+
 template <typename S>  // CIFG: f = 1 - i, rows (i, g, o)
 void gates_forward_coupled_ln(const S* R a, const S* R xr, const S* R lw, const S* R lb, S shift,
                               S off, S rstd, S* R hhat, const S* R cp, const S* R wci, const S* R wco,

@@ -129,13 +129,7 @@ struct LstmForward {
       lstmkit::stats_from_sums(s1, s2, H, coff, crstd);
       S* chat = c_hat.data_ptr<S>() + (ts * B + b) * H;
       c_rstd.data_ptr<S>()[ts * B + b] = crstd;
-      for (int64_t j = 0; j < H; ++j) {
-        S v = ((cn[j] - shift) - coff) * crstd;
-        chat[j] = v;
-        S tv = lstmkit::tanh_(v * lcw[j] + lcb[j]);
-        tcr[j] = tv;
-        mr[j] = o[j] * tv;
-      }
+      lstmkit::ln_c_output(cn, shift, coff, crstd, lcw, lcb, o, chat, tcr, mr, H);
       return;
     }
     for (int64_t k = 0; k < G; ++k) a[k] += xr[k];
