@@ -9,9 +9,11 @@ The C++ sources in ``csrc/`` are built as a torch extension with ninja and cache
 When they cannot be built, ``available()`` warns once and returns False, and callers fall back
 to the reference engine: a kernel is never the only implementation of anything.
 
-GEMMs: the big ones (input projection, weight and input gradients) and each step's recurrent
-GEMM from ~4M multiply-adds go through torch's oneDNN linear (``linear`` below); on this AMD
-CPU MKL's sgemm runs its generic path and oneDNN is ~2x faster. Smaller ones use ``at::mm``.
+GEMMs: the big ones (input projection, weight and input gradients; from ~4M multiply-adds) go
+through torch's oneDNN linear (``linear`` below); on this AMD CPU MKL's sgemm runs its generic
+path and oneDNN is ~2x faster. Each step's recurrent GEMM of a sequence goes there from 512K
+multiply-adds and 2 rows, on a weight prepacked once per call (``csrc/common.h``'s StepGemm);
+smaller ones use ``at::mm``.
 Under ``no_grad``/``inference_mode`` each family runs a forward-only path (no autograd node,
 nothing saved).
 
@@ -126,7 +128,7 @@ def _mixed_masks(masks: Masks, mix: Mixed) -> Masks:
 
 _ONEDNN = (getattr(torch.ops.mkldnn, "_linear_pointwise", None)
            if torch.backends.mkldnn.is_available() else None)
-_ONEDNN_MIN_MACS = 1 << 22  # below this, oneDNN's ~40 us per call loses to at::mm
+_ONEDNN_MIN_MACS = 1 << 22  # below this at::mm (the per-step GEMMs have their own rule, in C++)
 
 
 def linear(a: Tensor, w: Tensor, bias: Tensor | None = None) -> Tensor:
