@@ -42,7 +42,7 @@ from lstmkit.functional.lstm import lstm as lstm_reference
 GRID = [(50, B, H) for B in (1, 16, 64) for H in (64, 128, 256, 512)] + [(100, 64, 512)]
 QUICK_GRID = [(50, 1, 64), (50, 16, 256), (50, 64, 256), (50, 64, 512)]
 SECTIONS = ("grid", "gru", "gru_cho", "variants", "lengths", "step", "memory", "bf16", "inference",
-            "overhead", "ln", "stepgemm")
+            "overhead", "ln", "stepgemm", "crossover")
 VARIANTS = ("plain", "peephole", "coupled", "layer_norm")
 
 
@@ -667,6 +667,33 @@ def section_stepgemm(args, shapes) -> list[str]:
     return rows
 
 
+def section_crossover(args, rows_list=(1, 2, 4, 8, 16, 32), hs=(128, 256, 512)) -> list[str]:
+    """One step's recurrent GEMM (B, H) x (4H, H)^T three ways, alternated: ``torch.mm`` into a
+    preallocated output with the weight transposed once (what the kernels' at::mm path does;
+    MKL here), oneDNN's linear on the dense weight, and on the weight prepacked once
+    (``mkldnn::_reorder_linear_weight``), each copied into the preallocated output as the kernels
+    do: the measurement behind ``csrc/common.h``'s per-step rule."""
+    lin, reorder = torch.ops.mkldnn._linear_pointwise, torch.ops.mkldnn._reorder_linear_weight
+    head = ("| B (rows) | H | MACs | at::mm µs | oneDNN dense µs | oneDNN prepacked µs | "
+            "prepacked / at::mm | kernels' rule |")
+    rows = [head, "|" + "---|" * (head.count("|") - 1)]
+    for B in rows_list:
+        for H in hs:
+            g = torch.Generator().manual_seed(0)
+            a, w = torch.randn(B, H, generator=g), torch.randn(4 * H, H, generator=g)
+            wt, wp, y = w.t().contiguous(), reorder(w, B), torch.empty(B, 4 * H)
+            t = compare({"mm": lambda a=a, wt=wt, y=y: torch.mm(a, wt, out=y),
+                         "dense": lambda a=a, w=w, y=y: y.copy_(lin(a, w, None, "none", [], "")),
+                         "packed": lambda a=a, wp=wp, y=y: y.copy_(lin(a, wp, None, "none", [], ""))},
+                        args.runs, args.min_run_ms / 1e3)
+            macs = B * 4 * H * H
+            rule = "oneDNN" if B >= 2 and macs >= 1 << 20 else "at::mm"
+            rows.append(f"| {B} | {H} | {macs / 1e6:.2f}M | {t['mm'] * 1e6:.1f} | {t['dense'] * 1e6:.1f} | "
+                        f"{t['packed'] * 1e6:.1f} | {t['packed'] / t['mm']:.2f} | {rule} |")
+            print(rows[-1], flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.rnn", description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="a small grid and fewer runs")
@@ -743,6 +770,8 @@ def main(argv: list[str] | None = None) -> int:
             out += section_overhead(args)
         elif s == "ln":
             out += section_ln(args, [(50, 16, 256), (50, 64, 256), (50, 64, 512)])
+        elif s == "crossover":
+            out += section_crossover(args)
         elif s == "stepgemm":
             out += section_stepgemm(args, [(50, B, H) for H in (256, 512) for B in (8, 16, 32)])
         out.append("")

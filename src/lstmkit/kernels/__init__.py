@@ -11,7 +11,7 @@ to the reference engine: a kernel is never the only implementation of anything.
 
 GEMMs: the big ones (input projection, weight and input gradients; from ~4M multiply-adds) go
 through torch's oneDNN linear (``linear`` below); on this AMD CPU MKL's sgemm runs its generic
-path and oneDNN is ~2x faster. Each step's recurrent GEMM of a sequence goes there from 512K
+path and oneDNN is ~2x faster. Each step's recurrent GEMM of a sequence goes there from 1M
 multiply-adds and 2 rows, on a weight prepacked once per call (``csrc/common.h``'s StepGemm);
 smaller ones use ``at::mm``.
 Under ``no_grad``/``inference_mode`` each family runs a forward-only path (no autograd node,

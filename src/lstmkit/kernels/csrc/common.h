@@ -124,14 +124,15 @@ inline const c10::TypedOperatorHandle<ReorderFn>* onednn_reorder() {
   return op;
 }
 
-// When a step's GEMM goes to oneDNN (benchmarks/README.md, "Per-step GEMM crossover", 1 thread,
-// this AMD CPU where MKL's sgemm runs its generic path). A sequence (T > 2) prepacks the weight
-// once, and then oneDNN is at least as fast as at::mm from 512K multiply-adds with 2 or more rows
-// (B=8, H=256: 37 us against 105 us; a single row is a GEMV, where at::mm keeps up). A streaming
+// When a step's GEMM goes to oneDNN (benchmarks/README.md, "per-step GEMM crossover", 1 thread,
+// this AMD CPU where MKL's sgemm runs its generic path; `python -m benchmarks.rnn --sections
+// crossover`). A sequence (T > 2) prepacks the weight once; oneDNN then breaks even with at::mm
+// around 512K multiply-adds and wins from 1M with 2 or more rows (B=4, H=256: 34 us against
+// 77 us; B=16, H=256: 64 against 124); a single row is a GEMV, where at::mm keeps up. A streaming
 // step through lstm_forward (T <= 2) would pay the prepacking every call: it keeps the dense
 // weight and the old crossover, 4M multiply-adds.
 constexpr int64_t ONEDNN_MIN_MACS = int64_t(1) << 22;      // T <= 2: dense weight
-constexpr int64_t ONEDNN_SEQ_MIN_MACS = int64_t(1) << 19;  // T > 2: prepacked weight, rows >= 2
+constexpr int64_t ONEDNN_SEQ_MIN_MACS = int64_t(1) << 20;  // T > 2: prepacked weight, rows >= 2
 
 // One per-step GEMM y (rows, N) = a (rows, K) @ w^T for a weight w (N, K), with a and y in the
 // state's dtype and w in the GEMM dtype. Same dtype: at::mm_out (or oneDNN for big enough float32
