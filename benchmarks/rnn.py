@@ -15,6 +15,7 @@ weights as the torch module: ``reference`` = ``functional.lstm.lstm`` (hand BPTT
     python -m benchmarks.rnn --sections grid,variants,lengths,step,memory
     python -m benchmarks.rnn --sections bf16,inference,step,overhead
     python -m benchmarks.rnn --threads 1 --sections gru_cho,ln --before OLD_BUILD.so
+    python -m benchmarks.rnn --threads 1 --sections ln,stepgemm --base OLD_EXPORT/src
 
 The header records the machine's float32 and bfloat16 GEMM rates (the rooflines beside every
 GFLOP/s column): a big GEMM (the input projection of T=50, B=64, H=512) and a per-step one.
@@ -41,7 +42,7 @@ from lstmkit.functional.lstm import lstm as lstm_reference
 GRID = [(50, B, H) for B in (1, 16, 64) for H in (64, 128, 256, 512)] + [(100, 64, 512)]
 QUICK_GRID = [(50, 1, 64), (50, 16, 256), (50, 64, 256), (50, 64, 512)]
 SECTIONS = ("grid", "gru", "gru_cho", "variants", "lengths", "step", "memory", "bf16", "inference",
-            "overhead", "ln")
+            "overhead", "ln", "stepgemm", "crossover")
 VARIANTS = ("plain", "peephole", "coupled", "layer_norm")
 
 
@@ -598,14 +599,28 @@ def load_library(path: str):
     return mod
 
 
+def base_kernels(args):
+    """``--base SRC``: the kernels module of another lstmkit (an export of an older commit,
+    ``git archive REV src | tar -x -C DIR``), imported beside this one under another name, so
+    that its calls (Python glue and compiled library alike) are timed in the same process."""
+    if not args.base:
+        return None
+    from benchmarks.small_call import load_alias
+
+    load_alias(args.base, "lstmkit_base")
+    return sys.modules["lstmkit_base.kernels"]
+
+
 def section_ln(args, shapes) -> list[str]:
     """layer_norm LSTM (fused) training and inference against the plain torch.nn.LSTM (float32),
     and, with ``--before LIB``, against the same calls through another build of the kernels
-    (its library swapped in for those calls: a before/after in one process)."""
+    (its library swapped in for those calls: a before/after in one process), or with
+    ``--base SRC`` through another lstmkit altogether (glue and kernels)."""
     from lstmkit.kernels import _loader
 
     now = _loader.load()
     before = load_library(args.before) if args.before else None
+    base = base_kernels(args)
 
     def through(lib, fn):
         def run():
@@ -617,7 +632,7 @@ def section_ln(args, shapes) -> list[str]:
         return run
 
     head = ("| T | B | H | pass | torch plain ms | fused layer_norm ms | fused / torch |"
-            + (" before ms | before / torch | now / before |" if before else ""))
+            + (" before ms | before / torch | now / before |" if before or base else ""))
     rows = [head, "|" + "---|" * (head.count("|") - 1)]
     for T, B, H in shapes:
         I = H
@@ -629,13 +644,87 @@ def section_ln(args, shapes) -> list[str]:
                    "now": engine_fn("fused", x, h0, c0, p, Masks(), train)}
             if before:
                 fns["before"] = through(before, fns["now"])
+            elif base:
+                leaves = [x, *[q for q in p if q is not None]]
+                fns["before"] = _base_call(base, x, h0, c0, p, train, leaves)
             t = compare(fns, args.runs, args.min_run_ms / 1e3)
             cells = [f"{T}", f"{B}", f"{H}", "fwd+bwd" if train else "no_grad fwd",
                      f"{t['torch'] * 1e3:.2f}", f"{t['now'] * 1e3:.2f}", f"{t['now'] / t['torch']:.2f}"]
-            if before:
+            if before or base:
                 cells += [f"{t['before'] * 1e3:.2f}", f"{t['before'] / t['torch']:.2f}",
                           f"{t['now'] / t['before']:.2f}"]
             rows.append("| " + " | ".join(cells) + " |")
+            print(rows[-1], flush=True)
+    return rows
+
+
+def _base_call(base, x, h0, c0, p, train: bool, leaves):
+    """One fused LSTM call through ``--base``'s kernels (its own LSTMParams type)."""
+    import sys as _sys
+
+    bp = _sys.modules["lstmkit_base.functional"].LSTMParams(*p)
+
+    def run():
+        if train:
+            base.lstm(x, h0, c0, bp)[0].sum().backward()
+            for t in leaves:
+                t.grad = None
+        else:
+            with torch.no_grad():
+                base.lstm(x, h0, c0, bp)
+    return run
+
+
+def section_stepgemm(args, shapes) -> list[str]:
+    """The plain LSTM's fused forward (no_grad), whose per-step recurrent GEMM is (B, 4H, H),
+    against torch.nn.LSTM and, with ``--base SRC``, against another lstmkit's fused forward:
+    where the per-step GEMM rule (at::mm or oneDNN, dense or prepacked weight) matters."""
+    base = base_kernels(args)
+    head = ("| T | B | H | step GEMM MACs | torch ms | fused ms | fused / torch |"
+            + (" base ms | base / torch | fused / base |" if base else ""))
+    rows = [head, "|" + "---|" * (head.count("|") - 1)]
+    for T, B, H in shapes:
+        m = torch_lstm(H, H)
+        p = params_of(m)
+        x, h0, c0 = inputs(T, B, H, H)
+        fns = {"torch": torch_fn(m, x, h0, c0, False),
+               "fused": engine_fn("fused", x, h0, c0, p, Masks(), False)}
+        if base:
+            fns["base"] = _base_call(base, x, h0, c0, p, False, [])
+        t = compare(fns, args.runs, args.min_run_ms / 1e3)
+        cells = [f"{T}", f"{B}", f"{H}", f"{B * 4 * H * H / 1e6:.2f}M", f"{t['torch'] * 1e3:.2f}",
+                 f"{t['fused'] * 1e3:.2f}", f"{t['fused'] / t['torch']:.2f}"]
+        if base:
+            cells += [f"{t['base'] * 1e3:.2f}", f"{t['base'] / t['torch']:.2f}",
+                      f"{t['fused'] / t['base']:.2f}"]
+        rows.append("| " + " | ".join(cells) + " |")
+        print(rows[-1], flush=True)
+    return rows
+
+
+def section_crossover(args, rows_list=(1, 2, 4, 8, 16, 32), hs=(128, 256, 512)) -> list[str]:
+    """One step's recurrent GEMM (B, H) x (4H, H)^T three ways, alternated: ``torch.mm`` into a
+    preallocated output with the weight transposed once (what the kernels' at::mm path does;
+    MKL here), oneDNN's linear on the dense weight, and on the weight prepacked once
+    (``mkldnn::_reorder_linear_weight``), each copied into the preallocated output as the kernels
+    do: the measurement behind ``csrc/common.h``'s per-step rule."""
+    lin, reorder = torch.ops.mkldnn._linear_pointwise, torch.ops.mkldnn._reorder_linear_weight
+    head = ("| B (rows) | H | MACs | at::mm µs | oneDNN dense µs | oneDNN prepacked µs | "
+            "prepacked / at::mm | kernels' rule |")
+    rows = [head, "|" + "---|" * (head.count("|") - 1)]
+    for B in rows_list:
+        for H in hs:
+            g = torch.Generator().manual_seed(0)
+            a, w = torch.randn(B, H, generator=g), torch.randn(4 * H, H, generator=g)
+            wt, wp, y = w.t().contiguous(), reorder(w, B), torch.empty(B, 4 * H)
+            t = compare({"mm": lambda a=a, wt=wt, y=y: torch.mm(a, wt, out=y),
+                         "dense": lambda a=a, w=w, y=y: y.copy_(lin(a, w, None, "none", [], "")),
+                         "packed": lambda a=a, wp=wp, y=y: y.copy_(lin(a, wp, None, "none", [], ""))},
+                        args.runs, args.min_run_ms / 1e3)
+            macs = B * 4 * H * H
+            rule = "oneDNN" if B >= 2 and macs >= 1 << 20 else "at::mm"
+            rows.append(f"| {B} | {H} | {macs / 1e6:.2f}M | {t['mm'] * 1e6:.1f} | {t['dense'] * 1e6:.1f} | "
+                        f"{t['packed'] * 1e6:.1f} | {t['packed'] / t['mm']:.2f} | {rule} |")
             print(rows[-1], flush=True)
     return rows
 
@@ -651,6 +740,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="also write the markdown tables to this file")
     ap.add_argument("--before", default=None,
                     help="section ln: another build's kernel library (.so) to compare against")
+    ap.add_argument("--base", default=None,
+                    help="sections ln, stepgemm: another lstmkit's src/ folder to compare against")
     args = ap.parse_args(argv)
     args.engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     bad = [e for e in args.engines if e not in ("reference", "fused")]
@@ -713,7 +804,11 @@ def main(argv: list[str] | None = None) -> int:
         elif s == "overhead":
             out += section_overhead(args)
         elif s == "ln":
-            out += section_ln(args, [(50, 16, 256), (50, 64, 512)])
+            out += section_ln(args, [(50, 16, 256), (50, 64, 256), (50, 64, 512)])
+        elif s == "crossover":
+            out += section_crossover(args)
+        elif s == "stepgemm":
+            out += section_stepgemm(args, [(50, B, H) for H in (256, 512) for B in (8, 16, 32)])
         out.append("")
     out.append(f"load average at end {os.getloadavg()[0]:.1f}")
     if args.out:

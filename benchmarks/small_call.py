@@ -22,20 +22,31 @@ import timeit
 import torch
 
 
-def load_alias(src: str, alias: str):
-    """Import the lstmkit under ``src`` as ``alias`` (the current one is put back after)."""
+def load_alias(src: str, alias: str, modules: tuple[str, ...] = ("lstmkit.nn", "lstmkit.kernels")):
+    """Import the lstmkit under ``src`` (and its ``modules``) as ``alias`` (the current one is
+    put back after); its families are pointed at its own kernels (the registry names them by
+    absolute module name)."""
     saved = {k: v for k, v in sys.modules.items() if k == "lstmkit" or k.startswith("lstmkit.")}
     for k in saved:
         del sys.modules[k]
     sys.path.insert(0, src)
     try:
         mod = importlib.import_module("lstmkit")
-        importlib.import_module("lstmkit.nn")
+        for name in modules:
+            importlib.import_module(name)
+        # the package exports its layers lazily (importlib by absolute name at first access):
+        # resolve them now, while "lstmkit" is this copy, or they would come from the current one
+        for name in getattr(mod, "__all__", ()):
+            setattr(mod, name, getattr(mod, name))
         for k in [k for k in sys.modules if k == "lstmkit" or k.startswith("lstmkit.")]:
             sys.modules[alias + k[len("lstmkit"):]] = sys.modules.pop(k)
     finally:
         sys.path.remove(src)
         sys.modules.update(saved)
+    registry = sys.modules.get(alias + ".functional.registry")
+    for fam in registry.families() if registry is not None else ():
+        if fam.fused and fam.fused.startswith("lstmkit."):
+            object.__setattr__(fam, "fused", alias + fam.fused[len("lstmkit"):])  # a frozen dataclass
     return mod
 
 
@@ -48,6 +59,9 @@ def cases(lk, T: int, B: int, H: int):
         "LSTM reference": (lk.LSTM(H, H, engine="reference"), x),
         "GRU auto": (lk.GRU(H, H), x),
         "LSTM lengths": (lk.LSTM(H, H), x, [T, T - 1]),
+        # 2 layers x 2 directions on our engines (auto serves the plain LSTM with torch's own)
+        "LSTM peephole 2L bidir": (lk.LSTM(H, H, 2, bidirectional=True, peephole=True), x),
+        "LSTM fused 2L bidir": (lk.LSTM(H, H, 2, bidirectional=True, engine="fused"), x),
     }
 
 

@@ -236,3 +236,24 @@ def test_layer_norm_statistics_hold_when_the_mean_dwarfs_the_spread(coupled):
         scale = w.abs().max().item()
         err, ref_err = (a.double() - w).abs().max().item(), (ref.double() - w).abs().max().item()
         assert err <= 4 * ref_err + 1e-3 * scale, f"tensor {k}: fused {err:.3g}, reference {ref_err:.3g}"
+
+
+@pytest.mark.parametrize("peephole", [False, True], ids=["ln", "ln+peephole"])
+def test_layer_norm_parameter_gradients_sum_every_chunk_of_rows(peephole):
+    # the fused backward accumulates the layer-norm (and bias) gradients per chunk of batch rows
+    # (128 rows at G=256 here) and runs LN_ih's backward in place of d gates unless the peepholes
+    # need them: 300 rows span three chunks, the last one partial
+    Hn, Bn, Tn = 64, 300, 2
+    g = torch.Generator().manual_seed(7)
+
+    def r(*shape):
+        return (torch.randn(*shape, generator=g, dtype=torch.float64) * 0.5).requires_grad_()
+
+    G = 4 * Hn
+    peep = [r(Hn), r(Hn), r(Hn)] if peephole else [None] * 3
+    p = LSTMParams(r(G, I), r(G, Hn), r(G), r(G), None, *peep, r(G), r(G), r(G), r(G), r(Hn), r(Hn))
+    x, h0, c0 = r(Tn, Bn, I), r(Bn, Hn), r(Bn, Hn)
+    want = run(lstm_reference, x, h0, c0, p, Masks())
+    got = run(kernels.lstm, x, h0, c0, p, Masks())
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, **TOL[torch.float64])

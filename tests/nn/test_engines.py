@@ -66,6 +66,26 @@ def test_auto_uses_vendor_for_plain_lstm_and_falls_back_for_variants(monkeypatch
         lk.LSTM(3, 4, engine="fused")(x)
 
 
+@pytest.mark.parametrize("engine", ["auto", "fused"])
+def test_engine_is_resolved_once_per_call_for_every_layer_and_direction(fused, monkeypatch, engine):
+    # the choice depends only on what every layer-direction of one call shares (options, dtype,
+    # device): the runner asks once, not 2 layers x 2 directions = 4 times, and the result is
+    # the reference engine's (forced engine="fused" included)
+    from lstmkit.functional import registry
+
+    asked = []
+    real = registry.Family.fused_ok
+    monkeypatch.setattr(registry.Family, "fused_ok", lambda *a, **k: asked.append(1) or real(*a, **k))
+    torch.manual_seed(0)
+    m = lk.LSTM(3, 4, num_layers=2, bidirectional=True, peephole=True, engine=engine)
+    ref = lk.LSTM(3, 4, num_layers=2, bidirectional=True, peephole=True, engine="reference")
+    ref.load_state_dict(m.state_dict())
+    x = torch.randn(5, 2, 3)
+    y = m(x, lengths=[5, 3])[0]
+    assert len(asked) == 1
+    torch.testing.assert_close(y, ref(x, lengths=[5, 3])[0], **TOL[torch.float32])
+
+
 def test_forced_vendor_with_lengths_raises():
     with pytest.raises(ValueError, match="vendor"):
         lk.LSTM(3, 4, engine="vendor")(torch.randn(5, 2, 3), lengths=[5, 2])

@@ -329,12 +329,12 @@ def lstm_weight_grads(p: LSTMParams, x, h_all, c_all, act, tc, c_new, hh_hat, c_
     if p.w_hr is not None and "w_hr" in want:
         m_all = act[..., -H:] * tc  # (T, B, H) pre-projection output
         grads["w_hr"] = dh_new_all.reshape(-1, P).t() @ m_all.reshape(-1, H)
-    if p.w_ci is not None:
+    if p.w_ci is not None and want & {"w_ci", "w_cf", "w_co"}:
         grads["w_ci"] = sum_bt(da_all[..., :H] * c_all[:-1])
         if p.w_cf is not None:
             grads["w_cf"] = sum_bt(da_all[..., H : 2 * H] * c_all[:-1])
         grads["w_co"] = sum_bt(da_all[..., -H:] * c_new)
-    if p.ln_ih_w is not None:
+    if p.ln_ih_w is not None and want & {"ln_ih_w", "ln_ih_b", "ln_hh_w", "ln_hh_b", "ln_c_w", "ln_c_b"}:
         grads.update(
             ln_ih_w=d_ln_ih[0], ln_ih_b=d_ln_ih[1],
             ln_hh_w=sum_bt(da_all * hh_hat), ln_hh_b=sum_bt(da_all),

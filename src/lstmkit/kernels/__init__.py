@@ -9,9 +9,11 @@ The C++ sources in ``csrc/`` are built as a torch extension with ninja and cache
 When they cannot be built, ``available()`` warns once and returns False, and callers fall back
 to the reference engine: a kernel is never the only implementation of anything.
 
-GEMMs: the big ones (input projection, weight and input gradients) and each step's recurrent
-GEMM from ~4M multiply-adds go through torch's oneDNN linear (``linear`` below); on this AMD
-CPU MKL's sgemm runs its generic path and oneDNN is ~2x faster. Smaller ones use ``at::mm``.
+GEMMs: the big ones (input projection, weight and input gradients; from ~4M multiply-adds) go
+through torch's oneDNN linear (``linear`` below); on this AMD CPU MKL's sgemm runs its generic
+path and oneDNN is ~2x faster. Each step's recurrent GEMM of a sequence goes there from 1M
+multiply-adds and 2 rows, on a weight prepacked once per call (``csrc/common.h``'s StepGemm);
+smaller ones use ``at::mm``.
 Under ``no_grad``/``inference_mode`` each family runs a forward-only path (no autograd node,
 nothing saved).
 
@@ -127,7 +129,7 @@ def _mixed_masks(masks: Masks, mix: Mixed) -> Masks:
 
 _ONEDNN = (getattr(torch.ops.mkldnn, "_linear_pointwise", None)
            if torch.backends.mkldnn.is_available() else None)
-_ONEDNN_MIN_MACS = 1 << 22  # below this, oneDNN's ~40 us per call loses to at::mm
+_ONEDNN_MIN_MACS = 1 << 22  # below this at::mm (the per-step GEMMs have their own rule, in C++)
 
 
 def linear(a: Tensor, w: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -332,23 +334,27 @@ def _lstm_backward(ctx, dy, dh_n, dc_n, mix: Mixed | None):
     if mix is not None:
         dy, dh_n, dc_n = _to(dy, mix.math), _to(dh_n, mix.math), _to(dc_n, mix.math)
     dy = _masked(dy, out)
-    da_all, dhh_all, dh_new_all, dcn_all, dh0, dc0 = _ext().lstm_backward(
+    ln = p.ln_ih_w is not None
+    # with layer norm the kernel also runs LN_ih's backward (d xp, from the saved x W_ih^T and its
+    # statistics) and returns the layer-norm parameters' and the biases' gradients
+    lnx = (s.xp, s.ln_ih_stats[0], s.ln_ih_stats[1], p.ln_ih_w) if ln else (_NONE,) * 4
+    da_all, dhh_all, dh_new_all, dxp, dh0, dc0, *ln_grads = _ext().lstm_backward(
         _opt(dy), _opt(dh_n), _opt(dc_n), s.h_all, s.c_all, s.act, s.tc, s.c_new, s.hh_hat,
         s.hh_rstd, s.c_hat, s.c_rstd, p.w_hh, _opt(p.w_hr), _opt(p.w_ci),
-        _opt(p.w_cf), _opt(p.w_co), _opt(p.ln_hh_w), _opt(p.ln_c_w), _opt(rec), kc, kh,
+        _opt(p.w_cf), _opt(p.w_co), _opt(p.ln_hh_w), _opt(p.ln_c_w), _opt(rec), kc, kh, *lnx,
         ctx.coupled,
     )
-    d_ln_ih = None
-    if p.ln_ih_w is not None:
-        dxp, *d_ln_ih = torch.ops.aten.native_layer_norm_backward(
-            da_all, s.xp, [s.act.shape[-1]], s.ln_ih_stats[0], s.ln_ih_stats[1], p.ln_ih_w,
-            p.ln_ih_b, [True, True, True])
-    else:
+    if not ln:
         dxp = da_all
     c_new = s.c_new if s.c_new.numel() else s.c_all[1:]
     want = glue.wanted(ctx)
     g = {}  # the GEMM gradients here (oneDNN; bfloat16 when mixed), the reductions in float32
     H = s.c_all.shape[-1]
+    if ln:
+        d_lnhh_w, d_shift, d_lnih_w, d_lnc_w, d_lnc_b = ln_grads
+        from_kernel = dict(ln_hh_w=d_lnhh_w, ln_hh_b=d_shift, ln_ih_w=d_lnih_w, ln_ih_b=d_shift,
+                           ln_c_w=d_lnc_w, ln_c_b=d_lnc_b, b_ih=d_shift, b_hh=d_shift)
+        g.update({k: v for k, v in from_kernel.items() if k in want})
     if "w_hh" in want:
         g["w_hh"] = _gemm_grad(dhh_all, _recurrent_input(s.h_all, rec), mix)
     if "w_ih" in want:
@@ -356,8 +362,8 @@ def _lstm_backward(ctx, dy, dh_n, dc_n, mix: Mixed | None):
     if p.w_hr is not None and "w_hr" in want:
         g["w_hr"] = _gemm_grad(dh_new_all, s.act[..., -H:] * s.tc, mix)
     g.update(lstm_weight_grads(p, s.x, s.h_all, s.c_all, s.act, s.tc, c_new, s.hh_hat,
-                               s.c_hat, rec, da_all, dhh_all, dh_new_all, dcn_all, dxp,
-                               d_ln_ih, want - g.keys()))
+                               s.c_hat, rec, da_all, dhh_all, dh_new_all, None, dxp,
+                               None, want - g.keys()))
     dx = _input_grad(dxp, p.w_ih, mix) if glue.needs_dx(ctx) else None  # (T, B, I)
     return _grads_out(ctx, dx, (dh0, dc0), g, mix)
 

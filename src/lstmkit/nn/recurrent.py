@@ -34,17 +34,24 @@ def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
     return x[idx, torch.arange(B, device=x.device)]
 
 
-def run_sequence(v: _params.Variant, engine: str, x: Tensor, state, p, masks: Masks):
-    """One layer-direction on our engines: x (T, B, I) -> (y, *state_n), as the registry says.
+def resolve_engine(v: _params.Variant, engine: str, x: Tensor, p, masks: Masks) -> str:
+    """"reference" or "fused" for one layer-direction's call (x, p, masks).
 
     engine: "reference", "fused" (raises if it cannot serve) or "fused_or_reference"."""
     fam = v.family
     if engine == "fused_or_reference":
-        engine = "fused" if fam.fused_ok(x, p, masks, v.opts) else "reference"
-    elif engine == "fused" and not fam.fused_ok(x, p, masks, v.opts):
+        return "fused" if fam.fused_ok(x, p, masks, v.opts) else "reference"
+    if engine == "fused" and not fam.fused_ok(x, p, masks, v.opts):
         raise ValueError("engine: 'fused' kernels are not available or cannot serve this "
                          "configuration; use engine='auto' or 'reference'")
-    return fam.run(engine, x, state, p, masks, v.opts)
+    return engine
+
+
+def run_sequence(v: _params.Variant, engine: str, x: Tensor, state, p, masks: Masks):
+    """One layer-direction on our engines: x (T, B, I) -> (y, *state_n), as the registry says.
+
+    engine: "reference", "fused" (raises if it cannot serve) or "fused_or_reference"."""
+    return v.family.run(resolve_engine(v, engine, x, p, masks), x, state, p, masks, v.opts)
 
 
 def run_layers(v: _params.Variant, engine: str, x: Tensor, states: list, lengths: Tensor | None,
@@ -70,13 +77,22 @@ def run_layers(v: _params.Variant, engine: str, x: Tensor, states: list, lengths
     else:
         lengths = None  # every sequence is full: no masking needed
     layer_in, outputs, finals = x, [], []
+    # The engine is resolved once, on the first layer-direction: what decides it (the family's
+    # options, dtype and device of the input, parameters and masks, the masks present) is shared
+    # by every layer-direction of one call (a later layer's input is the previous output, in the
+    # same dtype on both engines), so asking again (a scan of every tensor, ~8 us) would give the
+    # same answer. A module whose layers were moved to different dtypes or devices by hand would
+    # be refused later by either engine alike.
+    resolved = None
     for k in range(num_layers):
         inp = layer_in if enter is None else enter(k, layer_in)
         outs = []
         for d in range(directions):
             p, masks = layer(k, d, out_mask)
             xin = inp if d == 0 else reverse_padded(inp, lengths)
-            y, *state = run_sequence(v, engine, xin, states[k * directions + d], p, masks)
+            if resolved is None:
+                resolved = resolve_engine(v, engine, xin, p, masks)
+            y, *state = v.family.run(resolved, xin, states[k * directions + d], p, masks, v.opts)
             outs.append(y if d == 0 else reverse_padded(y, lengths))
             finals.append(tuple(state))
         out = outs[0] if directions == 1 else torch.cat(outs, dim=2)

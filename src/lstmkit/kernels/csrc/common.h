@@ -107,28 +107,61 @@ inline const c10::TypedOperatorHandle<LinearFn>* onednn_linear() {
   return op;
 }
 
-// multiply-adds from which a step's GEMM goes to oneDNN (measured crossover ~16 x 512 x 128)
-constexpr int64_t ONEDNN_MIN_MACS = int64_t(1) << 22;
+// oneDNN's weight prepacking (mkldnn::_reorder_linear_weight: the weight in the blocked layout
+// its GEMM wants, as an opaque MKLDNN tensor that _linear_pointwise takes in place of a dense
+// one), or nullptr where this torch build has none.
+using ReorderFn = at::Tensor(const at::Tensor&, std::optional<int64_t>);
+inline const c10::TypedOperatorHandle<ReorderFn>* onednn_reorder() {
+  static const c10::TypedOperatorHandle<ReorderFn>* op = []() -> const c10::TypedOperatorHandle<ReorderFn>* {
+    auto h = c10::Dispatcher::singleton().findSchema({"mkldnn::_reorder_linear_weight", ""});
+    if (!h.has_value()) return nullptr;
+    try {
+      return new c10::TypedOperatorHandle<ReorderFn>(h->typed<ReorderFn>());
+    } catch (const std::exception&) {  // another signature in this torch: dense weights
+      return nullptr;
+    }
+  }();
+  return op;
+}
+
+// When a step's GEMM goes to oneDNN (benchmarks/README.md, "per-step GEMM crossover", 1 thread,
+// this AMD CPU where MKL's sgemm runs its generic path; `python -m benchmarks.rnn --sections
+// crossover`). A sequence (T > 2) prepacks the weight once; oneDNN then breaks even with at::mm
+// around 512K multiply-adds and wins from 1M with 2 or more rows (B=4, H=256: 34 us against
+// 77 us; B=16, H=256: 64 against 124); a single row is a GEMV, where at::mm keeps up. A streaming
+// step through lstm_forward (T <= 2) would pay the prepacking every call: it keeps the dense
+// weight and the old crossover, 4M multiply-adds.
+constexpr int64_t ONEDNN_MIN_MACS = int64_t(1) << 22;      // T <= 2: dense weight
+constexpr int64_t ONEDNN_SEQ_MIN_MACS = int64_t(1) << 20;  // T > 2: prepacked weight, rows >= 2
 
 // One per-step GEMM y (rows, N) = a (rows, K) @ w^T for a weight w (N, K), with a and y in the
-// state's dtype and w in the GEMM dtype. Same dtype: at::mm_out (or oneDNN for big float32
+// state's dtype and w in the GEMM dtype. Same dtype: at::mm_out (or oneDNN for big enough float32
 // GEMMs). bfloat16 w under a float32 state: a is rounded to bfloat16, torch's bfloat16 GEMM
 // accumulates in float32 (oneDNN; AMX where the CPU has it) and rounds y to bfloat16, which is
-// widened back to float32 for the gate math. The weight is prepared once per sequence.
+// widened back to float32 for the gate math. The weight is prepared once per sequence (transposed
+// for at::mm, prepacked for oneDNN).
 class StepGemm {
  public:
   StepGemm() = default;
   StepGemm(const at::Tensor& w, int64_t rows, int64_t T, const at::TensorOptions& state)
       : mixed_(w.scalar_type() != state.dtype().toScalarType()) {
     const at::ScalarType g = w.scalar_type();
+    const int64_t macs = rows * w.size(0) * w.size(1);
+    const bool seq = T > 2;
     use_onednn_ = (g == at::kFloat || g == at::kBFloat16) && onednn_linear() != nullptr &&
-                  (mixed_ || rows * w.size(0) * w.size(1) >= ONEDNN_MIN_MACS);
+                  (mixed_ || (seq ? rows >= 2 && macs >= ONEDNN_SEQ_MIN_MACS : macs >= ONEDNN_MIN_MACS));
     if (use_onednn_) {
       w_ = w.contiguous();  // (N, K)
+      if (seq && onednn_reorder() != nullptr) {
+        try {
+          w_ = onednn_reorder()->call(w_, rows);
+        } catch (const std::exception&) {  // not packable here: the dense weight serves
+        }
+      }
     } else {
       // (K, N) contiguous: a plain NN GEMM is faster than the transposed view; the copy pays
       // off over a sequence, not for one streaming step
-      w_ = T > 2 ? w.t().contiguous() : w.t();
+      w_ = seq ? w.t().contiguous() : w.t();
     }
     if (mixed_) a_lo_ = at::empty({rows, w.size(1)}, state.dtype(g));
     if (mixed_ && !use_onednn_) y_lo_ = at::empty({rows, w.size(0)}, state.dtype(g));

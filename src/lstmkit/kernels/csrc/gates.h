@@ -119,60 +119,101 @@ inline void ln_row_backward_from(const S* __restrict__ dy, const S* __restrict__
   for (int64_t k = 0; k < n; ++k) dx[k] = rstd * (dy[k] * w[k] - m1 - xh[k] * m2);
 }
 
-// ---- LSTM with layer norm, statistics fused into the gate pass --------------------------------
-// The row's LN_hh statistics (shift, off, rstd) are known (row_stats_1pass over the recurrent
-// GEMM output a); one pass then normalises a (writing hhat for the backward), adds the input part
-// xr and the LN bias, runs the gates and c, and accumulates LN_c's sums of c (shifted by cshift)
-// so that only the tanh(LN_c(c)) pass remains.
+// The same writing pass for LN_hh in the LSTM backward, also accumulating the row's share of
+// LN_hh's parameter gradients over the call (in double): gw += dy * xh (its gain), gb += dy (its
+// shift, which is also the gradient of b_ih, b_hh and LN_ih's shift: every one adds to the gates).
 template <typename S>
-void gates_forward_ln(const S* R a, const S* R xr, const S* R lw, const S* R lb, S shift, S off, S rstd,
-                      S* R hhat, const S* R cp, const S* R wci, const S* R wcf, const S* R wco,
-                      S* R i_out, S* R f_out, S* R g_out, S* R o_out, S* R c_out, int64_t H,
-                      S cshift, double& cs1, double& cs2) {
-  double s1 = 0, s2 = 0;
-#pragma omp simd reduction(+ : s1, s2)
-  for (int64_t j = 0; j < H; ++j) {
-    const int64_t ki = j, kf = H + j, kg = 2 * H + j, ko = 3 * H + j;
-    S ni = ((a[ki] - shift) - off) * rstd, nf = ((a[kf] - shift) - off) * rstd;
-    S ng = ((a[kg] - shift) - off) * rstd, no = ((a[ko] - shift) - off) * rstd;
-    hhat[ki] = ni; hhat[kf] = nf; hhat[kg] = ng; hhat[ko] = no;
-    S c0_ = cp[j];
-    S i = sigmoid_(xr[ki] + ni * lw[ki] + lb[ki] + wci[j] * c0_);
-    S f = sigmoid_(xr[kf] + nf * lw[kf] + lb[kf] + wcf[j] * c0_);
-    S g = tanh_(xr[kg] + ng * lw[kg] + lb[kg]);
-    S c = f * c0_ + i * g;
-    S o = sigmoid_(xr[ko] + no * lw[ko] + lb[ko] + wco[j] * c);
-    i_out[j] = i; f_out[j] = f; g_out[j] = g; o_out[j] = o;
-    c_out[j] = c;
-    double d = double(c - cshift);
-    s1 += d; s2 += d * d;
+inline void ln_row_backward_acc(const S* __restrict__ dy, const S* __restrict__ xh, S rstd,
+                                const S* __restrict__ w, int64_t n, S s1, S s2, S* __restrict__ dx,
+                                double* __restrict__ gw, double* __restrict__ gb) {
+  const S m1 = s1 / S(n), m2 = s2 / S(n);
+  for (int64_t k = 0; k < n; ++k) {
+    dx[k] = rstd * (dy[k] * w[k] - m1 - xh[k] * m2);
+    gw[k] += double(dy[k] * xh[k]);
+    gb[k] += double(dy[k]);
   }
-  cs1 = s1; cs2 = s2;
 }
 
-template <typename S>  // CIFG: f = 1 - i, rows (i, g, o)
-void gates_forward_coupled_ln(const S* R a, const S* R xr, const S* R lw, const S* R lb, S shift,
-                              S off, S rstd, S* R hhat, const S* R cp, const S* R wci, const S* R wco,
-                              S* R i_out, S* R g_out, S* R o_out, S* R c_out, int64_t H, S cshift,
-                              double& cs1, double& cs2) {
-  double s1 = 0, s2 = 0;
+// LN_ih's backward for one row, in place: d (the gates' d pre-activations) becomes d xp, the
+// gradient of LN_ih's input x W_ih^T. xp: that input; mean, rstd: its statistics as the forward
+// took them (torch's native layer norm); gw accumulates LN_ih's gain gradient, d * xhat.
+template <typename S>
+inline void ln_ih_row_backward(S* __restrict__ d, const S* __restrict__ xp, S mean, S rstd,
+                               const S* __restrict__ w, int64_t n, double* __restrict__ gw) {
+  S s1 = 0, s2 = 0;
 #pragma omp simd reduction(+ : s1, s2)
-  for (int64_t j = 0; j < H; ++j) {
-    const int64_t ki = j, kg = H + j, ko = 2 * H + j;
-    S ni = ((a[ki] - shift) - off) * rstd, ng = ((a[kg] - shift) - off) * rstd;
-    S no = ((a[ko] - shift) - off) * rstd;
-    hhat[ki] = ni; hhat[kg] = ng; hhat[ko] = no;
-    S c0_ = cp[j];
-    S i = sigmoid_(xr[ki] + ni * lw[ki] + lb[ki] + wci[j] * c0_);
-    S g = tanh_(xr[kg] + ng * lw[kg] + lb[kg]);
-    S c = (S(1) - i) * c0_ + i * g;
-    S o = sigmoid_(xr[ko] + no * lw[ko] + lb[ko] + wco[j] * c);
-    i_out[j] = i; g_out[j] = g; o_out[j] = o;
-    c_out[j] = c;
-    double d = double(c - cshift);
-    s1 += d; s2 += d * d;
+  for (int64_t k = 0; k < n; ++k) {
+    S xh = (xp[k] - mean) * rstd;
+    S e = d[k] * w[k];
+    s1 += e;
+    s2 += e * xh;
+    gw[k] += double(d[k] * xh);
   }
-  cs1 = s1; cs2 = s2;
+  const S m1 = s1 / S(n), m2 = s2 / S(n);
+  for (int64_t k = 0; k < n; ++k) d[k] = rstd * (d[k] * w[k] - m1 - (xp[k] - mean) * rstd * m2);
+}
+
+// The first pass of a row's backward with layer norm: d c_new through tanh(LN_c(c)) before
+// LN_c (dcn = dm * o * (1 - tc^2), the gradient of LN_c's output), LN_c's backward sums
+// (c1 = sum(dcn * w), c2 = sum(dcn * w * c_hat)) and its parameter gradients accumulated over
+// the call in double (gw += dcn * c_hat, gb += dcn).
+template <typename S>
+inline void ln_c_backward_head(const S* __restrict__ dm, const S* __restrict__ o,
+                               const S* __restrict__ tc, const S* __restrict__ w,
+                               const S* __restrict__ chat, S* __restrict__ dcn, int64_t H, S& c1,
+                               S& c2, double* __restrict__ gw, double* __restrict__ gb) {
+  S a1 = 0, a2 = 0;
+#pragma omp simd reduction(+ : a1, a2)
+  for (int64_t j = 0; j < H; ++j) {
+    S v = dm[j] * o[j] * (S(1) - tc[j] * tc[j]);  // backprop through tanh
+    dcn[j] = v;
+    S e = v * w[j];
+    a1 += e;
+    a2 += e * chat[j];
+    gw[j] += double(v * chat[j]);
+    gb[j] += double(v);
+  }
+  c1 = a1; c2 = a2;
+}
+
+// ---- LSTM with layer norm: the forward's row passes ------------------------------------------
+// The row's LN_hh statistics (shift, off, rstd) are known (row_stats_1pass over the recurrent
+// GEMM output a). One sequential pass normalises a (writing hhat for the backward) and turns it
+// into the pre-activations in place, a = xr + hhat * w + b; the plain gate pass (gates_forward)
+// then runs on a, as without layer norm (one code path for the gate math; as fast, within this
+// box's noise, as the former single pass that normalised inside the gate loop).
+template <typename S>
+void ln_gate_input(S* R a, const S* R xr, const S* R lw, const S* R lb, S shift, S off, S rstd,
+                   S* R hhat, int64_t G) {
+  for (int64_t k = 0; k < G; ++k) {
+    S n = ((a[k] - shift) - off) * rstd;
+    hhat[k] = n;
+    a[k] = xr[k] + n * lw[k] + lb[k];
+  }
+}
+
+// Sums of v - shift and of its square over a row, in double (see stats_from_sums).
+template <typename S> inline void row_sums_about(const S* R v, int64_t n, S shift, double& s1, double& s2) {
+  double a1 = 0, a2 = 0;
+#pragma omp simd reduction(+ : a1, a2)
+  for (int64_t k = 0; k < n; ++k) { double d = double(v[k] - shift); a1 += d; a2 += d * d; }
+  s1 = a1; s2 = a2;
+}
+
+// The forward's last pass over a row: c_hat = LN_c(c) before its affine (written for the
+// backward), tc = tanh(c_hat * w + b), m = o * tc. A function of its own with __restrict__
+// pointers: inline in the time loop, the stores could alias the loop object's weight pointers
+// and gcc left it scalar.
+template <typename S>
+void ln_c_output(const S* R cn, S shift, S off, S rstd, const S* R lcw, const S* R lcb,
+                 const S* R o, S* R chat, S* R tc, S* R m, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    S v = ((cn[j] - shift) - off) * rstd;
+    chat[j] = v;
+    S tv = tanh_(v * lcw[j] + lcb[j]);
+    tc[j] = tv;
+    m[j] = o[j] * tv;
+  }
 }
 
 // Backward with layer norm, statistics fused. The row's LN_c backward means are known

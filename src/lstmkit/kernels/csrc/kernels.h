@@ -16,7 +16,8 @@ std::vector<at::Tensor> lstm_backward(
     at::Tensor act, at::Tensor tc, at::Tensor c_new, at::Tensor hh_hat, at::Tensor hh_rstd,
     at::Tensor c_hat, at::Tensor c_rstd, at::Tensor w_hh, at::Tensor w_hr, at::Tensor w_ci,
     at::Tensor w_cf, at::Tensor w_co, at::Tensor ln_hh_w, at::Tensor ln_c_w, at::Tensor rec,
-    at::Tensor keep_c, at::Tensor keep_h, bool coupled);
+    at::Tensor keep_c, at::Tensor keep_h, at::Tensor xp, at::Tensor x_mean, at::Tensor x_rstd,
+    at::Tensor ln_ih_w, bool coupled);
 std::vector<at::Tensor> lstm_step(
     at::Tensor x, at::Tensor h, at::Tensor c, at::Tensor w_ih, at::Tensor w_hh, at::Tensor b_ih,
     at::Tensor b_hh, at::Tensor w_hr, at::Tensor w_ci, at::Tensor w_cf, at::Tensor w_co,

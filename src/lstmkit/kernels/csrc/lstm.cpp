@@ -3,6 +3,9 @@
 // Symbols: T time, B batch, H hidden (cell), P output width (proj or H), G gate rows (4H; 3H coupled).
 // The kernel sees raw pointers and shapes; Python owns layout, masks and the input projection
 // (x W_ih^T for all steps, LN_ih, biases) and takes the weight gradients with GEMMs afterwards.
+// With layer norm the backward also runs LN_ih's backward row by row (d xp for those GEMMs) and
+// accumulates every layer-norm parameter's gradient (and the biases') as it goes: no (T, B, G)
+// temporaries for them in Python.
 // Optional tensors are passed as undefined/empty tensors. Every state tensor is contiguous; the
 // GEMM weights (w_hh, w_hr) are the state's dtype, or bfloat16 under a float32 state (bfloat16
 // GEMMs, float32 gate math: common.h's StepGemm). The gate math is gates.h's.
@@ -11,8 +14,10 @@
 #include <ATen/ATen.h>  // not torch/extension.h: 3x faster to compile; only bindings.cpp needs pybind
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "common.h"
@@ -99,8 +104,9 @@ struct LstmForward {
   }
 
   // One batch row of step t: LN_hh, gates and c, then m = o * tanh(LN_c(c)) (h itself without
-  // a projection). Without layer norm the pre-activations are written in place over hh; with
-  // it, one statistics pass over hh and one fused pass (gates.h's gates_forward_ln).
+  // a projection). The pre-activations are written in place over hh: without layer norm hh +
+  // xg; with it, after one statistics pass over hh, xg + LN_hh(hh) (gates.h's ln_gate_input).
+  // Then the gate pass, and with layer norm LN_c's sums and the tanh(LN_c(c)) pass.
   void gate_row(int64_t t, int64_t b) {
     const int64_t ts = save ? t : 0;
     const S* xr = xg_p + (t * B + b) * G;
@@ -111,39 +117,31 @@ struct LstmForward {
     S* tcr = tc.data_ptr<S>() + (ts * B + b) * H;
     S* mr = proj ? m.data_ptr<S>() + b * H : h_p + ((t + 1) * B + b) * P;
     const S* o = ar + G - H;
-    if (ln) {  // LN_hh statistics in one pass, then one fused pass: LN_hh, gates, c, LN_c's sums
+    if (ln) {
       S hshift, hoff, rstd;
-      double s1, s2;  // LN_c's sums of c - shift
       lstmkit::row_stats_1pass(a, G, hshift, hoff, rstd);
-      S* hhat = hh_hat.data_ptr<S>() + (ts * B + b) * G;
       hh_rstd.data_ptr<S>()[ts * B + b] = rstd;
-      const S shift = cp[0];  // c_new stays near c_prev: a shift inside the row's range
-      if (coupled) {
-        lstmkit::gates_forward_coupled_ln(a, xr, lnw, lnb, hshift, hoff, rstd, hhat, cp, wci, wco, ar, ar + H,
-                                          ar + 2 * H, cn, H, shift, s1, s2);
-      } else {
-        lstmkit::gates_forward_ln(a, xr, lnw, lnb, hshift, hoff, rstd, hhat, cp, wci, wcf, wco, ar, ar + H,
-                                  ar + 2 * H, ar + 3 * H, cn, H, shift, s1, s2);
-      }
-      S coff, crstd;
-      lstmkit::stats_from_sums(s1, s2, H, coff, crstd);
-      S* chat = c_hat.data_ptr<S>() + (ts * B + b) * H;
-      c_rstd.data_ptr<S>()[ts * B + b] = crstd;
-      for (int64_t j = 0; j < H; ++j) {
-        S v = ((cn[j] - shift) - coff) * crstd;
-        chat[j] = v;
-        S tv = lstmkit::tanh_(v * lcw[j] + lcb[j]);
-        tcr[j] = tv;
-        mr[j] = o[j] * tv;
-      }
-      return;
+      lstmkit::ln_gate_input(a, xr, lnw, lnb, hshift, hoff, rstd,
+                             hh_hat.data_ptr<S>() + (ts * B + b) * G, G);
+    } else {
+      for (int64_t k = 0; k < G; ++k) a[k] += xr[k];
     }
-    for (int64_t k = 0; k < G; ++k) a[k] += xr[k];
     if (coupled) {
       lstmkit::gates_forward_coupled(a, a + H, a + 2 * H, cp, wci, wco, ar, ar + H, ar + 2 * H, cn, H);
     } else {
       lstmkit::gates_forward(a, a + H, a + 2 * H, a + 3 * H, cp, wci, wcf, wco, ar, ar + H,
                              ar + 2 * H, ar + 3 * H, cn, H);
+    }
+    if (ln) {
+      const S shift = cp[0];  // c_new stays near c_prev: a shift inside the row's range
+      double s1, s2;
+      lstmkit::row_sums_about(cn, H, shift, s1, s2);
+      S coff, crstd;
+      lstmkit::stats_from_sums(s1, s2, H, coff, crstd);
+      S* chat = c_hat.data_ptr<S>() + (ts * B + b) * H;
+      c_rstd.data_ptr<S>()[ts * B + b] = crstd;
+      lstmkit::ln_c_output(cn, shift, coff, crstd, lcw, lcb, o, chat, tcr, mr, H);
+      return;
     }
     for (int64_t j = 0; j < H; ++j) {
       S tv = lstmkit::tanh_(cn[j]);
@@ -197,15 +195,18 @@ struct LstmForward {
 template <typename S>
 struct LstmBackward {
   const int64_t T, B, G, H, P;
-  const bool coupled, proj, ln, blended, kh_on;
+  const bool coupled, proj, ln, lnx, blended, kh_on;
   const at::Tensor &c_hat, &c_rstd, &hh_hat, &hh_rstd;
-  // outputs
-  at::Tensor dh, dc, da_all, dhh_all, dh_new_all, dcn_all;
+  // outputs; with layer norm, sums (chunks, 3G + 2H): per chunk of batch rows, the parameter
+  // gradients d ln_hh_w (G), d shift (G: ln_hh_b, ln_ih_b, b_ih, b_hh), d ln_ih_w (G),
+  // d ln_c_w (H), d ln_c_b (H), accumulated in double over the call
+  at::Tensor dh, dc, da_all, dhh_all, dh_new_all, dxp_all, sums;
   // per-step workspace
   at::Tensor dm, dh_new, dh_prev, dc_prev, dcn_row;
   lstmkit::StepGemm rec_gemm, proj_gemm;
   std::vector<S> zeros;  // stands in for absent peepholes / keep masks
   const S *dy_p, *c_p, *act_p, *tc_p, *wci, *wcf, *wco, *lnw, *lcw, *rec_p, *kc_p, *kh_p;
+  const S *xp_p, *xmean_p, *xrstd_p, *lxw;  // LN_ih: its input, statistics and gain
   S *dh_p, *dc_p, *dhn_p, *dhp_p, *dcp_p, *dcnr_p;
 
   LstmBackward(const at::Tensor& dy, const at::Tensor& dh_n, const at::Tensor& dc_n,
@@ -214,9 +215,12 @@ struct LstmBackward {
                const at::Tensor& c_hat_, const at::Tensor& c_rstd_, const at::Tensor& w_hh,
                const at::Tensor& w_hr, const at::Tensor& w_ci, const at::Tensor& w_cf,
                const at::Tensor& w_co, const at::Tensor& ln_hh_w, const at::Tensor& ln_c_w,
-               const at::Tensor& rec, const at::Tensor& keep_c, const at::Tensor& keep_h, bool coupled_)
+               const at::Tensor& rec, const at::Tensor& keep_c, const at::Tensor& keep_h,
+               const at::Tensor& xp, const at::Tensor& x_mean, const at::Tensor& x_rstd,
+               const at::Tensor& ln_ih_w, bool coupled_)
       : T(act.size(0)), B(act.size(1)), G(act.size(2)), H(c_all.size(2)), P(h_all.size(2)),
-        coupled(coupled_), proj(on(w_hr)), ln(on(ln_hh_w)), blended(on(keep_c)), kh_on(on(keep_h)),
+        coupled(coupled_), proj(on(w_hr)), ln(on(ln_hh_w)), lnx(on(ln_ih_w)), blended(on(keep_c)),
+        kh_on(on(keep_h)),
         c_hat(c_hat_), c_rstd(c_rstd_), hh_hat(hh_hat_), hh_rstd(hh_rstd_) {
     auto opts = act.options();
     dh = on(dh_n) ? dh_n.clone() : at::zeros({B, P}, opts);
@@ -224,7 +228,11 @@ struct LstmBackward {
     da_all = at::empty({T, B, G}, opts);
     dhh_all = ln ? at::empty({T, B, G}, opts) : da_all;
     dh_new_all = proj ? at::empty({T, B, P}, opts) : at::empty({0}, opts);
-    dcn_all = ln ? at::empty({T, B, H}, opts) : at::empty({0}, opts);
+    // d xp (LN_ih's input gradient) is written over da, unless the peepholes' gradients (taken in
+    // Python from da) need it kept
+    dxp_all = !lnx ? at::empty({0}, opts) : on(w_ci) ? at::empty({T, B, G}, opts) : da_all;
+    const int64_t chunks = (B + grain(B, G) - 1) / grain(B, G);
+    sums = ln ? at::zeros({chunks, 3 * G + 2 * H}, opts.dtype(at::kDouble)) : at::empty({0}, opts);
     dh_new = at::empty({B, P}, opts);
     dh_prev = at::empty({B, P}, opts);
     dc_prev = at::empty({B, H}, opts);
@@ -244,6 +252,10 @@ struct LstmBackward {
     wco = on(w_co) ? w_co.data_ptr<S>() : zeros.data();
     lnw = ptr_or_null<S>(ln_hh_w);
     lcw = ptr_or_null<S>(ln_c_w);
+    xp_p = ptr_or_null<S>(xp);
+    xmean_p = ptr_or_null<S>(x_mean);
+    xrstd_p = ptr_or_null<S>(x_rstd);
+    lxw = ptr_or_null<S>(ln_ih_w);
     rec_p = ptr_or_null<S>(rec);
     kc_p = ptr_or_null<S>(keep_c);
     kh_p = ptr_or_null<S>(keep_h);
@@ -273,12 +285,13 @@ struct LstmBackward {
     proj_gemm(dm, dh_new);
   }
 
-  // One batch row of step t: through h = o * tanh(LN_c(c)), the gates and LN_hh.
-  void gate_row(int64_t t, int64_t b) {
+  // One batch row of step t: through h = o * tanh(LN_c(c)), the gates, LN_hh and LN_ih; with
+  // layer norm, acc is the row's chunk of sums (its parameter gradients).
+  void gate_row(int64_t t, int64_t b, double* acc) {
     const S* dm_p = proj ? dm.data_ptr<S>() : dhn_p;
     S* dar = da_all.data_ptr<S>() + (t * B + b) * G;
     S* dhh = ln ? dhh_all.data_ptr<S>() + (t * B + b) * G : dar;
-    S* dcn = (ln ? dcn_all.data_ptr<S>() + t * B * H : dcnr_p) + b * H;
+    S* dcn = dcnr_p + b * H;
     const S* ar = act_p + (t * B + b) * G;
     const S* tcr = tc_p + (t * B + b) * H;
     const S* cp = c_p + (t * B + b) * H;
@@ -288,18 +301,11 @@ struct LstmBackward {
     const S* dcr = dc_p + b * H;
     const S* kc = blended ? kc_p + (t * B + b) * H : zeros.data();
     if (ln) {  // LN statistics fused: one pass for dcn and LN_c's sums, one for the gates and
-      //          LN_hh's sums, one writing d hh
+      //          LN_hh's sums, one writing d hh, then LN_ih's backward (two passes)
       const S* chat = c_hat.data_ptr<S>() + (t * B + b) * H;
       const S* hhat = hh_hat.data_ptr<S>() + (t * B + b) * G;
-      S c1 = 0, c2 = 0;
-#pragma omp simd reduction(+ : c1, c2)
-      for (int64_t j = 0; j < H; ++j) {
-        S v = dmr[j] * o[j] * (S(1) - tcr[j] * tcr[j]);  // backprop through tanh
-        dcn[j] = v;
-        S e = v * lcw[j];
-        c1 += e;
-        c2 += e * chat[j];
-      }
+      S c1, c2;
+      lstmkit::ln_c_backward_head(dmr, o, tcr, lcw, chat, dcn, H, c1, c2, acc + 3 * G, acc + 3 * G + H);
       const S crstd = c_rstd.data_ptr<S>()[t * B + b];
       S s1, s2;
       if (coupled) {
@@ -311,7 +317,14 @@ struct LstmBackward {
                                    crstd, c1 / S(H), c2 / S(H), dcr, kc, wci, wcf, wco, hhat, lnw,
                                    dar, dar + H, dar + 2 * H, dar + 3 * H, dcpr, H, s1, s2);
       }
-      lstmkit::ln_row_backward_from(dar, hhat, hh_rstd.data_ptr<S>()[t * B + b], lnw, G, s1, s2, dhh);
+      lstmkit::ln_row_backward_acc(dar, hhat, hh_rstd.data_ptr<S>()[t * B + b], lnw, G, s1, s2, dhh,
+                                   acc, acc + G);
+      if (lnx) {
+        S* dx = dxp_all.data_ptr<S>() + (t * B + b) * G;
+        if (dx != dar) std::memcpy(dx, dar, sizeof(S) * G);
+        const int64_t r = t * B + b;
+        lstmkit::ln_ih_row_backward(dx, xp_p + r * G, xmean_p[r], xrstd_p[r], lxw, G, acc + 2 * G);
+      }
       return;
     }
     // dcn = dm * o * (1 - tc^2): backprop through tanh
@@ -343,12 +356,24 @@ struct LstmBackward {
     for (int64_t t = T - 1; t >= 0; --t) {
       add_output_grad(t);
       if (proj) project_back(t);
-      at::parallel_for(0, B, grain(B, G), [&](int64_t b0, int64_t b1) {
-        for (int64_t b = b0; b < b1; ++b) gate_row(t, b);
+      // chunks of `grain` rows, each with its own slice of sums: the parameter gradients are the
+      // same whatever the thread count
+      const int64_t g = grain(B, G), chunks = (B + g - 1) / g, W = 3 * G + 2 * H;
+      double* acc = ln ? sums.data_ptr<double>() : nullptr;
+      at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+        for (int64_t c = c0; c < c1; ++c) {
+          for (int64_t b = c * g; b < std::min(B, (c + 1) * g); ++b) gate_row(t, b, ln ? acc + c * W : nullptr);
+        }
       });
       recurrent_back(t);
     }
-    return {da_all, dhh_all, dh_new_all, dcn_all, dh, dc};
+    std::vector<at::Tensor> out = {da_all, dhh_all, dh_new_all, dxp_all, dh, dc};
+    if (ln) {  // the parameter gradients in the state's dtype: ln_hh_w, shift, ln_ih_w, ln_c_w, ln_c_b
+      at::Tensor total = sums.sum(0).to(da_all.scalar_type());
+      for (auto [off, n] : {std::pair<int64_t, int64_t>{0, G}, {G, G}, {2 * G, G}, {3 * G, H}, {3 * G + H, H}})
+        out.push_back(total.narrow(0, off, n).clone());
+    }
+    return out;
   }
 };
 
@@ -392,7 +417,8 @@ std::vector<at::Tensor> lstm_backward(
     at::Tensor act, at::Tensor tc, at::Tensor c_new, at::Tensor hh_hat, at::Tensor hh_rstd,
     at::Tensor c_hat, at::Tensor c_rstd, at::Tensor w_hh, at::Tensor w_hr, at::Tensor w_ci,
     at::Tensor w_cf, at::Tensor w_co, at::Tensor ln_hh_w, at::Tensor ln_c_w, at::Tensor rec,
-    at::Tensor keep_c, at::Tensor keep_h, bool coupled) {
+    at::Tensor keep_c, at::Tensor keep_h, at::Tensor xp, at::Tensor x_mean, at::Tensor x_rstd,
+    at::Tensor ln_ih_w, bool coupled) {
   lstmkit::check_floating(act, "act");
   const int64_t T = act.size(0), B = act.size(1), G = act.size(2);
   const int64_t H = c_all.dim() == 3 ? c_all.size(2) : -1, P = h_all.dim() == 3 ? h_all.size(2) : -1;
@@ -416,6 +442,13 @@ std::vector<at::Tensor> lstm_backward(
     lstmkit::check(ln_hh_w, "ln_hh_w", act, {G});
     lstmkit::check(ln_c_w, "ln_c_w", act, {H});
   }
+  TORCH_CHECK(!lstmkit::on(ln_ih_w) || ln, "ln_ih_w: expected it only with the other layer-norm tensors");
+  if (lstmkit::on(ln_ih_w)) {
+    lstmkit::check(ln_ih_w, "ln_ih_w", act, {G});
+    lstmkit::check(xp, "xp", act, {T, B, G});
+    lstmkit::check(x_mean, "x_mean", act, {T, B, 1});
+    lstmkit::check(x_rstd, "x_rstd", act, {T, B, 1});
+  }
   lstmkit::check_weight(w_hh, "w_hh", act, {G, P});
   if (lstmkit::on(w_hr)) lstmkit::check_weight(w_hr, "w_hr", act, {P, H});
   else TORCH_CHECK(P == H, "w_hr: expected a projection (P, H) when P=", P, " != H=", H);
@@ -427,7 +460,7 @@ std::vector<at::Tensor> lstm_backward(
   lstmkit::check_opt(keep_h, "keep_h", act, {T, B, P});
   return LSTMKIT_DISPATCH(act, "lstm_backward", LstmBackward<scalar_t>(
       dy, dh_n, dc_n, h_all, c_all, act, tc, hh_hat, hh_rstd, c_hat, c_rstd, w_hh, w_hr, w_ci,
-      w_cf, w_co, ln_hh_w, ln_c_w, rec, keep_c, keep_h, coupled).run());
+      w_cf, w_co, ln_hh_w, ln_c_w, rec, keep_c, keep_h, xp, x_mean, x_rstd, ln_ih_w, coupled).run());
 }
 
 // Streaming step without autograd: x (B, I), h (B, P), c (B, H) -> {h (B, P), c (B, H)}.
