@@ -27,7 +27,9 @@ dtype.
 Split of work (haste-style): Python owns layout, masks and the input projection (one GEMM for all
 steps, ``functional.lstm.input_projection``); C++ runs the whole time loop, each step one GEMM
 through torch's BLAS plus one fused elementwise pass; Python then takes every weight gradient
-with one GEMM or one reduction over all steps.
+with one GEMM or one reduction over all steps. The layer-norm LSTM's backward also runs LN_ih's
+backward and sums the layer-norm and bias gradients inside its time loop (no full-size
+temporaries for them).
 
     >>> import torch
     >>> from lstmkit import kernels
