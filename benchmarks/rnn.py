@@ -808,7 +808,7 @@ def main(argv: list[str] | None = None) -> int:
         elif s == "crossover":
             out += section_crossover(args)
         elif s == "stepgemm":
-            out += section_stepgemm(args, [(50, B, H) for H in (256, 512) for B in (8, 16, 32)])
+            out += section_stepgemm(args, [(50, B, H) for H in (256, 512) for B in (1, 8, 16, 32)])
         out.append("")
     out.append(f"load average at end {os.getloadavg()[0]:.1f}")
     if args.out:
