@@ -676,29 +676,35 @@ def _base_call(base, x, h0, c0, p, train: bool, leaves):
 
 
 def section_stepgemm(args, shapes) -> list[str]:
-    """The plain LSTM's fused forward (no_grad), whose per-step recurrent GEMM is (B, 4H, H),
-    against torch.nn.LSTM and, with ``--base SRC``, against another lstmkit's fused forward:
-    where the per-step GEMM rule (at::mm or oneDNN, dense or prepacked weight) matters."""
+    """The plain LSTM's fused call, whose per-step recurrent GEMM is (B, 4H, H), against
+    torch.nn.LSTM in the same dtype and, with ``--base SRC``, against another lstmkit's fused
+    call: where the per-step GEMM rule (at::mm, oneDNN dense or prepacked, panels) matters.
+    float32 forward (no_grad) at every shape; bfloat16 parameters forward and fwd+bwd at B <= 16."""
     base = base_kernels(args)
-    head = ("| T | B | H | step GEMM MACs | torch ms | fused ms | fused / torch |"
+    head = ("| dtype | pass | T | B | H | step GEMM MACs | torch ms | fused ms | fused / torch |"
             + (" base ms | base / torch | fused / base |" if base else ""))
     rows = [head, "|" + "---|" * (head.count("|") - 1)]
-    for T, B, H in shapes:
-        m = torch_lstm(H, H)
-        p = params_of(m)
-        x, h0, c0 = inputs(T, B, H, H)
-        fns = {"torch": torch_fn(m, x, h0, c0, False),
-               "fused": engine_fn("fused", x, h0, c0, p, Masks(), False)}
-        if base:
-            fns["base"] = _base_call(base, x, h0, c0, p, False, [])
-        t = compare(fns, args.runs, args.min_run_ms / 1e3)
-        cells = [f"{T}", f"{B}", f"{H}", f"{B * 4 * H * H / 1e6:.2f}M", f"{t['torch'] * 1e3:.2f}",
-                 f"{t['fused'] * 1e3:.2f}", f"{t['fused'] / t['torch']:.2f}"]
-        if base:
-            cells += [f"{t['base'] * 1e3:.2f}", f"{t['base'] / t['torch']:.2f}",
-                      f"{t['fused'] / t['base']:.2f}"]
-        rows.append("| " + " | ".join(cells) + " |")
-        print(rows[-1], flush=True)
+    for dtype, train in ((torch.float32, False), (torch.bfloat16, False), (torch.bfloat16, True)):
+        for T, B, H in shapes:
+            if dtype == torch.bfloat16 and B > 16:
+                continue
+            m = torch_lstm(H, H).to(dtype)
+            p = params_of(m)
+            x, h0, c0 = (t.detach().to(dtype) for t in inputs(T, B, H, H))
+            x.requires_grad_(train)
+            fns = {"torch": torch_fn(m, x, h0, c0, train),
+                   "fused": engine_fn("fused", x, h0, c0, p, Masks(), train)}
+            if base:
+                fns["base"] = _base_call(base, x, h0, c0, p, train, [x, *m.parameters()])
+            t = compare(fns, args.runs, args.min_run_ms / 1e3)
+            cells = [str(dtype).replace("torch.", ""), "fwd+bwd" if train else "fwd", f"{T}", f"{B}",
+                     f"{H}", f"{B * 4 * H * H / 1e6:.2f}M", f"{t['torch'] * 1e3:.2f}",
+                     f"{t['fused'] * 1e3:.2f}", f"{t['fused'] / t['torch']:.2f}"]
+            if base:
+                cells += [f"{t['base'] * 1e3:.2f}", f"{t['base'] / t['torch']:.2f}",
+                          f"{t['fused'] / t['base']:.2f}"]
+            rows.append("| " + " | ".join(cells) + " |")
+            print(rows[-1], flush=True)
     return rows
 
 
