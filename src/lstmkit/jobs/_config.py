@@ -53,3 +53,12 @@ def merge_config_file(cls, flags: dict, path: str | None) -> dict:
             if kw.get(k) is None or kw[k] == defaults[k]:
                 kw[k] = v
     return kw
+
+
+def config_from(cls, flags: dict, path: str | None = None):
+    """Dataclass ``cls`` from ``flags`` over the file at ``path`` (:func:`merge_config_file`);
+    an ``out`` given by neither keeps the dataclass's default folder."""
+    kw = merge_config_file(cls, flags, path)
+    if kw.get("out") is None:
+        kw.pop("out", None)
+    return cls(**kw)

@@ -49,7 +49,7 @@ from ..models.forecaster import Forecaster, ForecasterConfig
 from ..train import anomaly_metrics as am
 from ..train.trainer import TrainConfig, Trainer
 from . import _anomaly_baselines as bl
-from ._config import merge_config_file
+from ._config import config_from
 
 DETECTORS = ("autoencoder", "forecast")
 THRESHOLDS = ("percentile", "fbeta", "dynamic")
@@ -130,10 +130,7 @@ class Result:
 def config_from_flags(flags: dict, path: str | None = None) -> AnomalyConfig:
     """The config of ``lstmkit anomaly train``: ``flags`` over the fields of a TOML file or of a
     run's saved ``config.json`` (which reproduces that run; :mod:`lstmkit.jobs._config`)."""
-    kw = merge_config_file(AnomalyConfig, flags, path)
-    if kw.get("out") is None:
-        kw.pop("out", None)
-    return AnomalyConfig(**kw)
+    return config_from(AnomalyConfig, flags, path)
 
 
 # ----------------------------------------------------------------------------- data

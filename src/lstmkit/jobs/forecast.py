@@ -62,7 +62,7 @@ from ..models.forecaster import MODES, Forecaster, ForecasterConfig, median_inde
 from ..train.checkpoint import atomic_write, load_checkpoint
 from ..train.metrics import forecast_metrics, mase_scale
 from ..train.trainer import TrainConfig, Trainer
-from ._config import merge_config_file
+from ._config import config_from
 from .forecast_baselines import baseline_forecasts
 from .forecast_report import format_table, write
 
@@ -140,10 +140,7 @@ class ForecastConfig:
 def config_from_flags(flags: dict, path: str | None = None) -> ForecastConfig:
     """The config of ``lstmkit forecast train``: ``flags`` over the fields of a TOML file or of a
     run's saved ``config.json`` (which reproduces that run; :mod:`lstmkit.jobs._config`)."""
-    kw = merge_config_file(ForecastConfig, flags, path)
-    if kw.get("out") is None:
-        kw.pop("out", None)
-    return ForecastConfig(**kw)
+    return config_from(ForecastConfig, flags, path)
 
 
 @dataclass

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..train.checkpoint import atomic_write, save_checkpoint
 
-if TYPE_CHECKING:
-    from .forecast import Part, Result
 
-
-def write(res: Result, models, parts: list[Part], trainers) -> None:
-    """``config.json``, ``metrics.json``, ``model.pt`` and ``forecast.png`` into ``res.out``."""
+def write(res, models, parts: list, trainers) -> None:
+    """``config.json``, ``metrics.json``, ``model.pt`` and ``forecast.png`` into ``res.out``
+    (``res``: a ``jobs.forecast.Result``; ``parts``: its ``Part`` per series. Untyped here: this
+    module sits below ``jobs.forecast`` and does not import it)."""
     cfg, out = res.config, res.out
     atomic_write(os.path.join(out, "config.json"),
                  lambda p: open(p, "w").write(json.dumps(cfg.to_dict(), indent=2) + "\n"))
@@ -56,7 +54,7 @@ def format_table(metrics: dict, title: str = "") -> str:
     return "\n".join(lines)
 
 
-def plot(path: str, res: Result, parts: list[Part], max_panels: int = 4) -> None:
+def plot(path: str, res, parts: list, max_panels: int = 4) -> None:
     """Rolling h-step-ahead forecasts over the test split, with the LSTM's outer quantile band
     shaded; one panel per series (the first ``max_panels``)."""
     import matplotlib
