@@ -679,14 +679,16 @@ def section_stepgemm(args, shapes) -> list[str]:
     """The plain LSTM's fused call, whose per-step recurrent GEMM is (B, 4H, H), against
     torch.nn.LSTM in the same dtype and, with ``--base SRC``, against another lstmkit's fused
     call: where the per-step GEMM rule (at::mm, oneDNN dense or prepacked, panels) matters.
-    float32 forward (no_grad) at every shape; bfloat16 parameters forward and fwd+bwd at B <= 16."""
+    float32 forward (no_grad) at every shape; float32 fwd+bwd and bfloat16 parameters (forward
+    and fwd+bwd) at B <= 16."""
     base = base_kernels(args)
     head = ("| dtype | pass | T | B | H | step GEMM MACs | torch ms | fused ms | fused / torch |"
             + (" base ms | base / torch | fused / base |" if base else ""))
     rows = [head, "|" + "---|" * (head.count("|") - 1)]
-    for dtype, train in ((torch.float32, False), (torch.bfloat16, False), (torch.bfloat16, True)):
+    for dtype, train in ((torch.float32, False), (torch.float32, True), (torch.bfloat16, False),
+                         (torch.bfloat16, True)):
         for T, B, H in shapes:
-            if dtype == torch.bfloat16 and B > 16:
+            if (dtype == torch.bfloat16 or train) and B > 16:
                 continue
             m = torch_lstm(H, H).to(dtype)
             p = params_of(m)

@@ -135,8 +135,7 @@ inline const c10::TypedOperatorHandle<ReorderFn>* onednn_reorder() {
 // weight and the old crossover, 4M multiply-adds.
 constexpr int64_t ONEDNN_MIN_MACS = int64_t(1) << 22;      // T <= 2: dense weight
 constexpr int64_t ONEDNN_SEQ_MIN_MACS = int64_t(1) << 20;  // T > 2: prepacked weight, rows >= 2
-constexpr int64_t PANEL_MAX_ROWS = 1;        // T > 2, AVX-512: panels for single-row steps
-constexpr int64_t PANEL_MAX_ROWS_BF16 = 16;  // bfloat16 weights (AVX512-BF16): up to 16 rows
+constexpr int64_t PANEL_MAX_ROWS = 16;  // T > 2 on AVX-512 (bfloat16: AVX512-BF16): panels up to here
 
 // One per-step GEMM y (rows, N) = a (rows, K) @ w^T for a weight w (N, K), with a and y in the
 // state's dtype and w in the GEMM dtype. Same dtype: at::mm_out (or oneDNN for big enough float32
@@ -153,11 +152,10 @@ class StepGemm {
     const int64_t macs = rows * w.size(0) * w.size(1);
     const bool seq = T > 2;
     // small batches on an AVX-512 CPU: the weight packed once in panels (panels.h), no per-call
-    // cost. float32 at one row (a GEMV a step: the plain forward at B=1 went 0.86-0.93x the
-    // time); bfloat16 weights up to 16 rows, also skipping the two dtype copies per step
-    // (forward at B=1/4/16: 0.55x/0.70x/0.88x the time of oneDNN's bfloat16 GEMM)
+    // cost and no per-step dtype copies; measured (benchmarks.rnn --sections stepgemm --base)
+    // at 0.76-0.97x the time of at::mm / prepacked oneDNN up to 16 rows, float32 and bfloat16
     const auto& cpu = panels::isa();
-    use_panels_ = seq && rows <= (mixed_ ? PANEL_MAX_ROWS_BF16 : PANEL_MAX_ROWS) && state.dtype() == at::kFloat &&
+    use_panels_ = seq && rows <= PANEL_MAX_ROWS && state.dtype() == at::kFloat &&
                   (mixed_ ? g == at::kBFloat16 && cpu.bf16 : g == at::kFloat && cpu.avx512);
     if (use_panels_) {
       w_ = panels::pack(w, g);
