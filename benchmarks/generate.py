@@ -1,8 +1,10 @@
 """Greedy generation speed of the language model: a one-step layer call through the packed step
-kernel (what ``lk.LSTM`` runs in eval without gradients) against the one-step sequence call it
-replaced, same model, same tokens (checked equal).
+kernel (what ``lk.LSTM`` runs in eval without gradients), in each weight precision, against the
+one-step sequence call it replaced; same model; the full-precision paths must give the same
+tokens (checked), the reduced ones report how many of their tokens agree with them.
 
     python -m benchmarks.generate [--tokens 300] [--runs 3] [--hidden 256] [--layers 2]
+    python -m benchmarks.generate --checkpoint RUN   # a trained `lstmkit lm train --out RUN`
 """
 
 from __future__ import annotations
@@ -24,34 +26,57 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--vocab", type=int, default=100)
+    ap.add_argument("--checkpoint", default=None, help="a trained LM (the --out folder of lm train); "
+                    "default: an untrained one of --layers x --hidden, whose near-ties make reduced "
+                    "precisions diverge from full precision sooner")
+    ap.add_argument("--prompt", default="def ", help="with --checkpoint: the text to continue")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    model = LanguageModel(LanguageModelConfig(vocab_size=args.vocab, hidden_size=args.hidden,
-                                              num_layers=args.layers)).eval()
+    start = torch.tensor([1])
+    if args.checkpoint:
+        from lstmkit.jobs.lm import load
+
+        model, tok, _ = load(args.checkpoint)
+        c = model.config
+        args.layers, args.hidden, args.vocab = c.num_layers, c.hidden_size, c.vocab_size
+        ids = tok.encode(args.prompt)
+        start = torch.tensor(ids[-1:])
+    else:
+        model = LanguageModel(LanguageModelConfig(vocab_size=args.vocab, hidden_size=args.hidden,
+                                                  num_layers=args.layers)).eval()
     real = lk.LSTM._streams
-    paths = {"packed step": real, "one-step sequence call": lambda *a: False}
+    paths = {f"packed step, {w}": (real, w) for w in ("full", "bfloat16", "int8")}
+    paths["one-step sequence call"] = (lambda *a: False, "full")
     rates: dict[str, list[float]] = {k: [] for k in paths}
     outs = {}
     try:
         with torch.no_grad():
-            greedy(model.step, torch.tensor([1]), max_new_tokens=5)  # packs the weights
+            for w in ("full", "bfloat16", "int8"):  # pack each precision once
+                model.lstm.set_step_weights(w)
+                greedy(model.step, start, max_new_tokens=5)
             for _ in range(args.runs):  # alternated run by run
-                for name, fn in paths.items():
+                for name, (fn, w) in paths.items():
                     lk.LSTM._streams = fn
+                    model.lstm.set_step_weights(w)
                     t0 = time.perf_counter()
-                    outs[name] = greedy(model.step, torch.tensor([1]), max_new_tokens=args.tokens)
+                    outs[name] = greedy(model.step, start, max_new_tokens=args.tokens)
                     rates[name].append(args.tokens / (time.perf_counter() - t0))
     finally:
         lk.LSTM._streams = real
-    same = torch.equal(*outs.values())
-    print(f"greedy generation, LM {args.layers} x {args.hidden}, vocab {args.vocab}, B=1, 1 thread; "
-          f"same tokens on both paths: {same}")
-    print("| path | tokens/s (median of runs) | runs |\n|---|---|---|")
+        model.lstm.set_step_weights("full")
+    ref = outs["one-step sequence call"]
+    same = torch.equal(outs["packed step, full"], ref)
+    what = f"trained ({args.checkpoint})" if args.checkpoint else "untrained"
+    print(f"greedy generation, {what} LM {args.layers} x {args.hidden}, vocab {args.vocab}, B=1, 1 thread; "
+          f"full-precision paths give the same tokens: {same}")
+    print("| path | tokens/s (median of runs) | runs | tokens equal to full precision |\n|---|---|---|---|")
     for name, r in rates.items():
-        print(f"| {name} | {sorted(r)[len(r) // 2]:.0f} | {', '.join(f'{v:.0f}' for v in r)} |")
+        agree = (outs[name] == ref).float().mean().item()
+        print(f"| {name} | {sorted(r)[len(r) // 2]:.0f} | {', '.join(f'{v:.0f}' for v in r)} | "
+              f"{agree:.0%} |")
     if not same:
-        raise SystemExit("the two paths generated different tokens")
+        raise SystemExit("the two full-precision paths generated different tokens")
 
 
 if __name__ == "__main__":

@@ -67,6 +67,22 @@ def test_generate_is_reproducible(trained, capsys, strategy):
     assert first.startswith("def ") and len(first) > len("def \n")
 
 
+@pytest.mark.parametrize("weights", ["bfloat16", "int8"])
+def test_generate_with_reduced_step_weights(trained, capsys, weights, monkeypatch):
+    import lstmkit as lk
+
+    used = []
+    real = lk.LSTM._forward_step
+    monkeypatch.setattr(lk.LSTM, "_forward_step", lambda self, *a: used.append(self.step_weights)
+                        or real(self, *a))
+    args = ["lm", "generate", "--checkpoint", str(trained), "--prompt", "def ", "--strategy", "greedy",
+            "--max-new-tokens", "12", "--step-weights", weights]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("def ") and len(out) > len("def \n")
+    assert used and set(used) == {weights}  # every generated token stepped in that precision
+
+
 def test_generate_reports_unseen_characters_and_long_prompts(trained, capsys):
     rc = main(["lm", "generate", "--checkpoint", str(trained), "--prompt", "def λ(x): " * 3,
                "--max-context", "8", "--max-new-tokens", "5", "--strategy", "greedy"])

@@ -98,11 +98,11 @@ def test_cell_streams_in_its_step_weights_and_trains_in_full(weights):
 def test_step_weights_refused_where_the_packed_step_cannot_serve():
     with pytest.raises(ValueError, match="step_weights: expected one of"):
         lk.LSTMCell(I, H, step_weights="int4")
-    with pytest.raises(ValueError, match="step_weights: 'int8' serves float32 LSTM cells"):
+    with pytest.raises(ValueError, match="step_weights: 'int8' serves float32 LSTMs without layer norm"):
         lk.LSTMCell(I, H, layer_norm=True, step_weights="int8")
     with pytest.raises(ValueError, match="step_weights: 'bfloat16' serves float32"):
         lk.LSTMCell(I, H, dtype=torch.float64, step_weights="bfloat16")
-    with pytest.raises(ValueError, match="on engine 'auto' or 'fused', got .* on 'reference'"):
+    with pytest.raises(ValueError, match="'fused'; got a plain LSTM in torch.float32 on 'reference'"):
         lk.LSTMCell(I, H, engine="reference", step_weights="int8")
 
 
@@ -198,3 +198,29 @@ def test_models_made_under_inference_mode_stream():
         y_ref = lstm(torch.stack([x, x]))[0][:1]  # two steps: the sequence path; its first step
     assert h.shape == (B, H) and torch.isfinite(h).all()
     torch.testing.assert_close(y, y_ref, atol=2e-6, rtol=0)
+
+
+@pytest.mark.parametrize("weights", ["bfloat16", "int8"])
+def test_a_layer_steps_in_its_step_weights(weights):
+    torch.manual_seed(6)
+    lstm = lk.LSTM(I, 16, num_layers=2, peephole=True, step_weights=weights).eval()
+    assert f"step_weights={weights!r}" in repr(lstm)
+    cells = [lk.LSTMCell.from_layer(lstm, k, step_weights=weights) for k in range(2)]
+    x = torch.randn(1, B, I)
+    with torch.no_grad():
+        y, (h, c) = lstm(x)
+        y_cells = step_stack(cells, x)
+        y_full = lstm.set_step_weights("full")(x)[0]
+    torch.testing.assert_close(y, y_cells, atol=1e-6, rtol=0)  # the same packed step per layer
+    assert 0 < (y - y_full).abs().max() < 3e-2
+    assert lstm.step_weights == "full"
+
+
+def test_layer_step_weights_refused_where_never_used():
+    for kw, why in (({"bidirectional": True}, "not bidirectional"), ({"proj_size": 4}, "not a projection"),
+                    ({"zoneout": 0.1}, "not zoneout"), ({"layer_norm": True}, "without layer norm"),
+                    ({"engine": "reference"}, "on 'reference'")):
+        with pytest.raises(ValueError, match=f"step_weights: 'int8' serves .*{why}"):
+            lk.LSTM(I, H, step_weights="int8", **kw)
+    with pytest.raises(ValueError, match="step_weights: expected one of"):
+        lk.LSTM(I, H).set_step_weights("fp8")

@@ -80,6 +80,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--max-context", type=int, default=None,
                    help="longest prompt in tokens (default: the checkpoint's, 16 x bptt)")
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--step-weights", choices=("full", "bfloat16", "int8"), default="full",
+                   help="weight precision of each generated token's LSTM step (default full)")
     g.set_defaults(func=run_generate)
 
 
@@ -96,5 +98,5 @@ def run_generate(args: argparse.Namespace) -> int:
     print(job.predict(args.checkpoint, args.prompt, strategy=args.strategy,
                       temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                       beam_width=args.beam_width, max_new_tokens=args.max_new_tokens,
-                      max_context=args.max_context, seed=args.seed))
+                      max_context=args.max_context, seed=args.seed, step_weights=args.step_weights))
     return 0

@@ -68,6 +68,9 @@ from ._common import (
 )
 from .registry import Family, Option, ParamSpec, dense_specs, register
 
+# the weight precisions of the packed streaming step (``kernels.lstm_step``, ``step_weights=``)
+STEP_WEIGHTS = ("full", "bfloat16", "int8")
+
 
 class LSTMParams(NamedTuple):
     """One layer-direction's parameters. Optional entries are None when their flag is off."""

@@ -492,12 +492,14 @@ def load(checkpoint: str | os.PathLike) -> tuple[LanguageModel, object, dict]:
 def predict(checkpoint: str | os.PathLike, prompt: str, *, strategy: str = "sample",
             temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
             beam_width: int = 4, max_new_tokens: int = 200, max_context: int | None = None,
-            seed: int = 0, echo: Callable[[str], None] = _err) -> str:
+            seed: int = 0, step_weights: str = "full", echo: Callable[[str], None] = _err) -> str:
     """The prompt followed by its continuation (notes on unseen characters and long prompts
-    go to ``echo``)."""
+    go to ``echo``); each generated token runs the LSTM's packed step with weights in
+    ``step_weights`` precision ('full', 'bfloat16' or 'int8')."""
     if strategy not in ("greedy", "sample", "beam"):
         raise ValueError(f"strategy: expected 'greedy', 'sample' or 'beam', got {strategy!r}")
     model, tok, extra = load(checkpoint)
+    model.lstm.set_step_weights(step_weights)
     if max_new_tokens < 0:
         raise ValueError(f"max-new-tokens: expected >= 0, got {max_new_tokens}")
     if not isinstance(prompt, str) or not prompt:

@@ -51,7 +51,7 @@ from torch.autograd.function import once_differentiable
 from ..functional import _autograd as glue
 from ..functional._common import LN_EPS, Masks, masked_output, sum_bt
 from ..functional.gru import GRUParams
-from ..functional.lstm import LSTMParams, is_coupled, lstm_weight_grads
+from ..functional.lstm import STEP_WEIGHTS, LSTMParams, is_coupled, lstm_weight_grads
 from ..functional.rnn import RNNParams, check_nonlinearity
 from . import _loader
 
@@ -393,7 +393,6 @@ def lstm_inference(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, masks: Mask
     return y, h_n.clone(), c_n.clone()
 
 
-STEP_WEIGHTS = ("full", "bfloat16", "int8")  # the streaming step's weight precisions
 
 
 def lstm_step(x: Tensor, h: Tensor, c: Tensor, p: LSTMParams, weights: str = "full"

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..functional import registry
+from ..functional.lstm import STEP_WEIGHTS
 from ..functional.registry import Family, ParamSpec
 from ._checks import check_prob
 
@@ -48,6 +49,24 @@ class Variant:
 
     def specs(self, in_size: int, H: int, P: int, bias: bool) -> list[ParamSpec]:
         return self.family.param_specs(self.opts, in_size, H, P, bias)
+
+
+def check_step_weights(step_weights: str, v: Variant, dtype: torch.dtype, engine: str,
+                       why_not: str = "") -> str:
+    """``step_weights`` for a module whose no-grad single steps run the packed step kernel:
+    'full' always; 'bfloat16'/'int8' only where that kernel serves every such step (float32,
+    no layer norm or ablation, engine 'auto'/'fused'; ``why_not`` names what else rules it out)."""
+    if step_weights not in STEP_WEIGHTS:
+        raise ValueError(f"step_weights: expected one of {STEP_WEIGHTS}, got {step_weights!r}")
+    packed = (v.family.fused_step is not None and not v.opts.get("layer_norm")
+              and v.family.fused_serves(v.opts) and dtype == torch.float32
+              and engine in ("auto", "fused") and not why_not)
+    if step_weights != "full" and not packed:
+        raise ValueError(f"step_weights: {step_weights!r} serves float32 LSTMs without layer norm or "
+                         f"ablations on engine 'auto' or 'fused'{', ' + why_not if why_not else ''}; "
+                         f"got {({k: o for k, o in v.opts.items() if o}) or 'a plain LSTM'} in {dtype} "
+                         f"on {engine!r}")
+    return step_weights
 
 
 def check_engine(engine: str, v: Variant | None = None) -> str:

@@ -167,17 +167,8 @@ class LSTMCell(CellBase):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
                  dtype=None, *, step_weights: str = "full", **extras) -> None:
         super().__init__("lstm", input_size, hidden_size, bias, device, dtype, **extras)
-        from ..kernels import STEP_WEIGHTS
-
-        if step_weights not in STEP_WEIGHTS:
-            raise ValueError(f"step_weights: expected one of {STEP_WEIGHTS}, got {step_weights!r}")
-        packed = (not self.v.opts.get("layer_norm") and self.v.family.fused_serves(self.v.opts)
-                  and self.weight_ih.dtype == torch.float32 and self.engine in ("auto", "fused"))
-        if step_weights != "full" and not packed:
-            raise ValueError(f"step_weights: {step_weights!r} serves float32 LSTM cells without layer "
-                             f"norm or ablations on engine 'auto' or 'fused', got {self.v.opts} in "
-                             f"{self.weight_ih.dtype} on {self.engine!r}")
-        self.step_weights = step_weights
+        self.step_weights = _params.check_step_weights(step_weights, self.v, self.weight_ih.dtype,
+                                                       self.engine)
 
     def extra_repr(self) -> str:
         s = super().extra_repr()

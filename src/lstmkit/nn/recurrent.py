@@ -318,6 +318,8 @@ class RecurrentBase(nn.Module):
                 out = out.transpose(0, 1)
         return out, (h_n if self._n_state > 1 else h_n[0])
 
+    step_weights = "full"  # the packed step's weight precision (LSTM layers choose)
+
     def _streams(self, x: Tensor, hx: tuple[Tensor, ...], lengths: Tensor | None) -> bool:
         """A single step (T = 1) in eval mode without gradients, of a unidirectional layer the
         family's packed step kernel serves (no projection, layer norm or zoneout): stateful inference
@@ -342,7 +344,9 @@ class RecurrentBase(nn.Module):
         step = getattr(self.v.family.fused_module(), self.v.family.fused_step)
         inp, finals = x[0], []
         for k in range(self.num_layers):
-            new = step(inp, *(s[k] for s in hx), _params.gather(self, self.v, f"_l{k}"))
+            p = _params.gather(self, self.v, f"_l{k}")
+            w = self.step_weights
+            new = step(inp, *(s[k] for s in hx), p) if w == "full" else step(inp, *(s[k] for s in hx), p, w)
             inp = new[0] + inp if self.residual and k else new[0]
             finals.append(new)
         return inp.unsqueeze(0), tuple(torch.stack(s) for s in zip(*finals))
@@ -467,14 +471,37 @@ class RecurrentBase(nn.Module):
 class LSTM(RecurrentBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 proj_size: int = 0, device=None, dtype=None, **extras) -> None:
+                 proj_size: int = 0, device=None, dtype=None, *, step_weights: str = "full",
+                 **extras) -> None:
         super().__init__("lstm", input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, proj_size, device, dtype, **extras)
+        self.set_step_weights(step_weights)
+
+    def set_step_weights(self, step_weights: str) -> LSTM:
+        """The weight precision of one-step calls in eval without gradients ('full', 'bfloat16'
+        or 'int8'; see the class docstring); returns the module."""
+        why = ", ".join(w for w, bad in (("bidirectional", self.bidirectional),
+                                         ("a projection", self.proj_size),
+                                         ("zoneout", self.zoneout != (0.0, 0.0))) if bad)
+        self.step_weights = _params.check_step_weights(
+            step_weights, self.v, self.weight_ih_l0.dtype, self.engine,
+            f"not {why}" if why else "")
+        return self
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        return s if self.step_weights == "full" else s + f", step_weights={self.step_weights!r}"
 
 
 LSTM.__doc__ = _docs.layer_doc(registry.get("lstm"), """\
 Drop-in ``torch.nn.LSTM`` (same arguments, parameter names, shapes, gate order i, f, g, o and
-outputs; a torch state_dict loads and gives the same numbers) with the extras of DESIGN §2.""",
+outputs; a torch state_dict loads and gives the same numbers) with the extras of DESIGN §2.
+A one-step call in eval mode without gradients (generation, stateful inference) runs the
+packed streaming kernel, one call per layer.
+
+    step_weights: that kernel's weight precision: 'full' (the parameters' dtype), 'bfloat16' or
+        'int8' (as ``LSTMCell``'s; float32, unidirectional, no projection, layer norm or
+        zoneout). Every other call uses the parameters as they are. Default: 'full'""",
 """\
     >>> import torch
     >>> m = LSTM(3, 5, proj_size=2, peephole=True, batch_first=True)
