@@ -1,4 +1,4 @@
-"""argparse value types shared by the subcommands."""
+"""argparse value types and flag groups shared by the subcommands."""
 
 from __future__ import annotations
 
@@ -23,3 +23,15 @@ def count_or_fraction(s: str) -> int | float:
             return float(s)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a count or a fraction, got {s!r}") from None
+
+
+def add_online_flags(group, cfg, unit: str, replayed: str) -> None:
+    """The update schedule every online job shares (``--warmup``, ``--update-every``,
+    ``--replay``), with ``cfg``'s defaults; ``unit``: what the stream is made of ("points",
+    "examples"), ``replayed``: what one update replays."""
+    group.add_argument("--warmup", type=count_or_fraction, default=cfg.warmup, metavar="N",
+                       help=f"{unit} (or fraction) fitted before streaming ({cfg.warmup})")
+    group.add_argument("--update-every", type=int, default=cfg.update_every, metavar="N",
+                       help=f"{unit} between updates ({cfg.update_every})")
+    group.add_argument("--replay", type=int, default=cfg.replay, metavar="R",
+                       help=f"{replayed} per update ({cfg.replay})")

@@ -17,7 +17,7 @@ import os
 from ..jobs import classify as job
 from ..jobs import online_classify as online
 from ._labelled import add_common_flags, start
-from ._types import boolean, count_or_fraction
+from ._types import add_online_flags, boolean, count_or_fraction
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -57,12 +57,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"{', '.join(online.DRIFTS)} (default {od.drift})")
     o.add_argument("--change-point", type=count_or_fraction, default=od.change_point, metavar="N",
                    help=f"stream example (or fraction) of the drift ({od.change_point})")
-    o.add_argument("--warmup", type=count_or_fraction, default=od.warmup, metavar="N",
-                   help=f"examples (or fraction) fitted first ({od.warmup})")
-    o.add_argument("--update-every", type=int, default=od.update_every, metavar="N",
-                   help=f"examples between updates ({od.update_every})")
-    o.add_argument("--replay", type=int, default=od.replay, metavar="R",
-                   help=f"replayed examples per update step ({od.replay})")
+    add_online_flags(o, od, "examples", "replayed examples")
     p.set_defaults(func=run)
 
 

@@ -12,7 +12,7 @@ from dataclasses import fields
 from ..jobs import forecast as job
 from ..jobs import online
 from . import _launch
-from ._types import boolean, count_or_fraction
+from ._types import add_online_flags, boolean, count_or_fraction
 
 
 def _quantiles(s: str) -> list[float] | None:
@@ -79,12 +79,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _launch.add_flags(p)
     od = online.OnlineConfig()
     o = p.add_argument_group("online (lstmkit forecast online)")
-    o.add_argument("--warmup", type=count_or_fraction, default=od.warmup, metavar="N",
-                   help=f"points (or fraction) fitted before streaming ({od.warmup})")
-    o.add_argument("--update-every", type=int, default=od.update_every, metavar="N",
-                   help=f"steps between updates ({od.update_every})")
-    o.add_argument("--replay", type=int, default=od.replay, metavar="R",
-                   help=f"replay windows per update ({od.replay})")
+    add_online_flags(o, od, "points", "replayed windows")
     o.add_argument("--change-point", type=int, metavar="T", help="a known change, for the report")
     p.set_defaults(func=run)
 
