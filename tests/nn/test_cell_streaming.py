@@ -224,3 +224,26 @@ def test_layer_step_weights_refused_where_never_used():
             lk.LSTM(I, H, step_weights="int8", **kw)
     with pytest.raises(ValueError, match="step_weights: expected one of"):
         lk.LSTM(I, H).set_step_weights("fp8")
+
+
+def test_the_quick_streaming_path_equals_the_checked_one_and_keeps_its_errors(monkeypatch):
+    torch.manual_seed(7)
+    cell = lk.LSTMCell(I, H, peephole=True, step_weights="int8")
+    x, h, c = torch.randn(B, I), torch.randn(B, H), torch.randn(B, H)
+    with torch.no_grad():
+        quick = cell(x, (h, c))
+        checked = cell._step(x, (h, c))
+        assert all(torch.equal(a, b) for a, b in zip(quick, checked))
+        calls = []
+        monkeypatch.setattr(type(cell), "_step", lambda self, *a: calls.append(a) or ("slow",))
+        cell(x, (h, c))
+        assert not calls  # a well-formed step never reached the checks
+        cell(x, [h, c])
+        cell(x.unsqueeze(0)[0, :1], None)
+        assert len(calls) == 2  # anything else goes through them
+    monkeypatch.undo()
+    with torch.no_grad():
+        with pytest.raises(ValueError, match=r"hx\[0\] \(h\): expected shape"):
+            cell(x, (h[:, :3], c))
+        with pytest.raises(ValueError, match="input: expected last dimension input_size"):
+            cell(torch.randn(B, I + 1), (h, c))
