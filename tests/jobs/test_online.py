@@ -42,7 +42,7 @@ def test_state_is_carried_across_updates_as_one_offline_pass():
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(torch.tensor(preds), torch.tensor(want), rtol=1e-5, atol=1e-5)
     # without updates the learner is the plain offline pass
-    frozen = online.OnlineLearner(online.new_model(cfg), cfg, learn=False, drift=False)
+    frozen = online.OnlineLearner(online.new_model(cfg), cfg, learn=False)
     p = [frozen.observe(v) for v in z.tolist()]
     with torch.no_grad():
         path, h_end = online.predict_path(frozen.model, z[None])

@@ -608,6 +608,11 @@ def _train(cfg: ForecastConfig, data, echo, log) -> Result:
     return res
 
 
+
+def log_allowed(series) -> bool:
+    """Whether the search may model log levels: every target value of every series is > 0."""
+    return all(np.nanmin(s.values[:, 0]) > 0 for s in series)
+
 def _search(cfg: ForecastConfig, series: list[Series], base: Candidate, given: set, n_train: int,
             run, searched: list, log) -> tuple:
     """Candidates on the validation split, each changing one thing of the best so far that the
@@ -640,7 +645,7 @@ def _search(cfg: ForecastConfig, series: list[Series], base: Candidate, given: s
         if cfg.season > 1:  # a correction to the seasonal naive forecast
             r = trial(Candidate(base.input_len, "sdiff", base.hidden_size, base.log))
             best = min(best, r, key=lambda t: t[0])
-    if "log" not in given and all(np.nanmin(s.values[:, 0]) > 0 for s in series):
+    if "log" not in given and log_allowed(series):
         # multiplicative growth or seasonality is additive in logs
         b = best[1]
         r = trial(Candidate(b.input_len, b.transform, b.hidden_size, True))

@@ -29,6 +29,7 @@ the old-regime MAE of each model's final weights (forgetting), drift alarms; ``o
 from __future__ import annotations
 
 import copy
+import json
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -155,10 +156,11 @@ class OnlineLearner:
     (when due) updates the weights; returns the prediction it had made for ``z_t``."""
 
     def __init__(self, model: Forecaster, cfg: OnlineConfig, *, replay: int | None = None,
-                 drift: bool = True, learn: bool = True) -> None:
+                 learn: bool = True) -> None:
         self.model, self.cfg = model, cfg
         self.replay = cfg.replay if replay is None else replay
-        self.learn, self.drift = learn, PageHinkley(cfg.drift_delta, cfg.drift_threshold) if drift else None
+        # a learner watches for drift; a frozen model has nothing to react with
+        self.learn, self.drift = learn, PageHinkley(cfg.drift_delta, cfg.drift_threshold) if learn else None
         self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.online_lr, weight_decay=0.0)
         self.hx = None  # state after the last observed value
         self.pred = torch.zeros(())  # prediction of the next value (nothing seen: 0, the mean)
@@ -262,11 +264,11 @@ def run(values: np.ndarray, cfg: OnlineConfig, progress: bool = False) -> dict:
             continue
         m = copy.deepcopy(base)
         learners[name] = OnlineLearner(m, cfg, replay=0 if name == "finetune" else None,
-                                       drift=name != "frozen", learn=name != "frozen")
+                                       learn=name != "frozen")
         learners[name].prime(zt[:w])
     retrain = None
     if "retrain" in cfg.models:
-        retrain = OnlineLearner(copy.deepcopy(base), cfg, drift=False, learn=False)
+        retrain = OnlineLearner(copy.deepcopy(base), cfg, learn=False)
         retrain.prime(zt[:w])
     errors = {name: [] for name in cfg.models}
     preds = {name: [] for name in cfg.models}
@@ -288,7 +290,7 @@ def run(values: np.ndarray, cfg: OnlineConfig, progress: bool = False) -> dict:
             errors["retrain"].append(abs(p - v) * sd)
             if (t + 1 - w) % every == 0 and t + 1 < n:  # refit on all seen, re-read the history
                 model = fit(z[:t + 1], cfg, cfg.seed + len(refits) + 1)
-                retrain = OnlineLearner(model, cfg, drift=False, learn=False)
+                retrain = OnlineLearner(model, cfg, learn=False)
                 retrain.prime(zt[:t + 1])
                 refits.append(t)
     k = cfg.rolling
@@ -376,7 +378,6 @@ def forecast_online(csv: str | None = None, *, data=None, target: str | None = N
                     time: str | None = None, out: str | None = None, config: OnlineConfig | None = None,
                     echo=print, progress: bool = False) -> dict:
     """``lstmkit forecast online``: read the series the way the forecast job does, replay it."""
-    import json
 
     from . import forecast as fj
 
@@ -399,14 +400,20 @@ def forecast_online(csv: str | None = None, *, data=None, target: str | None = N
          f"from-scratch refits at {r['refits']}")
     echo(format_table(r))
     if out:
-        from .._io import atomic_write_text
-
-        os.makedirs(out, exist_ok=True)
-        slim = {k: v for k, v in r.items() if k not in ("errors", "preds", "rolling")}
-        atomic_write_text(os.path.join(out, "online.json"), json.dumps(slim, indent=2) + "\n")
-        plot(os.path.join(out, "online.png"), r, values, f"{source}: online learning")
-        echo(f"wrote {out}/online.json, online.png")
+        write_report(out, "online", r, ("errors", "preds", "rolling"),
+                     lambda path: plot(path, r, values, f"{source}: online learning"), echo)
     return r
+
+
+def write_report(out: str, stem: str, r: dict, per_step: tuple[str, ...], draw, echo) -> None:
+    """An online job's ``{stem}.json`` (the report without its per-step lists) and ``{stem}.png``
+    (``draw(path)``) in ``out``, both written atomically."""
+    from .._io import atomic_write_text
+
+    slim = {k: v for k, v in r.items() if k not in per_step}
+    atomic_write_text(os.path.join(out, f"{stem}.json"), json.dumps(slim, indent=2) + "\n")
+    draw(os.path.join(out, f"{stem}.png"))
+    echo(f"wrote {out}/{stem}.json, {stem}.png")
 
 
 __all__ = ["OnlineConfig", "OnlineLearner", "PageHinkley", "fit", "run", "forecast_online",

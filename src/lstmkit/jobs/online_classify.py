@@ -48,9 +48,8 @@ drift alarms; ``online-classify.png``.
 from __future__ import annotations
 
 import copy
-import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -60,7 +59,8 @@ from ..data.labelled import pad_series
 from ..data.split import resolve_size
 from ..models.classifier import ClassifierConfig, SequenceClassifier
 from ..train.trainer import TrainConfig, Trainer
-from .online import PageHinkley, _recovery, reservoir_add
+from .classify import classify_loss
+from .online import PageHinkley, _recovery, reservoir_add, write_report
 
 MODELS = ("frozen", "online", "finetune", "retrain", "1nn")
 DRIFTS = ("none", "reverse", "negate", "permute")
@@ -117,11 +117,6 @@ def new_model(cfg: OnlineClassifyConfig, channels: int, classes: int) -> Sequenc
                                                pooling=cfg.pooling))
 
 
-def _loss(model, batch) -> Tensor:
-    x, lengths, y = batch
-    return nn.functional.cross_entropy(model(x, lengths), y)
-
-
 def _batches(x: Tensor, lengths: Tensor, y: Tensor, bs: int, seed: int) -> list:
     g = torch.Generator().manual_seed(seed)
     perm = torch.randperm(len(y), generator=g)
@@ -154,7 +149,7 @@ def fit(x: Tensor, lengths: Tensor, y: Tensor, classes: int, cfg: OnlineClassify
     tcfg = TrainConfig(epochs=cfg.fit_epochs, lr=cfg.lr, patience=None, progress=False, seed=seed,
                        resume=False, weight_decay=0.0)
     with tempfile.TemporaryDirectory() as d:
-        Trainer(model, _loss, tcfg, d).fit(_Shuffled(x, lengths, y, cfg.batch_size, seed))
+        Trainer(model, classify_loss, tcfg, d).fit(_Shuffled(x, lengths, y, cfg.batch_size, seed))
     return model.eval()
 
 
@@ -173,7 +168,7 @@ def inject(series: list[np.ndarray], labels: np.ndarray, drift: str, classes: in
 class OnlineClassifier:
     """Test-then-train learner over a stream of (series, label) examples (module docstring).
 
-    ``observe(i, x, lengths, y)`` predicts example ``i`` (x: (1, T, C)) with the weights in force,
+    ``observe(i, x, y)`` predicts example ``i`` (x: (T, C)) with the weights in force,
     then stores it, offers it to the reservoir and (when due) updates the weights; returns the
     predicted class index."""
 
@@ -231,7 +226,7 @@ class OnlineClassifier:
                 batch += [self.buffer[int(j)] for j in picks]
             x, lengths = pad_series([b[1].numpy() for b in batch])
             y = torch.tensor([b[2] for b in batch])
-            loss = _loss(self.model, (x, lengths, y))
+            loss = classify_loss(self.model, (x, lengths, y))
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
@@ -274,6 +269,8 @@ def run(series: list[np.ndarray], labels, cfg: OnlineClassifyConfig,
         raise ValueError(f"series: expected >= 20 series with one label each, got {len(series)} "
                          f"series and {len(labels)} labels")
     series = [np.asarray(s, dtype=np.float32).reshape(len(s), -1) for s in series]
+    if "1nn" in cfg.models and len({len(s) for s in series}) != 1:  # checked before any work
+        raise ValueError("models: 1nn needs equal-length series; leave it out for this data")
     classes = sorted(set(labels.tolist()))
     K = len(classes)
     if K < 2:
@@ -332,8 +329,6 @@ def run(series: list[np.ndarray], labels, cfg: OnlineClassifyConfig,
                                                cfg.seed + len(refits) + 1), cfg, learn=False)
                 refits.append(i)
     if "1nn" in cfg.models:
-        if len({len(s) for s in xs}) != 1:
-            raise ValueError("models: 1nn needs equal-length series; leave it out for this data")
         preds["1nn"] = _nn_predict(xs, ys, w)
         correct["1nn"] = [p == int(v) for p, v in zip(preds["1nn"], ys[w:])]
     k = cfg.rolling
@@ -422,7 +417,6 @@ def classify_online(dataset: str = "italypowerdemand", *, out: str | None = None
 
 
 def _classify_online(dataset, out, config, echo, progress) -> dict:
-    import json
 
     from ..data import datasets
     from ..data.labelled import SeriesSet
@@ -439,7 +433,7 @@ def _classify_online(dataset, out, config, echo, progress) -> dict:
     series = [s for p in parts for s in p.series]
     labels = np.concatenate([p.labels for p in parts])
     if "1nn" in cfg.models and len({len(s) for s in series}) != 1:
-        cfg = OnlineClassifyConfig(**{**asdict(cfg), "models": [m for m in cfg.models if m != "1nn"]})
+        cfg = replace(cfg, models=[m for m in cfg.models if m != "1nn"])
         echo("unequal lengths: the 1nn baseline is left out")
     r = run(series, labels, cfg, progress=progress)
     echo(f"{dataset}: {r['n']} examples, {r['holdout']} held out, {r['warmup']} fitted, "
@@ -449,15 +443,9 @@ def _classify_online(dataset, out, config, echo, progress) -> dict:
          f"refits at {r['refits']}")
     echo(format_table(r))
     if out:
-        from .._io import atomic_write_text
-
-        os.makedirs(out, exist_ok=True)
-        slim = {k: v for k, v in r.items() if k not in ("correct", "preds", "rolling")}
-        atomic_write_text(os.path.join(out, "online-classify.json"),
-                          json.dumps(slim, indent=2) + "\n")
-        plot(os.path.join(out, "online-classify.png"), r,
-             f"{dataset}: drift '{cfg.drift}' at example {r['change_point']}")
-        echo(f"wrote {out}/online-classify.json, online-classify.png")
+        write_report(out, "online-classify", r, ("correct", "preds", "rolling"),
+                     lambda path: plot(path, r, f"{dataset}: drift '{cfg.drift}' at example "
+                                                f"{r['change_point']}"), echo)
     return r
 
 

@@ -37,8 +37,6 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
-
 from .._io import atomic_write_text
 from ..train.distributed import Context
 from ..train.trainer import extra_callbacks
@@ -103,7 +101,7 @@ class ForecastTask:
         self.lengths = sorted({v for v in (max(2, T // 2), T, 2 * T) if v + h < n_train // 2 or v == T})
         self.transforms = ["diff", "level"] + (["sdiff"] if cfg.season > 1 else [])
         # log levels only where every target value is positive (as the job's own search)
-        self.logs = [False, True] if all(np.nanmin(s.values[:, 0]) > 0 for s in self.series) else [False]
+        self.logs = [False, True] if fj.log_allowed(self.series) else [False]
 
     def defaults(self) -> dict:
         c = self.cfg
