@@ -53,6 +53,7 @@ class CellBase(nn.Module):
         s = f"{self.input_size}, {self.hidden_size}"
         defaults = [("bias", True)] + [(o.name, o.default) for o in self.v.family.options]
         defaults += [(name, default) for name, default, _ in _docs.CELL_EXTRAS]
+        defaults += [("step_weights", "full")]
         for name, default in defaults:
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)!r}"
@@ -84,8 +85,7 @@ class CellBase(nn.Module):
             fam = self.v.family
             step = getattr(fam.fused_module(), fam.fused_step)
             p = _params.gather(self, self.v, "")
-            new = list(step(x, *state, p) if self.step_weights == "full"
-                       else step(x, *state, p, self.step_weights))
+            new = list(step(x, *state, p, self.step_weights))
         elif engine in ("vendor", "auto") and vendor is not None:
             args = (self.weight_ih, self.weight_hh, getattr(self, "bias_ih", None),
                     getattr(self, "bias_hh", None))
@@ -172,17 +172,18 @@ class CellBase(nn.Module):
         None: then ``_step`` serves the call, with its checks and errors. Measured at B=1, H=256:
         it skips ~7 us of the ~12 us Python a cell call costs there."""
         ref = self.weight_ih
+        key = (self.engine, ref.device, ref.dtype)
         cached = self.__dict__.get("_packed")
-        if cached is None or cached[0] != self.engine:  # decided per engine (kernels load lazily)
+        if cached is None or cached[0] != key:  # decided per engine, device, dtype (lazy kernels)
             fam = self.v.family
             ok = self._streaming(self.engine, ref.new_empty(0), [])
-            self._packed = cached = (self.engine, getattr(fam.fused_module(), fam.fused_step) if ok else None)
+            self._packed = cached = (key, getattr(fam.fused_module(), fam.fused_step) if ok else None)
         step = cached[1]
         if step is None or type(hx) is not tuple or len(hx) != 2 or type(x) is not Tensor:
             return None
         h, c = hx
         if (type(h) is not Tensor or type(c) is not Tensor or x.dim() != 2 or x.dtype != ref.dtype
-                or ref.dtype not in (torch.float32, torch.float64) or x.device != ref.device
+                or x.device != ref.device
                 or x.shape[1] != self.input_size or h.shape != (x.shape[0], self.hidden_size)
                 or c.shape != h.shape or h.dtype != ref.dtype or c.dtype != ref.dtype
                 or h.device != ref.device or c.device != ref.device or torch.is_autocast_enabled("cpu")):
@@ -196,10 +197,6 @@ class LSTMCell(CellBase):
         super().__init__("lstm", input_size, hidden_size, bias, device, dtype, **extras)
         self.step_weights = _params.check_step_weights(step_weights, self.v, self.weight_ih.dtype,
                                                        self.engine)
-
-    def extra_repr(self) -> str:
-        s = super().extra_repr()
-        return s if self.step_weights == "full" else s + f", step_weights={self.step_weights!r}"
 
 
 LSTMCell.__doc__ = _docs.cell_doc(registry.get("lstm"), """\

@@ -204,6 +204,7 @@ class RecurrentBase(nn.Module):
                     ("bidirectional", False), ("proj_size", 0)]
         defaults += [(o.name, o.default) for o in self.v.family.options]
         defaults += [(name, default) for name, default, _ in _docs.EXTRAS if name != "zoneout"]
+        defaults += [("step_weights", "full")]
         for name, default in defaults:
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)!r}"
@@ -345,8 +346,7 @@ class RecurrentBase(nn.Module):
         inp, finals = x[0], []
         for k in range(self.num_layers):
             p = _params.gather(self, self.v, f"_l{k}")
-            w = self.step_weights
-            new = step(inp, *(s[k] for s in hx), p) if w == "full" else step(inp, *(s[k] for s in hx), p, w)
+            new = step(inp, *(s[k] for s in hx), p, self.step_weights)
             inp = new[0] + inp if self.residual and k else new[0]
             finals.append(new)
         return inp.unsqueeze(0), tuple(torch.stack(s) for s in zip(*finals))
@@ -487,10 +487,6 @@ class LSTM(RecurrentBase):
             step_weights, self.v, self.weight_ih_l0.dtype, self.engine,
             f"not {why}" if why else "")
         return self
-
-    def extra_repr(self) -> str:
-        s = super().extra_repr()
-        return s if self.step_weights == "full" else s + f", step_weights={self.step_weights!r}"
 
 
 LSTM.__doc__ = _docs.layer_doc(registry.get("lstm"), """\
