@@ -18,12 +18,13 @@ def pair(**opts):
 
 
 @pytest.mark.parametrize("name", ABLATIONS)
-def test_each_ablation_switched_off_is_the_standard_lstm(name):
-    off, plain = pair(**{name: False}), pair()
+def test_each_ablation_switched_off_is_the_standard_lstm_and_on_is_not(name):
+    off, plain, on = pair(**{name: False}), pair(), pair(**{name: True})
     assert [(n, p.shape) for n, p in off.named_parameters()] == [
         (n, p.shape) for n, p in plain.named_parameters()]
     x = torch.randn(6, 2, 3, dtype=DT)
     assert torch.equal(off(x)[0], plain(x)[0])
+    assert not torch.allclose(on(x)[0], plain(x)[0])  # the option reaches the equations
 
 
 @pytest.mark.parametrize("name,gate", [("no_input_gate", 0), ("no_forget_gate", 1),

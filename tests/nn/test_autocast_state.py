@@ -29,8 +29,11 @@ def test_a_cell_accepts_its_autocast_state_too():
     x = torch.randn(3, 4)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         h, c = cell(x)
-        h2, _ = cell(x, (h.to(torch.bfloat16), c.to(torch.bfloat16)))
+        h16, c16 = h.to(torch.bfloat16), c.to(torch.bfloat16)
+        h2, _ = cell(x, (h16, c16))
+        h3, _ = cell(x, (h16.float(), c16.float()))
     assert h2.shape == (3, 6)
+    torch.testing.assert_close(h2, h3, rtol=0, atol=0)  # read as the same state in float32
 
 
 def test_trainer_autocast_is_bfloat16_or_nothing():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..functional.lstm import STEP_WEIGHTS
 from ..jobs import lm as job
 from . import _launch
 
@@ -80,7 +81,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--max-context", type=int, default=None,
                    help="longest prompt in tokens (default: the checkpoint's, 16 x bptt)")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--step-weights", choices=("full", "bfloat16", "int8"), default="full",
+    g.add_argument("--step-weights", choices=STEP_WEIGHTS, default="full",
                    help="weight precision of each generated token's LSTM step (default full)")
     g.set_defaults(func=run_generate)
 

@@ -6,6 +6,8 @@ layer saved with ``lstmkit.models.checkpoints.save_model``. See ``lstmkit.serve.
 
 from __future__ import annotations
 
+from ..functional.lstm import STEP_WEIGHTS
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("serve", help="serve a checkpoint over HTTP: sessions, batching, SSE",
@@ -27,7 +29,7 @@ def add_parser(sub) -> None:
     p.add_argument("--api-key-env", default="LSTMKIT_API_KEY",
                    help="environment variable holding the bearer API key (unset: no auth)")
     p.add_argument("--threads", type=int, default=1, help="torch threads of the model thread")
-    p.add_argument("--step-weights", choices=("full", "bfloat16", "int8"), default="full",
+    p.add_argument("--step-weights", choices=STEP_WEIGHTS, default="full",
                    help="weight precision of the streaming step: full (default), bfloat16 (half "
                    "the bytes) or int8 (a quarter; per-row scales, dynamic 8-bit activations)")
     p.add_argument("--log-level", default="warning")

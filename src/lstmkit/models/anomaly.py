@@ -128,14 +128,14 @@ class StreamingPredictionScorer:
 
 
 def _cells(layer) -> list:
-    """One ``lstmkit.LSTMCell`` per layer of a plain unidirectional ``lstmkit.LSTM``, same weights."""
+    """One ``lstmkit.LSTMCell`` per layer of a unidirectional ``lstmkit.LSTM`` without residual
+    connections (the scorer feeds each cell the one below), same weights; ``from_layer`` refuses
+    what has no cell (projection, zoneout)."""
     from .. import LSTMCell
 
-    plain = not (layer.bidirectional or layer.proj_size or layer.peephole or layer.coupled
-                 or layer.layer_norm or layer.residual)
-    if not plain:
-        raise ValueError("model: the streaming scorer steps a plain unidirectional LSTM, got a "
-                         "variant (bidirectional, projection, peephole, coupled, layer norm or residual)")
+    if layer.bidirectional or layer.residual:
+        raise ValueError("model: the streaming scorer steps a unidirectional LSTM without residual "
+                         "connections, got a bidirectional or residual one")
     return [LSTMCell.from_layer(layer, k).eval() for k in range(layer.num_layers)]
 
 
