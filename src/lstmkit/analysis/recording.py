@@ -48,6 +48,7 @@ from torch import Tensor, nn
 from ..functional import gru as F_gru
 from ..functional import lstm as F_lstm
 from ..functional._common import Masks, lengths_to_mask
+from ..nn import _params
 from ..nn.recurrent import RecurrentBase, reverse_padded
 
 GATE_NAMES = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
@@ -146,15 +147,6 @@ def record(model: nn.Module, *, grads: bool = False):
             del m.forward  # back to the class's forward: nothing left behind
 
 
-def _params(m: RecurrentBase, k: int, suffix: str):
-    """One layer-direction's params NamedTuple, read off the module's public attributes."""
-    D = 2 if m.bidirectional else 1
-    P = m.proj_size or m.hidden_size
-    in_size = m.input_size if k == 0 else D * P
-    specs = m.v.specs(in_size, m.hidden_size, P, m.bias)
-    return m.v.family.params(**{s.field: getattr(m, s.name + suffix) for s in specs})
-
-
 def _check_mode(m: RecurrentBase) -> None:
     stochastic = (m.dropout and m.num_layers > 1) or m.input_dropout or m.recurrent_dropout or (
         m.weight_drop) or m.zoneout != (0.0, 0.0)
@@ -228,7 +220,7 @@ def _recording_forward(m: RecurrentBase, calls: list, grads: bool):
             outs = []
             for d in range(D):
                 s = m._suffixes[k * D + d]
-                p = _params(m, k, s)
+                p = _params.gather(m, m.v, s)
                 xin = layer_in if d == 0 else reverse_padded(layer_in, lens)
                 state = [h[k * D + d] for h in hx0]
                 g_prev = x.new_zeros(B, 3 * H) if fgr else None

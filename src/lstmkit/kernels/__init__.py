@@ -276,12 +276,8 @@ def _lstm_core(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, masks: Masks,
     T, B = x.shape[0], x.shape[1]
     bias = p.b_ih + p.b_hh if p.b_ih is not None else None  # (G,)
     ln_ih_stats = None
-    if p.ln_ih_w is None:  # functional.lstm.input_projection, the bias inside the GEMM
-        if mix is None:
-            xg, xp = linear(x, p.w_ih, bias), None  # (T, B, G), one GEMM for all steps
-        else:
-            xg, xp = linear(x, p.w_ih).to(mix.math), None
-            xg = xg + bias if bias is not None else xg
+    if p.ln_ih_w is None:  # functional.lstm.input_projection: one GEMM for all steps
+        xg, xp = _projection(x, p, bias, mix), None  # (T, B, G)
     else:  # LN_ih through torch's fused layer norm; saves (x W_ih^T, mean, rstd). The biases
         # join LN_ih's shift: LN(xp; w, b) + b_ih + b_hh = LN(xp; w, b + b_ih + b_hh)
         xp = linear(x, p.w_ih)  # (T, B, G)
@@ -302,7 +298,8 @@ def _lstm_core(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, masks: Masks,
     y = h_all[1:] if masks.out is None and not save else masked_output(h_all[1:], masks.out)
     saved = FusedLSTMSaved(x, h_all, c_all, act, tc, c_new, ln_ih_stats, xp, hh_hat, hh_rstd,
                            c_hat, c_rstd) if save else None
-    return y, h_all[T], c_all[T], saved, p, Masks(rec, kc, kh, masks.out)
+    # the final states are copies: h_all/c_all may be saved for backward or viewed by y
+    return y, h_all[T].clone(), c_all[T].clone(), saved, p, Masks(rec, kc, kh, masks.out)
 
 
 class FusedLSTMFunction(torch.autograd.Function):
@@ -319,9 +316,7 @@ class FusedLSTMFunction(torch.autograd.Function):
                                                       save)
         if save:
             glue.save(ctx, saved, inp._replace(masks=masks, params=p), coupled=is_coupled(p), mix=mix)
-        if mix is not None:
-            return _orig(mix, y, h_n, c_n)
-        return y, h_n.clone(), c_n.clone()
+        return _orig(mix, y, h_n, c_n)
 
     @staticmethod
     @once_differentiable
@@ -388,9 +383,7 @@ def lstm_inference(x: Tensor, h0: Tensor, c0: Tensor, p: LSTMParams, masks: Mask
     mix = mixed(x)
     with _NoAutocast(mix):
         y, h_n, c_n, *_ = _lstm_core(x, h0, c0, p, masks, mix, False)
-    if mix is not None:
-        return _orig(mix, y, h_n, c_n)
-    return y, h_n.clone(), c_n.clone()
+    return _orig(mix, y, h_n, c_n)
 
 
 

@@ -23,6 +23,7 @@ namespace {
 
 using lstmkit::grain;
 using lstmkit::on;
+using lstmkit::ptr_or_null;
 
 template <typename S>
 std::vector<at::Tensor> forward_impl(const at::Tensor& xg, const at::Tensor& h0, const at::Tensor& w_hh,
@@ -39,7 +40,7 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& xg, const at::Tensor& h0,
   lstmkit::StepGemm rec_gemm(w_hh, B, T, opts);
   std::vector<S> zeros(H, S(0));
   const S* bhn = on(b_hn) ? b_hn.data_ptr<S>() : zeros.data();
-  const S* kh = on(keep_h) ? keep_h.data_ptr<S>() : nullptr;
+  const S* kh = ptr_or_null<S>(keep_h);
   const S* xg_p = xg.data_ptr<S>();
   S* h_p = h_all.data_ptr<S>();
   const S* hh_p = hh.data_ptr<S>();
@@ -86,9 +87,9 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& dy, const at::Tensor& dh
   at::Tensor dh_new = at::empty({B, H}, opts);
   at::Tensor dh_direct = at::empty({B, H}, opts);
   at::Tensor dhr = at::empty({B, H}, opts);
-  const S* dy_p = on(dy) ? dy.data_ptr<S>() : nullptr;
-  const S* kh = on(keep_h) ? keep_h.data_ptr<S>() : nullptr;
-  const S* rec_p = on(rec) ? rec.data_ptr<S>() : nullptr;
+  const S* dy_p = ptr_or_null<S>(dy);
+  const S* kh = ptr_or_null<S>(keep_h);
+  const S* rec_p = ptr_or_null<S>(rec);
   const S* h_p = h_all.data_ptr<S>();
   const S* act_p = act.data_ptr<S>();
   const S* hn_p = hn.data_ptr<S>();
@@ -139,7 +140,7 @@ std::vector<at::Tensor> cho_forward_impl(const at::Tensor& xg, const at::Tensor&
   at::Tensor hrb = on(rec) ? at::empty({B, H}, opts) : at::Tensor();
   lstmkit::StepGemm rz_gemm(w_hh.narrow(0, 0, 2 * H), B, T, opts);
   lstmkit::StepGemm n_gemm(w_hh.narrow(0, 2 * H, H), B, T, opts);
-  const S* kh = on(keep_h) ? keep_h.data_ptr<S>() : nullptr;
+  const S* kh = ptr_or_null<S>(keep_h);
   const S* xg_p = xg.data_ptr<S>();
   S* h_p = h_all.data_ptr<S>();
   const S* arz_p = arz.data_ptr<S>();
@@ -200,9 +201,9 @@ std::vector<at::Tensor> cho_backward_impl(const at::Tensor& dy, const at::Tensor
   at::Tensor dhr_q = at::empty({B, H}, opts);
   at::Tensor dhr = at::empty({B, H}, opts);
   at::Tensor hrb = on(rec) ? at::empty({B, H}, opts) : at::Tensor();
-  const S* dy_p = on(dy) ? dy.data_ptr<S>() : nullptr;
-  const S* kh = on(keep_h) ? keep_h.data_ptr<S>() : nullptr;
-  const S* rec_p = on(rec) ? rec.data_ptr<S>() : nullptr;
+  const S* dy_p = ptr_or_null<S>(dy);
+  const S* kh = ptr_or_null<S>(keep_h);
+  const S* rec_p = ptr_or_null<S>(rec);
   const S* h_p = h_all.data_ptr<S>();
   const S* act_p = act.data_ptr<S>();
   S* dh_p = dh.data_ptr<S>();

@@ -15,6 +15,7 @@ namespace {
 
 
 using lstmkit::on;
+using lstmkit::ptr_or_null;
 
 template <typename S>
 std::vector<at::Tensor> forward_impl(const at::Tensor& xg, const at::Tensor& h0, const at::Tensor& w_hh,
@@ -28,7 +29,7 @@ std::vector<at::Tensor> forward_impl(const at::Tensor& xg, const at::Tensor& h0,
   at::Tensor hrb = on(rec) ? at::empty({B, H}, opts) : at::Tensor();
   lstmkit::StepGemm rec_gemm(w_hh, B, T, opts);
   std::vector<S> zeros(H, S(0));
-  const S* kh = on(keep_h) ? keep_h.data_ptr<S>() : nullptr;
+  const S* kh = ptr_or_null<S>(keep_h);
   const S* xg_p = xg.data_ptr<S>();
   S* h_p = h_all.data_ptr<S>();
   S* hn_p = h_new.data_ptr<S>();
@@ -59,9 +60,9 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& dy, const at::Tensor& dh
   at::Tensor dh = on(dh_n) ? dh_n.clone() : at::zeros({B, H}, opts);
   at::Tensor da_all = at::empty({T, B, H}, opts);
   at::Tensor dhr = at::empty({B, H}, opts);
-  const S* dy_p = on(dy) ? dy.data_ptr<S>() : nullptr;
-  const S* kh = on(keep_h) ? keep_h.data_ptr<S>() : nullptr;
-  const S* rec_p = on(rec) ? rec.data_ptr<S>() : nullptr;
+  const S* dy_p = ptr_or_null<S>(dy);
+  const S* kh = ptr_or_null<S>(keep_h);
+  const S* rec_p = ptr_or_null<S>(rec);
   const S* hn_p = h_new.data_ptr<S>();
   S* dh_p = dh.data_ptr<S>();
   const S* dhr_p = dhr.data_ptr<S>();
