@@ -5,11 +5,14 @@ tokens (checked), the reduced ones report how many of their tokens agree with th
 
     python -m benchmarks.generate [--tokens 300] [--runs 3] [--hidden 256] [--layers 2]
     python -m benchmarks.generate --checkpoint RUN   # a trained `lstmkit lm train --out RUN`
+    python -m benchmarks.generate --checkpoint RUN --score TEXT [--chars 20000]
+        # and bits/char on held-out TEXT, stepped token by token in each precision
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 import torch
@@ -30,6 +33,9 @@ def main(argv: list[str] | None = None) -> None:
                     "default: an untrained one of --layers x --hidden, whose near-ties make reduced "
                     "precisions diverge from full precision sooner")
     ap.add_argument("--prompt", default="def ", help="with --checkpoint: the text to continue")
+    ap.add_argument("--score", default=None, metavar="TEXT",
+                    help="with --checkpoint: also bits/char on this held-out text file, one step a char")
+    ap.add_argument("--chars", type=int, default=20_000, help="with --score: chars of it read")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -77,6 +83,21 @@ def main(argv: list[str] | None = None) -> None:
               f"{agree:.0%} |")
     if not same:
         raise SystemExit("the two full-precision paths generated different tokens")
+    if args.checkpoint and args.score:
+        with open(args.score, encoding="utf-8", errors="replace") as f:
+            ids = torch.tensor(tok.encode(f.read()[:args.chars]))
+        print(f"\n| step weights | bits/char on {args.score} ({len(ids) - 1} steps) | steps/s |"
+              "\n|---|---|---|")
+        for w in ("full", "bfloat16", "int8"):
+            model.lstm.set_step_weights(w)
+            state, nll, t0 = None, 0.0, time.perf_counter()
+            with torch.no_grad():
+                for i in range(len(ids) - 1):  # teacher-forced: each step sees the true char
+                    lp, state = model.step(ids[i:i + 1], state)
+                    nll -= lp[0, ids[i + 1]].item()
+            rate = (len(ids) - 1) / (time.perf_counter() - t0)
+            print(f"| {w} | {nll / (len(ids) - 1) / math.log(2):.6f} | {rate:.0f} |")
+        model.lstm.set_step_weights("full")
 
 
 if __name__ == "__main__":

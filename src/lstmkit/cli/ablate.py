@@ -5,7 +5,9 @@ from __future__ import annotations
 
 
 def add_parser(sub) -> None:
-    from ..analysis.ablate import VARIANTS
+    from ..analysis.ablate import VARIANTS, AblateConfig
+
+    d, q = AblateConfig(), AblateConfig.quick()
 
     p = sub.add_parser("ablate", help="Greff et al.'s LSTM variants ranked (char LM on the stdlib)",
                        description="Train the peephole LSTM and its eight one-change variants (NIG, "
@@ -14,9 +16,11 @@ def add_parser(sub) -> None:
                        "bits/char with 95%% t intervals over seeds (the test text is never read).")
     p.add_argument("--quick", action="store_true", help="a small budget (about a minute)")
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"some of {','.join(VARIANTS)}")
-    p.add_argument("--seeds", type=int, default=None, help="(3; quick 2)")
-    p.add_argument("--steps", type=int, default=None, help="optimizer steps per run (300; quick 200)")
-    p.add_argument("--hidden-size", type=int, default=None, help="(96; quick 48)")
+    p.add_argument("--seeds", type=int, default=None, help=f"({d.seeds}; quick {q.seeds})")
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"optimizer steps per run ({d.steps}; quick {q.steps})")
+    p.add_argument("--hidden-size", type=int, default=None,
+                   help=f"({d.hidden_size}; quick {q.hidden_size})")
     p.add_argument("--out", default="ablate", metavar="DIR", help="writes ablate.png, ablate.json")
     p.set_defaults(func=run)
 

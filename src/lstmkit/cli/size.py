@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-ENGINES = ("reference", "fused", "vendor")
+from ..functional.registry import ENGINES
 
 
 def _option(text: str):
