@@ -59,16 +59,19 @@ def test_two_processes_match_one_and_resume_at_world_size_one(tmp_path):
     # a real launch: 2 processes on loopback (gloo), 1 thread each, bounded in time
     spawn(cases.run, 2, [("regress", d("r2"), 6), ("regress", d("r2-cut"), 2),
                          ("stream", d("s2"), 6), ("stream", d("s2-cut"), 3),
-                         ("regress", d("stop"), 6, {"stop_on_rank": (1, 3)})], timeout=240)
+                         ("regress", d("stop"), 6, {"stop_on_rank": (1, 3)}),
+                         ("regress", d("ra2"), 4, {"grad_accum": 2})], timeout=240)
     # a stop wanted by one rank stops every rank at the same step (no rank left waiting)
     hist = torch.load(os.path.join(d("stop"), "last.pt"), weights_only=True)["history"]
     assert hist[-1]["step"] == 3 and hist[-1]["stopped"] == "callback"
     for name in ("r2-cut", "s2-cut"):  # mid-epoch checkpoints of world size 2
         assert torch.load(os.path.join(d(name), "last.pt"), weights_only=True)["world_size"] == 2
     # one process, the same global batch (and, for the loader, the same order)
-    cases.run([("regress", d("r1"), 6, {"sampler_order": True}), ("stream", d("s1"), 6)])
+    cases.run([("regress", d("r1"), 6, {"sampler_order": True}), ("stream", d("s1"), 6),
+               ("regress", d("ra1"), 4, {"sampler_order": True, "grad_accum": 2})])
     tol = dict(rtol=1e-4, atol=1e-5)
-    for two, one in (("r2", "r1"), ("s2", "s1")):
+    # ra: 2 micro-batches a step, all-reduced once per step (no_sync on the first)
+    for two, one in (("r2", "r1"), ("s2", "s1"), ("ra2", "ra1")):
         a, b = _weights(d(two)), _weights(d(one))
         assert a.keys() == b.keys()
         for k in a:

@@ -59,10 +59,11 @@ class _StopOnRank:
 
 
 def regress(out_dir: str, steps: int, N: int = 32, B: int = 8, sampler_order: bool = False,
-            stop_on_rank: tuple[int, int] | None = None) -> Trainer:
+            stop_on_rank: tuple[int, int] | None = None, grad_accum: int = 1) -> Trainer:
     """A shuffled DataLoader (4 batches an epoch at the defaults): the DistributedSampler path.
     ``sampler_order``: a single process walks the batches in the order a process group walks
-    them (a DistributedSampler of one replica), the reference of the equivalence test."""
+    them (a DistributedSampler of one replica), the reference of the equivalence test.
+    ``grad_accum``: micro-batches per optimizer step."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(N, 5, 3, generator=g)  # (N, T, I)
     y = x.sum(dim=(1, 2)) * 0.1
@@ -71,7 +72,7 @@ def regress(out_dir: str, steps: int, N: int = 32, B: int = 8, sampler_order: bo
     torch.manual_seed(0)
     model = _Regressor()
     mse = lambda m, b: nn.functional.mse_loss(m(b[0]), b[1])
-    cfg = _config(steps)
+    cfg = _config(steps, grad_accum=grad_accum)
     if sampler_order:
         loader = ShardedLoader(loader, 1, 0, cfg.seed)
     cbs = [_StopOnRank(*stop_on_rank)] if stop_on_rank else []

@@ -423,12 +423,17 @@ class Trainer:
                 micro, step_loss = 0, 0.0
                 self.optimizer.zero_grad(set_to_none=True)
                 for i, batch in enumerate(it, start=skip):
-                    with self._autocast():
-                        loss, self.hx = self._loss(batch, self.hx)
-                    value = float(loss.detach())
-                    if not self.dist.active:  # distributed: the all-reduced gradient norm tells all
-                        self._check_finite(value, "loss")
-                    (loss / k).backward()
+                    # distributed: only a group's last micro-batch all-reduces the gradients (DDP
+                    # sums them locally until then, so the step's mean gradient is unchanged)
+                    last = micro + 1 >= k or i + 1 >= per_epoch
+                    with (contextlib.nullcontext() if last or not self.dist.active
+                          else self._net.no_sync()):
+                        with self._autocast():
+                            loss, self.hx = self._loss(batch, self.hx)
+                        value = float(loss.detach())
+                        if not self.dist.active:  # distributed: the all-reduced gradient norm tells all
+                            self._check_finite(value, "loss")
+                        (loss / k).backward()
                     micro += 1
                     step_loss += value
                     self.batch_in_epoch = i + 1
