@@ -37,7 +37,7 @@ def test_without_a_compiler_the_layers_fall_back_to_the_reference_engine(no_comp
         assert kernels.available() is False
         assert kernels.available() is False
     assert len([w for w in caught if "could not be built" in str(w.message)]) == 1
-    assert "compiling the fused C++ kernels" in capsys.readouterr().err  # the JIT progress message
+    assert any("no C++ compiler found" in str(w.message) for w in caught)  # said, not tried
     torch.manual_seed(0)
     auto = lk.LSTM(3, 4, peephole=True, layer_norm=True)
     ref = lk.LSTM(3, 4, peephole=True, layer_norm=True, engine="reference")

@@ -3,6 +3,7 @@ emulation in float64 of exactly what it documents, stays within a stated toleran
 float step on torch-initialised weights, and the portable loops equal the vector kernels."""
 
 import gc
+import json
 import os
 import subprocess
 import sys
@@ -210,6 +211,7 @@ def test_bad_precisions_are_refused_by_name():
 
 
 _PORTABLE = """
+import json
 import torch
 from lstmkit import kernels
 from lstmkit.functional.lstm import LSTMParams
@@ -224,32 +226,38 @@ for kind in ("plain", "coupled"):
         with torch.no_grad():
             hn, cn = kernels.lstm_step(x, h, c, p, w)
         torch.save((hn, cn), "{out}/" + kind + "-" + w + ".pt")
+open("{out}/isa.json", "w").write(json.dumps(kernels._ext().panel_isa()))
 """
 
 
-def test_portable_loops_equal_the_vector_kernels(tmp_path):
-    """Each precision runs in a fresh process with and without LSTMKIT_PORTABLE_KERNELS: the
-    integer sums are exact either way, the float sums differ only in order."""
-    probe = "from lstmkit import kernels; print(*kernels._ext().panel_isa())"
+def test_every_vector_level_equals_the_others(tmp_path):
+    """Each precision runs in a fresh process per level this CPU has (LSTMKIT_MAX_ISA=avx512,
+    avx2, and portable where its build, with the x86 kernels compiled out, is there: CI's
+    portable run builds it): the integer sums are exact at every level, the float sums differ
+    only in order."""
+    from lstmkit import cpu
+
+    levels = list(cpu.LEVELS[: cpu.LEVELS.index(cpu.probe().level) + 1])
     outs, isa = {}, {}
-    for mode in ("vector", "portable"):
-        out = tmp_path / mode
+    for level in reversed(levels):
+        env = dict(os.environ, OMP_NUM_THREADS="1", LSTMKIT_MAX_ISA=level)
+        if level == "portable" and subprocess.run([sys.executable, "-m", "lstmkit.kernels", "status"],
+                                                  env=env, capture_output=True).returncode != 0:
+            continue  # compiling it here would take a minute of the suite
+        out = tmp_path / level
         out.mkdir()
-        env = dict(os.environ, OMP_NUM_THREADS="1")
-        env.pop("LSTMKIT_PORTABLE_KERNELS", None)
-        if mode == "portable":
-            env["LSTMKIT_PORTABLE_KERNELS"] = "1"
-        isa[mode] = subprocess.run([sys.executable, "-c", probe], env=env, check=True, timeout=300,
-                                   capture_output=True, text=True).stdout.split()
-        if mode == "vector" and isa[mode] != ["True"] * 3:
-            pytest.skip(f"this CPU lacks AVX-512 with BF16 and VNNI ({isa[mode]}): both runs would "
-                        "take the portable loops")
-        subprocess.run([sys.executable, "-c", _PORTABLE.format(out=out)], env=env, check=True,
-                       timeout=300)
-        outs[mode] = {f.name: torch.load(f, weights_only=True) for f in sorted(out.iterdir())}
-    assert isa["portable"] == ["False"] * 3  # the switch took effect
-    assert len(outs["vector"]) == 6 and outs["vector"].keys() == outs["portable"].keys()
-    for name, (h, c) in outs["vector"].items():
-        hp, cp = outs["portable"][name]
-        torch.testing.assert_close(h, hp, atol=2e-6, rtol=0)
-        torch.testing.assert_close(c, cp, atol=2e-6, rtol=0)
+        subprocess.run([sys.executable, "-c", _PORTABLE.format(out=out)], env=env, check=True, timeout=300)
+        isa[level] = json.loads((out / "isa.json").read_text())
+        outs[level] = {f.name: torch.load(f, weights_only=True) for f in sorted(out.glob("*.pt"))}
+    if len(outs) < 2:
+        pytest.skip(f"only one kernel level runs here ({list(outs)})")
+    for level, got in isa.items():  # the switch took effect
+        assert got["avx512"] == (level == "avx512") and got["avx2"] == (level != "portable")
+    first, *rest = outs
+    assert len(outs[first]) == 6
+    for other in rest:
+        assert outs[other].keys() == outs[first].keys()
+        for name, (h, c) in outs[first].items():
+            hp, cp = outs[other][name]
+            torch.testing.assert_close(h, hp, atol=2e-6, rtol=0, msg=f"{first} vs {other}: {name}")
+            torch.testing.assert_close(c, cp, atol=2e-6, rtol=0, msg=f"{first} vs {other}: {name}")

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import lstmkit as lk
+from lstmkit.cpu import probe
 from lstmkit.train.trainer import TrainConfig
 
 
@@ -13,6 +14,11 @@ def test_a_state_carried_under_autocast_is_accepted_and_read_in_the_inputs_dtype
     torch.manual_seed(0)
     layer = lk.LSTM(4, 6, engine=engine)
     x = torch.randn(5, 3, 4)
+    if engine == "vendor" and not probe().onednn_bf16:  # torch's oneDNN LSTM has no bfloat16 here
+        with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(
+                ValueError, match=r"engine: 'vendor' .* no bfloat16 autocast on this CPU .* engine='auto'"):
+            layer(x)
+        return
     with torch.autocast("cpu", dtype=torch.bfloat16):
         _, (h, c) = layer(x)
         h16, c16 = h.to(torch.bfloat16), c.to(torch.bfloat16)  # what a bf16 engine hands back

@@ -15,6 +15,7 @@ SUBCOMMANDS = [
     "lstmkit.cli.compress",
     "lstmkit.cli.datasets",
     "lstmkit.cli.demo",
+    "lstmkit.cli.doctor",
     "lstmkit.cli.export",
     "lstmkit.cli.forecast",
     "lstmkit.cli.lm",

@@ -104,7 +104,7 @@ def compress_checkpoint(checkpoint, out: str, method: str, *, amount: float = 0.
         f32 = os.path.join(out, "model.onnx")
         rep = to_onnx(model, f32)
         dst = os.path.join(out, "model.int8.onnx")
-        C.quantize_onnx(f32, dst)
+        info["quantiser"] = C.quantize_onnx(f32, dst)
         info.update(file=dst, file_bytes=os.path.getsize(dst), float_onnx_bytes=rep.bytes,
                     float_onnx_parity=rep.max_abs_error)
     else:

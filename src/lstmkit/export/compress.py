@@ -410,12 +410,28 @@ def fine_tune(model: nn.Module, loss_fn, train_loader, val_loader=None, *, out_d
     return hist
 
 
-def quantize_onnx(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+def quantize_onnx(src: str | os.PathLike, dst: str | os.PathLike, *, per_channel: bool | None = None,
+                  reduce_range: bool | None = None) -> dict:
     """onnxruntime's dynamic quantisation (int8 weights, activations quantised per call) of an
-    exported model, written atomically."""
+    exported model, written atomically; returns the settings used, which are also recorded in
+    the file's metadata (``lstmkit.int8``).
+
+    Left as None, ``per_channel`` and ``reduce_range`` come from this CPU (``lstmkit.cpu``):
+    onnxruntime's u8s8 kernels can saturate on x86 CPUs without VNNI (its quantization docs), so
+    there the weights get 7 bits (reduce_range) and a scale per output channel."""
+    import json
+
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from .._io import atomic_write
+    from ..cpu import probe
+
+    chosen = probe().onnx_int8()
+    settings = {"per_channel": chosen["per_channel"] if per_channel is None else bool(per_channel),
+                "reduce_range": chosen["reduce_range"] if reduce_range is None else bool(reduce_range),
+                "weight_type": "QInt8", "chosen_for": f"{probe().model or probe().arch} ({probe().level})",
+                "why": chosen["why"] if per_channel is None and reduce_range is None else "given"}
 
     def write(tmp: str) -> None:
         root = logging.getLogger()
@@ -423,11 +439,17 @@ def quantize_onnx(src: str | os.PathLike, dst: str | os.PathLike) -> None:
         root.setLevel(logging.ERROR)  # the quantiser logs advice on the root logger
         try:
             quantize_dynamic(os.fspath(src), tmp, weight_type=QuantType.QInt8,
+                             per_channel=settings["per_channel"], reduce_range=settings["reduce_range"],
                              extra_options={"EnableSubgraph": True})
         finally:
             root.setLevel(level)
+        model = onnx.load(tmp)
+        onnx.helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props},
+                                            "lstmkit.int8": json.dumps(settings)})
+        onnx.save(model, tmp)
 
     atomic_write(dst, write)
+    return settings
 
 
 class DistillLoss:

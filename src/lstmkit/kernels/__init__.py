@@ -19,10 +19,11 @@ nothing saved).
 
 Precision: float32 and float64 run in their own dtype. bfloat16 inputs (a module in bfloat16), and
 float32 inputs under ``torch.autocast("cpu", dtype=torch.bfloat16)``, run *mixed*: every GEMM in
-bfloat16 (torch's oneDNN path, AMX where the CPU has it), the state, gate math and every reduction
-in float32, weight gradients from bfloat16 GEMMs with float32 accumulation, returned in the
-parameters' own dtype (float32 master weights under autocast). Outputs come back in the input's
-dtype.
+bfloat16 (torch's oneDNN path, AMX where the CPU has it; where oneDNN has no bfloat16, as on AVX2
+CPUs, float32 GEMMs on the bfloat16 values: the same products and float32 sums), the state, gate
+math and every reduction in float32, weight gradients from bfloat16 GEMMs with float32
+accumulation, returned in the parameters' own dtype (float32 master weights under autocast).
+Outputs come back in the input's dtype.
 
 Split of work (haste-style): Python owns layout, masks and the input projection (one GEMM for all
 steps, ``functional.lstm.input_projection``); C++ runs the whole time loop, each step one GEMM
@@ -48,6 +49,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from .. import cpu
 from ..functional import _autograd as glue
 from ..functional._common import LN_EPS, Masks, masked_output, sum_bt
 from ..functional.gru import GRUParams
@@ -137,12 +139,19 @@ _ONEDNN_MIN_MACS = 1 << 22  # below this at::mm (the per-step GEMMs have their o
 def linear(a: Tensor, w: Tensor, bias: Tensor | None = None) -> Tensor:
     """``a @ w^T (+ bias)``: a (..., K), w (N, K) -> (..., N). Big float32/bfloat16 GEMMs go through
     torch's oneDNN linear (``mkldnn::_linear_pointwise``): on CPUs where MKL's sgemm runs its
-    generic path (AMD) it is ~2x faster than ``@``. Not differentiable: kernels only.
+    generic path (AMD) it is ~2x faster than ``@``. bfloat16 where oneDNN has no bfloat16 here
+    (AVX2 CPUs, ``lstmkit.cpu``): a float32 GEMM on the bfloat16 values, rounded back to
+    bfloat16. Not differentiable: kernels only.
 
     >>> a, w = torch.randn(4096, 64), torch.randn(32, 64)
     >>> torch.allclose(linear(a, w), a @ w.t(), atol=1e-4)
     True
     """
+    if a.dtype == torch.bfloat16 and not cpu.probe().onednn_bf16:
+        # no bfloat16 GEMM on this CPU (lstmkit.cpu): a float32 GEMM on the bfloat16 values gives
+        # exact products and float32 sums, what a bfloat16 GEMM with float32 accumulation gives
+        f = linear(a.float(), w.float(), None if bias is None else bias.float())
+        return f.to(torch.bfloat16)
     if (a.numel() * w.shape[0] >= _ONEDNN_MIN_MACS and _ONEDNN is not None  # small: at::mm
             and a.dtype in (torch.float32, torch.bfloat16) and a.dtype == w.dtype
             and a.device.type == "cpu" and (bias is None or bias.dtype == a.dtype)):

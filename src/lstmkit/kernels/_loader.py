@@ -17,6 +17,8 @@ import threading
 import warnings
 from pathlib import Path
 
+from .. import cpu
+
 CSRC = Path(__file__).parent / "csrc"
 SOURCES = ["lstm.cpp", "gru.cpp", "rnn.cpp", "step.cpp", "bindings.cpp"]
 HEADERS = ["fastmath.h", "common.h", "gates.h", "kernels.h", "panels.h"]
@@ -26,13 +28,20 @@ _state: dict = {"tried": False, "module": None, "error": None}
 
 
 def _cpu_flags() -> list[str]:
-    """-mavx2 -mfma when this CPU has them (the build is cached per flag set), never -march=native."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    words = set(text.split())
-    return ["-mavx2", "-mfma"] if {"avx2", "fma"} <= words else []
+    """The flag set of this machine's build (cached per flag set), never -march=native:
+    -mavx2 -mfma where the probe's level has them; the portable level compiles the x86 kernels
+    out (-DLSTMKIT_NO_X86: the build other architectures get)."""
+    level = cpu.probe().level
+    if level == "portable":
+        return ["-DLSTMKIT_NO_X86"] if cpu.probe().x86 else []
+    return ["-mavx2", "-mfma"]
+
+
+def configure(module) -> None:
+    """Hand the probe's answer to the kernels (which vector paths run), once per load."""
+    c = cpu.probe()
+    module.set_isa(avx2=c.level != "portable", avx512=c.level == "avx512", bf16=c.bf16_dot,
+                   vnni=c.vnni, onednn_bf16=c.onednn_bf16)
 
 
 def _root() -> Path:
@@ -89,6 +98,8 @@ def _build(verbose: bool = False):
 
     import torch.utils.cpp_extension as ext
 
+    if not is_built() and cpu.find_compiler() is None:  # looked up now: $CXX may have changed
+        raise RuntimeError("no C++ compiler found ($CXX, else c++): install g++ or clang++")
     _ensure_ninja_on_path()
     name, flags = _spec()
     fresh = not is_built()
@@ -103,6 +114,7 @@ def _build(verbose: bool = False):
         build_directory=str(build_dir(name)),
         verbose=verbose,
     )
+    configure(module)
     if fresh:
         print(f"lstmkit: fused kernels built in {time.perf_counter() - t0:.0f} s ({library_path()})",
               file=sys.stderr, flush=True)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import _VF, Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from ..cpu import probe
 from ..functional import registry
 from ..functional._common import Masks, lengths_to_mask
 from . import _docs, _params
@@ -243,9 +244,31 @@ class RecurrentBase(nn.Module):
         return (self.v.vendor_mode is not None and not self._uses_extras() and lengths is None
                 and x.dtype in (torch.float32, torch.float64, torch.bfloat16, torch.float16))
 
+    @staticmethod
+    def _bf16_without_onednn(x: Tensor) -> str | None:
+        """'autocast' or 'bfloat16' when this call would run torch's kernels in bfloat16 on a CPU
+        where oneDNN has no bfloat16 (``lstmkit.cpu``: AVX2 machines); None otherwise. torch's
+        LSTM under bfloat16 autocast then fails; a bfloat16 module runs its slow generic loop."""
+        if x.device.type != "cpu" or probe().onednn_bf16:
+            return None
+        if x.dtype == torch.bfloat16:
+            return "bfloat16"
+        if (x.dtype == torch.float32 and torch.is_autocast_enabled("cpu")
+                and torch.get_autocast_dtype("cpu") == torch.bfloat16):
+            return "autocast"
+        return None
+
     def _pick_engine(self, x: Tensor, lengths, packed: bool) -> str:
         e = self.engine
         vendor_ok = self._vendor_ok(x, lengths)
+        no_bf16 = self._bf16_without_onednn(x) if vendor_ok else None
+        if e == "vendor" and no_bf16 == "autocast":
+            cpu = probe()
+            raise ValueError(
+                "engine: 'vendor' runs torch's oneDNN kernels, which have no bfloat16 autocast on this "
+                f"CPU (oneDNN's bfloat16 needs AVX-512, AVX-NE-CONVERT or AMX; lstmkit.cpu reads level "
+                f"{cpu.level!r}); use engine='auto' or 'fused' (float32 GEMMs on the bfloat16 values)")
+        vendor_ok = vendor_ok and no_bf16 is None or (e == "vendor" and vendor_ok)
         if e == "vendor" and not vendor_ok:
             raise ValueError(
                 "engine: 'vendor' (torch's own kernels) cannot serve this configuration "

@@ -1,6 +1,9 @@
 // The Python bindings of the fused kernels: one registry of entry points (see kernels.h).
 #include <torch/extension.h>
 
+#include <map>
+#include <string>
+
 #include "kernels.h"
 #include "panels.h"
 
@@ -16,8 +19,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("lstm_step", &lstm_step, "fused LSTM streaming step (no autograd)");
   m.def("panel_isa", [] {
     const auto& i = lstmkit::panels::isa();
-    return std::make_tuple(i.avx512, i.bf16, i.vnni);
-  }, "(avx512, avx512_bf16, avx512_vnni): the panel kernels this process runs");
+    return std::map<std::string, bool>{{"avx2", i.avx2}, {"avx512", i.avx512}, {"avx512_bf16", i.bf16},
+                                       {"avx512_vnni", i.vnni}, {"onednn_bf16", i.onednn_bf16}};
+  }, "the vector paths this process runs: {avx2, avx512, avx512_bf16, avx512_vnni, onednn_bf16}");
+  m.def("set_isa", &lstmkit::panels::set_isa, "the CPU probe's answer (never above what the CPU reports)",
+        pybind11::arg("avx2"), pybind11::arg("avx512"), pybind11::arg("bf16"), pybind11::arg("vnni"),
+        pybind11::arg("onednn_bf16"));
   // module_local: two builds of these kernels can be loaded side by side (benchmarks.rnn --before)
   pybind11::class_<LstmStepper>(m, "LstmStepper", pybind11::module_local(),
                                 "packed streaming LSTM step (no autograd)")

@@ -135,38 +135,44 @@ inline const c10::TypedOperatorHandle<ReorderFn>* onednn_reorder() {
 // weight and the old crossover, 4M multiply-adds.
 constexpr int64_t ONEDNN_MIN_MACS = int64_t(1) << 22;      // T <= 2: dense weight
 constexpr int64_t ONEDNN_SEQ_MIN_MACS = int64_t(1) << 20;  // T > 2: prepacked weight, rows >= 2
-constexpr int64_t PANEL_MAX_ROWS = 16;  // T > 2 on AVX-512 (bfloat16: AVX512-BF16): panels up to here
+constexpr int64_t PANEL_MAX_ROWS = 16;  // T > 2 on AVX2 or AVX-512: panels up to here
 
 // One per-step GEMM y (rows, N) = a (rows, K) @ w^T for a weight w (N, K), with a and y in the
 // state's dtype and w in the GEMM dtype. Same dtype: at::mm_out (or oneDNN for big enough float32
-// GEMMs). bfloat16 w under a float32 state: a is rounded to bfloat16, torch's bfloat16 GEMM
-// accumulates in float32 (oneDNN; AMX where the CPU has it) and rounds y to bfloat16, which is
-// widened back to float32 for the gate math (the panels keep y in float32). The weight is
-// prepared once per sequence (transposed for at::mm, prepacked for oneDNN, packed in panels).
+// GEMMs). bfloat16 w under a float32 state: a is rounded to bfloat16, the products are summed in
+// float32: by torch's bfloat16 GEMM (oneDNN; AMX where the CPU has it; y rounded to bfloat16 and
+// widened back for the gate math), or, where oneDNN has no bfloat16 on this CPU (AVX2), by a
+// float32 GEMM on the bfloat16 values (exact products; y stays float32). The weight is prepared
+// once per sequence (transposed for at::mm, prepacked for oneDNN, packed in panels).
 class StepGemm {
  public:
   StepGemm() = default;
-  StepGemm(const at::Tensor& w, int64_t rows, int64_t T, const at::TensorOptions& state)
-      : mixed_(w.scalar_type() != state.dtype().toScalarType()) {
+  StepGemm(const at::Tensor& w_in, int64_t rows, int64_t T, const at::TensorOptions& state)
+      : mixed_(w_in.scalar_type() != state.dtype().toScalarType()) {
+    const auto& cpu = panels::isa();
+    // no bfloat16 GEMM here: the weight's bfloat16 values in float32, a rounded to them per step
+    round_a_ = mixed_ && w_in.scalar_type() == at::kBFloat16 && !cpu.onednn_bf16;
+    const at::Tensor w = round_a_ ? w_in.to(at::kFloat) : w_in;
     const at::ScalarType g = w.scalar_type();
     const int64_t macs = rows * w.size(0) * w.size(1);
     const bool seq = T > 2;
-    // small batches on an AVX-512 CPU: the weight packed once in panels (panels.h), no per-call
-    // cost and no per-step dtype copies; measured (benchmarks.rnn --sections stepgemm --base)
-    // at 0.76-0.97x the time of at::mm / prepacked oneDNN up to 16 rows, float32 and bfloat16
-    const auto& cpu = panels::isa();
-    use_panels_ = seq && rows <= PANEL_MAX_ROWS && state.dtype() == at::kFloat &&
-                  (mixed_ ? g == at::kBFloat16 && cpu.bf16 : g == at::kFloat && cpu.avx512);
+    // small batches on an AVX2 or AVX-512 CPU: the weight packed once in panels (panels.h), no
+    // per-call cost and no per-step dtype copies; measured (benchmarks.rnn --sections stepgemm
+    // --base) at 0.76-0.97x the time of at::mm / prepacked oneDNN up to 16 rows on AVX-512
+    use_panels_ = seq && rows <= PANEL_MAX_ROWS && state.dtype() == at::kFloat && cpu.avx2 &&
+                  (g == at::kFloat || (mixed_ && g == at::kBFloat16));
     if (use_panels_) {
       w_ = panels::pack(w, g);
       N_ = w.size(0);
       K_ = w.size(1);
       rows_ = rows;
-      if (mixed_) lo_.resize(rows * panels::round_up(K_, 2));
+      if (g == at::kBFloat16) lo_.resize(rows * panels::round_up(K_, 2));
+      if (round_a_) a_lo_ = at::empty({rows, K_}, state);
       return;
     }
-    use_onednn_ = (g == at::kFloat || g == at::kBFloat16) && onednn_linear() != nullptr &&
-                  (mixed_ || (seq ? rows >= 2 && macs >= ONEDNN_SEQ_MIN_MACS : macs >= ONEDNN_MIN_MACS));
+    const bool lowp = g == at::kBFloat16;  // a bfloat16 GEMM (oneDNN runs it on this CPU)
+    use_onednn_ = (g == at::kFloat || lowp) && onednn_linear() != nullptr &&
+                  (lowp || (seq ? rows >= 2 && macs >= ONEDNN_SEQ_MIN_MACS : macs >= ONEDNN_MIN_MACS));
     if (use_onednn_) {
       w_ = w.contiguous();  // (N, K)
       if (seq && onednn_reorder() != nullptr) {
@@ -180,10 +186,25 @@ class StepGemm {
       // off over a sequence, not for one streaming step
       w_ = seq ? w.t().contiguous() : w.t();
     }
-    if (mixed_) a_lo_ = at::empty({rows, w.size(1)}, state.dtype(g));
-    if (mixed_ && !use_onednn_) y_lo_ = at::empty({rows, w.size(0)}, state.dtype(g));
+    if (lowp) a_lo_ = at::empty({rows, w.size(1)}, state.dtype(g));
+    if (lowp && !use_onednn_) y_lo_ = at::empty({rows, w.size(0)}, state.dtype(g));
+    if (round_a_) a_lo_ = at::empty({rows, w.size(1)}, state);
   }
   void operator()(at::Tensor y, const at::Tensor& a) {
+    if (round_a_) {  // a's values rounded to bfloat16, kept in float32
+      at::Tensor r = a_lo_.narrow(0, 0, a.size(0));
+      r.copy_(a.to(at::kBFloat16));
+      return run(y, r);
+    }
+    if (mixed_ && !use_panels_) {  // a in bfloat16 for torch's bfloat16 GEMM
+      a_lo_.copy_(a);
+      return run(y, a_lo_);
+    }
+    run(y, a);
+  }
+
+ private:
+  void run(at::Tensor& y, const at::Tensor& a) {
     if (use_panels_) {
       TORCH_CHECK(a.size(0) <= rows_ && y.is_contiguous() && y.size(0) == a.size(0) && y.size(1) == N_,
                   "StepGemm (internal): expected at most ", rows_, " rows and a contiguous (rows, ", N_,
@@ -193,27 +214,21 @@ class StepGemm {
                    lo_.data());
       return;
     }
-    const at::Tensor* in = &a;
-    if (mixed_) {
-      a_lo_.copy_(a);
-      in = &a_lo_;
-    }
     if (use_onednn_) {
-      y.copy_(onednn_linear()->call(*in, w_, std::nullopt, "none",
+      y.copy_(onednn_linear()->call(a, w_, std::nullopt, "none",
                                     c10::List<std::optional<c10::Scalar>>(), c10::string_view("")));
-    } else if (mixed_) {
-      at::mm_out(y_lo_, *in, w_);
+    } else if (y_lo_.defined()) {
+      at::mm_out(y_lo_, a, w_);
       y.copy_(y_lo_);
     } else {
-      at::mm_out(y, *in, w_);
+      at::mm_out(y, a, w_);
     }
   }
 
- private:
   at::Tensor w_, a_lo_, y_lo_;
   std::vector<uint16_t> lo_;  // panels, bfloat16 weights: a's rows rounded to bfloat16
   int64_t N_ = 0, K_ = 0, rows_ = 0;
-  bool mixed_ = false, use_onednn_ = false, use_panels_ = false;
+  bool mixed_ = false, round_a_ = false, use_onednn_ = false, use_panels_ = false;
 };
 
 }  // namespace lstmkit

@@ -1,11 +1,14 @@
 // Small-batch GEMMs against weights packed once: y (M, N) (+)= a (M, K) W^T for M up to a few
 // dozen rows, the shape of every recurrent step. W is packed in panels of 64 output columns
-// (four AVX-512 float vectors), each panel's K rows contiguous, so a step streams the weights
-// once per 4 rows of a at the memory rate; no per-call setup (oneDNN costs ~40 us a call, MKL's
-// sgemm runs its generic path on AMD CPUs). Precisions: float32; bfloat16 (pairs of k per lane,
-// AVX512-BF16 dot products, float32 sums); int8 (quads of k per lane, u8 activations x s8
-// weights, AVX512-VNNI, exact int32 sums; the streaming step's). Every kernel has a portable
-// loop over the same packing, chosen at run time (LSTMKIT_PORTABLE_KERNELS=1 forces it).
+// (four AVX-512 or eight AVX2 float vectors), each panel's K rows contiguous, so a step streams
+// the weights once per few rows of a at the memory rate; no per-call setup (oneDNN costs ~40 us a
+// call, MKL's sgemm runs its generic path on AMD CPUs). Precisions: float32; bfloat16 (pairs of k
+// per lane, float32 sums: AVX512-BF16 dot products, or AVX2 FMAs on the pairs widened in
+// registers); int8 (quads of k per lane, u8 activations x s8 weights, exact int32 sums:
+// AVX512-VNNI, or AVX2 16-bit multiply-adds, which cannot saturate; the streaming step's).
+// Every kernel has a portable loop over the same packing. Which one runs is lstmkit.cpu's
+// probe's answer, handed over once at load (set_isa), never more than the CPU reports;
+// LSTMKIT_NO_X86 compiles the x86 kernels out (the build other architectures get).
 //
 // Packed layout (group g: 1 float32, 2 bfloat16, 4 int8; K padded to Kp, a multiple of g):
 // panel p, group q, lane l, element e at ((p * Kp/g + q) * NB + l) * g + e, holding
@@ -19,7 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(LSTMKIT_NO_X86)
 #include <immintrin.h>
 #define LSTMKIT_X86 1
 #endif
@@ -32,23 +35,39 @@ constexpr int64_t MR = 4;   // rows of a per kernel call: the panel is read once
 
 inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
+// The vector paths this process runs: what the CPU reports, lowered by lstmkit.cpu's probe
+// (LSTMKIT_MAX_ISA) through set_isa when Python loads the module. onednn_bf16: oneDNN's
+// bfloat16 primitives run here (else a bfloat16 step GEMM runs in float32 on bfloat16 values).
 struct Isa {
-  bool avx512 = false, bf16 = false, vnni = false;
+  bool avx2 = false, avx512 = false, bf16 = false, vnni = false, onednn_bf16 = false;
 };
-inline const Isa& isa() {
-  static const Isa i = [] {
-    Isa r;
-    if (const char* e = std::getenv("LSTMKIT_PORTABLE_KERNELS"); e != nullptr && *e && *e != '0')
-      return r;  // the portable loops only (tests compare them with the vector kernels)
+inline Isa detect() {
+  Isa r;
 #ifdef LSTMKIT_X86
-    __builtin_cpu_init();
-    r.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
-    r.bf16 = r.avx512 && __builtin_cpu_supports("avx512bf16");
-    r.vnni = r.avx512 && __builtin_cpu_supports("avx512vnni");
+  __builtin_cpu_init();
+  r.avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2");
+  r.avx512 = r.avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl");
+  r.bf16 = r.avx512 && __builtin_cpu_supports("avx512bf16");
+  r.vnni = r.avx512 && __builtin_cpu_supports("avx512vnni");
+  r.onednn_bf16 = r.avx512;  // until the probe says (oneDNN's bfloat16 needs AVX-512 at least)
 #endif
-    return r;
-  }();
+  return r;
+}
+inline Isa& isa_state() {
+  static Isa i = detect();
   return i;
+}
+inline const Isa& isa() { return isa_state(); }
+// The probe's answer; never a path this CPU (or this build) lacks.
+inline void set_isa(bool avx2, bool avx512, bool bf16, bool vnni, bool onednn_bf16) {
+  const Isa hw = detect();
+  Isa& i = isa_state();
+  i.avx2 = avx2 && hw.avx2;
+  i.avx512 = avx512 && hw.avx512 && i.avx2;
+  i.bf16 = bf16 && hw.bf16 && i.avx512;
+  i.vnni = vnni && hw.vnni && i.avx512;
+  i.onednn_bf16 = onednn_bf16;
 }
 
 inline uint16_t to_bf16(float v) {  // round to nearest even, as torch's float -> bfloat16
@@ -204,6 +223,116 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void i8_avx512(
     }
   }
 }
+
+// ---- AVX2 + FMA: the same panels as eight 8-float vectors, in 8-lane column groups --------
+#define LSTMKIT_AVX2 __attribute__((target("avx2,fma,bmi2")))
+
+LSTMKIT_AVX2 inline __m256i lane_mask8(int64_t cols, int j) {  // lanes of group j below cols
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(std::clamp<int64_t>(cols - 8 * j, 0, 8))), idx);
+}
+
+// y (+)= acc[m][g] for the valid lanes of column groups j0 .. j0+NG
+template <int M, int NG>
+LSTMKIT_AVX2 inline void store8(__m256 (&acc)[M][NG], float* const* y, int j0, int64_t cols, bool beta) {
+  for (int g = 0; g < NG; ++g) {
+    const int j = j0 + g;
+    if (cols <= 8 * j) break;
+    const __m256i mk = lane_mask8(cols, j);
+    for (int m = 0; m < M; ++m) {
+      __m256 v = acc[m][g];
+      if (beta) v = _mm256_add_ps(v, _mm256_maskload_ps(y[m] + 8 * j, mk));
+      _mm256_maskstore_ps(y[m] + 8 * j, mk, v);
+    }
+  }
+}
+
+// float32: four column groups (32 lanes) at a time keep 4M accumulators in registers
+template <int M>
+LSTMKIT_AVX2 void f32_avx2(const float* const* a, const float* w, int64_t K, float* const* y,
+                           int64_t cols, bool beta) {
+  for (int j0 = 0; j0 < 8 && cols > 8 * j0; j0 += 4) {
+    __m256 acc[M][4];
+    for (int m = 0; m < M; ++m)
+      for (int g = 0; g < 4; ++g) acc[m][g] = _mm256_setzero_ps();
+    const float* wk = w + 8 * j0;
+    for (int64_t k = 0; k < K; ++k, wk += NB) {
+      const __m256 w0 = _mm256_loadu_ps(wk), w1 = _mm256_loadu_ps(wk + 8);
+      const __m256 w2 = _mm256_loadu_ps(wk + 16), w3 = _mm256_loadu_ps(wk + 24);
+      for (int m = 0; m < M; ++m) {
+        const __m256 b = _mm256_broadcast_ss(a[m] + k);
+        acc[m][0] = _mm256_fmadd_ps(b, w0, acc[m][0]);
+        acc[m][1] = _mm256_fmadd_ps(b, w1, acc[m][1]);
+        acc[m][2] = _mm256_fmadd_ps(b, w2, acc[m][2]);
+        acc[m][3] = _mm256_fmadd_ps(b, w3, acc[m][3]);
+      }
+    }
+    store8<M, 4>(acc, y, j0, cols, beta);
+  }
+}
+
+// bfloat16: each lane holds a (k, k+1) pair in 32 bits; shifting and masking widen the two
+// halves to float32 exactly (bfloat16 is float32's top half), then FMAs with a's pair
+template <int M>
+LSTMKIT_AVX2 void bf16_avx2(const uint16_t* const* a, const uint16_t* w, int64_t Kp, float* const* y,
+                            int64_t cols, bool beta) {
+  const __m256i hi_mask = _mm256_set1_epi32(int(0xffff0000u));
+  for (int j0 = 0; j0 < 8 && cols > 8 * j0; j0 += 2) {
+    __m256 acc[M][2];
+    for (int m = 0; m < M; ++m) acc[m][0] = acc[m][1] = _mm256_setzero_ps();
+    const uint16_t* wk = w + 2 * 8 * j0;
+    for (int64_t k = 0; k < Kp; k += 2, wk += 2 * NB) {
+      __m256 we[2], wo[2];
+      for (int g = 0; g < 2; ++g) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wk + 16 * g));
+        we[g] = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+        wo[g] = _mm256_castsi256_ps(_mm256_and_si256(v, hi_mask));
+      }
+      for (int m = 0; m < M; ++m) {
+        const __m256 b0 = _mm256_set1_ps(from_bf16(a[m][k])), b1 = _mm256_set1_ps(from_bf16(a[m][k + 1]));
+        for (int g = 0; g < 2; ++g)
+          acc[m][g] = _mm256_fmadd_ps(b1, wo[g], _mm256_fmadd_ps(b0, we[g], acc[m][g]));
+      }
+    }
+    store8<M, 2>(acc, y, j0, cols, beta);
+  }
+}
+
+// int8: 16-bit multiply-adds (vpmaddwd) of u8 activations and s8 weights, both widened to 16
+// bits, sum pairs exactly into int32 (vpmaddubsw would saturate: 2 * 255 * 127 > 32767). Per
+// group of 8 lanes, lanes 0-3 and 4-7 accumulate apart; one hadd and a lane permutation at the
+// end give lanes 0-7. y += sa_m * sw[n] * (sum u w - zc[n]), as the VNNI kernel.
+template <int M>
+LSTMKIT_AVX2 void i8_avx2(const uint8_t* const* a, const int8_t* w, int64_t Kp, const float* sa,
+                          const float* sw, const int32_t* zc, float* const* y) {
+  const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+  for (int j = 0; j < 8; ++j) {
+    __m256i lo[M], hi[M];
+    for (int m = 0; m < M; ++m) lo[m] = hi[m] = _mm256_setzero_si256();
+    const int8_t* wk = w + 4 * 8 * j;
+    for (int64_t k = 0; k < Kp; k += 4, wk += 4 * NB) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wk));
+      const __m256i w_lo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(v));
+      const __m256i w_hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(v, 1));
+      for (int m = 0; m < M; ++m) {
+        uint32_t quad;
+        std::memcpy(&quad, a[m] + k, 4);
+        const __m256i b = _mm256_set1_epi64x(int64_t(_pdep_u64(quad, 0x00ff00ff00ff00ffull)));
+        lo[m] = _mm256_add_epi32(lo[m], _mm256_madd_epi16(w_lo, b));
+        hi[m] = _mm256_add_epi32(hi[m], _mm256_madd_epi16(w_hi, b));
+      }
+    }
+    const __m256i z = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zc + 8 * j));
+    const __m256 s = _mm256_loadu_ps(sw + 8 * j);
+    for (int m = 0; m < M; ++m) {
+      const __m256i dot = _mm256_sub_epi32(
+          _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(lo[m], hi[m]), order), z);
+      const __m256 scale = _mm256_mul_ps(_mm256_set1_ps(sa[m]), s);
+      _mm256_storeu_ps(y[m] + 8 * j,
+                       _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot), _mm256_loadu_ps(y[m] + 8 * j)));
+    }
+  }
+}
 #endif
 
 // The portable loops (any CPU; same packed data, same integer sums).
@@ -285,6 +414,10 @@ inline void gemm(const float* a, int64_t lda, int64_t M, const at::Tensor& packe
             LSTMKIT_BY_M(Mb, bf16_avx512, arow, w, Kp, yrow, cols, beta);
             continue;
           }
+          if (cpu.avx2) {
+            LSTMKIT_BY_M(Mb, bf16_avx2, arow, w, Kp, yrow, cols, beta);
+            continue;
+          }
 #endif
           bf16_any(Mb, arow, w, Kp, yrow, cols, beta);
         } else {
@@ -294,6 +427,10 @@ inline void gemm(const float* a, int64_t lda, int64_t M, const at::Tensor& packe
 #ifdef LSTMKIT_X86
           if (cpu.avx512) {
             LSTMKIT_BY_M(Mb, f32_avx512, arow, w, K, yrow, cols, beta);
+            continue;
+          }
+          if (cpu.avx2) {
+            LSTMKIT_BY_M(Mb, f32_avx2, arow, w, K, yrow, cols, beta);
             continue;
           }
 #endif

@@ -5,14 +5,15 @@
 //
 // Weight precisions (the step is bound by reading the weights: 2 MiB of float32 at H=256):
 // - full: the weights' own dtype. float32 is packed in 64-wide column panels and run by an
-//   AVX-512 kernel at every batch size (MKL's GEMM loses to it here); float64 runs one GEMM
+//   AVX-512 or AVX2 kernel at every batch size (MKL's GEMM loses to it here); float64 runs one GEMM
 //   over [x, h].
 // - bfloat16: weights rounded to bfloat16 (half the bytes), activations rounded to bfloat16 each
-//   step, products accumulated in float32 (AVX512-BF16 dot products where the CPU has them).
+//   step, products accumulated in float32 (AVX512-BF16 dot products where the CPU has them, else
+//   AVX2 FMAs on the widened pairs).
 // - int8: weights quantised per output row and part (x, h) to int8 with a float scale (a quarter
 //   of the bytes); each step quantises each row of x and of h to 8 bits with its own scale
 //   (dynamic quantisation, as torch.ao's dynamic LSTM), exact int32 dot products (AVX512-VNNI
-//   where the CPU has it), one float rescale.
+//   where the CPU has it, else AVX2 16-bit multiply-adds), one float rescale.
 // Every path has a portable loop over the same packed data, so results do not depend on the CPU
 // beyond float summation order. Symbols: B batch, I input, H hidden, G gate rows (4H; 3H
 // coupled), K depth of a part (I or H), N = G padded to whole panels.
@@ -157,7 +158,7 @@ void LstmStepper::run_part(const Part& part, const float* a, int64_t lda, int64_
     return;
   }
   const int64_t K = part.K, Kp = part.Kp, P = N_ / NB;
-  const bool vnni = pn::isa().vnni;
+  const pn::Isa& cpu = pn::isa();
   for (int64_t m0 = 0; m0 < M; m0 += MR) {
     const int Mb = int(std::min(MR, M - m0));
     // each row quantised to 8 bits with its own scale (u = q + 128)
@@ -189,8 +190,12 @@ void LstmStepper::run_part(const Part& part, const float* a, int64_t lda, int64_
       float* yrow[MR];
       for (int m = 0; m < Mb; ++m) yrow[m] = y + (m0 + m) * N_ + p * NB;
 #ifdef LSTMKIT_X86
-      if (vnni) {
+      if (cpu.vnni) {
         LSTMKIT_BY_M(Mb, pn::i8_avx512, arow, w, Kp, sa, sw + p * NB, zc + p * NB, yrow);
+        continue;
+      }
+      if (cpu.avx2) {
+        LSTMKIT_BY_M(Mb, pn::i8_avx2, arow, w, Kp, sa, sw + p * NB, zc + p * NB, yrow);
         continue;
       }
 #endif
