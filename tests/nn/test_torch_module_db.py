@@ -23,6 +23,7 @@ import torch
 from torch.nn.utils.rnn import PackedSequence
 
 import lstmkit as lk
+from lstmkit import kernels
 
 common_modules = pytest.importorskip("torch.testing._internal.common_modules")
 
@@ -113,7 +114,11 @@ def test_samples_match_torch(cls, engine, dtype, training):
             if a is not None:
                 torch.testing.assert_close(a, b, **TOL[dtype], msg=lambda m, w=where: f"{w}: grad: {m}")
     # every engine serves every one of these samples today; a forced engine may refuse later ones
-    assert served > 0, f"{cls.__name__}: engine {engine!r} served none of torch's samples"
+    # (without a C++ compiler the forced fused engine refuses each by name: CI's no-compiler run)
+    if engine == "fused" and not kernels.available():
+        assert served == 0
+    else:
+        assert served > 0, f"{cls.__name__}: engine {engine!r} served none of torch's samples"
 
 
 @pytest.mark.parametrize("cls", list(TWINS), ids=lambda c: c.__name__)

@@ -132,7 +132,7 @@ def test_a_recursive_forecaster_predicts_but_does_not_stream(start, tmp_path):
         assert c.post("/v1/generate", json={"prompt_ids": [1]}).status_code == 404
 
 
-def test_a_checkpoint_loads_with_int8_step_weights_and_says_so(tmp_path):
+def test_a_checkpoint_loads_with_int8_step_weights_and_says_so(tmp_path, need_kernels):
     from lstmkit.serve.adapters import load_streaming_model
 
     model = _forecaster(tmp_path, "direct")

@@ -66,6 +66,10 @@ def check_step_weights(step_weights: str, v: Variant, dtype: torch.dtype, engine
                          f"ablations on engine 'auto' or 'fused'{', ' + why_not if why_not else ''}; "
                          f"got {({k: o for k, o in v.opts.items() if o}) or 'a plain LSTM'} in {dtype} "
                          f"on {engine!r}")
+    if step_weights != "full" and not v.family.fused_module().available():
+        raise ValueError(f"step_weights: {step_weights!r} runs the compiled step kernel, which is not "
+                         "built here (no C++ compiler; `python -m lstmkit.doctor` says what is missing); "
+                         "use step_weights='full'")
     return step_weights
 
 
