@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 APT_PACKAGES := fortunes espeak-ng sox
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: run test lint bench system
+.PHONY: run test test-isa lint bench system
 
 $(STAMP): pyproject.toml
 	$(MAKE) system
@@ -32,6 +32,26 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The lower-ISA runs (.ci/run calls this after `make test`): the CPU probe's answers, then the
+# kernel, mixed-precision, export, compression and streaming-step tests with every path forced
+# down to AVX2 and to the portable loops (its own build, x86 kernels compiled out), and once with
+# no C++ compiler (the pure-PyTorch fallback). The forcing switches are in lstmkit/cpu.py.
+ISA_TESTS := tests/test_cpu.py tests/kernels tests/export tests/nn/test_autocast_state.py \
+	tests/nn/test_cell_streaming.py tests/nn/test_engines.py
+AVX2     := LSTMKIT_MAX_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
+PORTABLE := LSTMKIT_MAX_ISA=portable ONEDNN_MAX_CPU_ISA=SSE41 ATEN_CPU_CAPABILITY=default
+test-isa: $(STAMP)
+	$(PY) -m lstmkit.doctor
+	$(AVX2) $(PY) -m pytest -q -p no:cacheprovider $(ISA_TESTS) \
+	  tests/jobs/test_lm.py::test_bfloat16_training_carries_its_state_and_ends_near_float32 \
+	  tests/cli/test_classify.py::test_classify_trains_in_bfloat16_on_this_cpu_and_records_it
+	$(PORTABLE) $(PY) -m lstmkit.kernels build --strict
+	$(PORTABLE) $(PY) -m lstmkit.doctor | grep -E '^(level|fused kernels|bfloat16|int8)'
+	$(PORTABLE) $(PY) -m pytest -q -p no:cacheprovider $(ISA_TESTS)
+	nocxx=$$(mktemp -d); CXX=$$nocxx/no-c++ TORCH_EXTENSIONS_DIR=$$nocxx $(PY) -m pytest -q -p no:cacheprovider \
+	  -W ignore::RuntimeWarning tests/test_cpu.py tests/nn tests/kernels/test_loader.py tests/export; \
+	  status=$$?; rm -rf $$nocxx; exit $$status
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples

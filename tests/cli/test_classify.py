@@ -67,6 +67,21 @@ def test_classify_train_never_sees_the_test_split_and_predict_reuses_the_model(t
     assert (tmp_path / "pred" / "predictions.csv").read_text().count("\n") == 11
 
 
+def test_classify_trains_in_bfloat16_on_this_cpu_and_records_it(tmp_path):
+    """--precision bfloat16 trains under autocast (the FCN branch's masked batch norm keeps
+    float32 statistics); on a CPU without oneDNN bfloat16 the LSTM takes the fused kernels."""
+    train_csv = _series_csv(tmp_path / "train.csv", 24, [8, 9, 10], 0)
+    out = tmp_path / "run"
+    assert main(["classify", "train", "--csv", str(train_csv), "--model", "lstm-fcn", "--epochs", "2",
+                 "--hidden-size", "8", "--precision", "bfloat16", "--no-baselines", "--no-progress",
+                 "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["precision"] == "bfloat16"
+    m = json.loads((out / "metrics.json").read_text())
+    assert 0 <= m["lstmkit"]["accuracy"] <= 1 and np.isfinite(m["lstmkit"]["log_loss"])
+    with pytest.raises(SystemExit):
+        main(["classify", "train", "--precision", "float16"])
+
+
 def test_classify_text_csv_with_ensemble_beside_tfidf(tmp_path):
     rng = np.random.default_rng(0)
     words = {"cat": ["meow", "purr", "whiskers", "mouse"], "dog": ["bark", "bone", "fetch", "leash"]}

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         fcn=args.fcn, epochs=args.epochs, patience=args.patience, batch_size=args.batch_size,
         lr=args.lr, max_len=args.max_len, seeds=args.seeds, seed=args.seed,
         baselines=not args.no_baselines, progress=False if args.no_progress else None,
-        threads=args.threads)
+        precision=args.precision, threads=args.threads)
     res = job.train(cfg)
     pngs = "confusion.png" + (", attention.png" if res.attention is not None else "")
     print(f"wrote {cfg.out}/metrics.json, config.json, model.pt, {pngs}")

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         out=args.out or d.out, crf=args.crf, chars=args.chars,
         cell=args.cell, hidden_size=args.hidden_size, epochs=args.epochs, patience=args.patience,
         batch_size=args.batch_size, lr=args.lr, seed=args.seed, baselines=not args.no_baselines,
-        progress=False if args.no_progress else None, threads=args.threads)
+        progress=False if args.no_progress else None, precision=args.precision, threads=args.threads)
     job.train(cfg)
     print(f"wrote {cfg.out}/metrics.json, config.json, model.pt, confusion.png")
     return 0

@@ -57,7 +57,7 @@ from ..data.labelled import (
 from ..models.classifier import ClassifierConfig, SequenceClassifier
 from ..models.ensemble import hard_vote, soft_vote
 from ..train.checkpoint import load_checkpoint, save_checkpoint
-from ..train.trainer import TrainConfig, Trainer
+from ..train.trainer import TrainConfig, Trainer, autocast_for
 
 # named configurations (fields of ClassifierConfig); "auto" tries every preset of the data's kind
 SERIES_PRESETS = {
@@ -106,6 +106,7 @@ class ClassifyConfig:
     baselines: bool = True
     progress: bool | None = None
     threads: int = 1  # torch and BLAS threads (a small recurrent model runs fastest on one)
+    precision: str = "float32"  # "bfloat16": train under torch.autocast (scored in float32)
     chosen: dict = field(default_factory=dict)  # filled in: what the run chose automatically
 
     def __post_init__(self) -> None:
@@ -116,6 +117,7 @@ class ClassifyConfig:
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ValueError(f"{name}: expected >= 1, got {v}")
+        autocast_for(self.precision)
         if not self.lr > 0:
             raise ValueError(f"lr: expected > 0, got {self.lr}")
         if self.dataset is None and self.csv is None:
@@ -374,7 +376,8 @@ def select_model(cands: dict[str, dict], enc_x, y, tr_idx, va_idx, base: dict,
     rows, models = [], {}
     for name, kw in cands.items():
         tcfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, patience=cfg.patience, seed=cfg.seed,
-                           progress=cfg.progress, resume=False, weight_decay=1e-2)
+                           progress=cfg.progress, resume=False, weight_decay=1e-2,
+                           autocast=autocast_for(cfg.precision))
         t = time.perf_counter()
         models[name], row = _fit_one(name, kw, enc_x, tr_idx, va_idx, y, base, cfg, tcfg,
                                      os.path.join(work, "train", name))
@@ -435,7 +438,7 @@ def _train(cfg: ClassifyConfig, echo) -> Result:
     members = [model]
     for s in range(1, cfg.seeds):
         tcfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, patience=cfg.patience, seed=cfg.seed + s,
-                           progress=cfg.progress, resume=False)
+                           progress=cfg.progress, resume=False, autocast=autocast_for(cfg.precision))
         m, row = _fit_one(name, cands[name], enc_x, tr_idx, va_idx, y, base, cfg, tcfg,
                           os.path.join(cfg.out, "train", f"{name}-seed{cfg.seed + s}"))
         members.append(m)

@@ -65,7 +65,7 @@ from ..models.language_model import (
     save_language_model,
 )
 from ..train.checkpoint import load_checkpoint
-from ..train.trainer import TrainConfig, Trainer
+from ..train.trainer import TrainConfig, Trainer, autocast_for
 from ._config import merge_config_file
 
 __all__ = ["LMConfig", "LMResult", "train", "evaluate", "predict", "generate", "load",
@@ -115,8 +115,7 @@ class LMConfig:
             self.text = [os.fspath(self.text)]
         if self.level not in ("char", "word"):
             raise ValueError(f"level: expected 'char' or 'word', got {self.level!r}")
-        if self.precision not in ("float32", "bfloat16"):
-            raise ValueError(f"precision: expected 'float32' or 'bfloat16', got {self.precision!r}")
+        autocast_for(self.precision)
         for name in ("max_steps", "batch_size", "bptt", "embedding_dim", "hidden_size",
                      "num_layers", "patience", "ngram_order", "max_chars"):
             v = getattr(self, name)
@@ -370,7 +369,7 @@ def train(config: LMConfig, *, callbacks=(), echo: Callable[[str], None] = print
                        patience=cfg.patience, seed=cfg.seed, max_time=cfg.max_time,
                        progress=cfg.progress and None, restore_best=True, min_lr_ratio=0.05,
                        clip_grad_norm=1.0, resume=cfg.resume, lr_drops=cfg.lr_drops,
-                       autocast=None if cfg.precision == "float32" else cfg.precision)
+                       autocast=autocast_for(cfg.precision))
 
     def eval_fn(m, ids):
         return evaluate_language_model(m, ids, batch_size=vb, bptt=256)

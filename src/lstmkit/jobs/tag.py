@@ -49,7 +49,7 @@ from ..data.labelled import (
 from ..data.split import resolve_size
 from ..models.tagger import SequenceTagger, TaggerConfig
 from ..train.checkpoint import load_checkpoint, save_checkpoint
-from ..train.trainer import TrainConfig, Trainer
+from ..train.trainer import TrainConfig, Trainer, autocast_for
 from .classify import plot_confusion
 
 
@@ -77,12 +77,14 @@ class TagConfig:
     baselines: bool = True
     progress: bool | None = None
     threads: int = 1  # torch and BLAS threads (a small recurrent model runs fastest on one)
+    precision: str = "float32"  # "bfloat16": train under torch.autocast (scored in float32)
     chosen: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "hidden_size", "embed_dim", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
+        autocast_for(self.precision)
         if self.dataset is None and self.conll is None:
             raise ValueError("dataset: expected a catalogue name or a conll path, got neither")
 
@@ -252,7 +254,7 @@ def _train(cfg: TagConfig, echo) -> Result:
     vl = torch.utils.data.DataLoader(enc.encode(val), batch_size=128, collate_fn=collate) \
         if len(val) else None
     tcfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, patience=cfg.patience, seed=cfg.seed,
-                       progress=cfg.progress, resume=False)
+                       progress=cfg.progress, resume=False, autocast=autocast_for(cfg.precision))
     trainer = Trainer(model, tag_loss, tcfg, os.path.join(cfg.out, "train"))
     t1 = time.perf_counter()
     trainer.fit(tl, vl)

@@ -122,6 +122,9 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:  # x (B, F, T), mask (B, T)
         if not self.training:
             return super().forward(x)
+        # statistics in float32 at least, as torch's own batch norm under autocast (a bfloat16
+        # conv output would round the mean and variance, and the running buffers stay float32)
+        x = x.to(torch.promote_types(x.dtype, self.running_mean.dtype))
         m = mask.unsqueeze(1).to(x.dtype)  # (B, 1, T)
         n = m.sum().clamp_min(1.0)
         mean = (x * m).sum((0, 2)) / n  # (F,)

@@ -98,6 +98,17 @@ class NonFiniteError(FloatingPointError):
     """The loss or the gradient norm became NaN/Inf."""
 
 
+PRECISIONS = ("float32", "bfloat16")
+
+
+def autocast_for(precision: str) -> str | None:
+    """A job's ``precision`` as the Trainer's ``autocast``: None for float32, "bfloat16" for
+    bfloat16 (the training forward under torch.autocast, float32 weights and optimizer)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: expected one of {PRECISIONS}, got {precision!r}")
+    return None if precision == "float32" else precision
+
+
 @dataclass
 class TrainConfig:
     epochs: int = 20
