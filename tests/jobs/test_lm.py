@@ -129,5 +129,5 @@ def test_bfloat16_training_carries_its_state_and_ends_near_float32(tmp_path):
     b16 = lm.train(_config(tmp_path / "b16", max_steps=40, precision="bfloat16"), echo=_quiet)
     a, b = f32.metrics["lstm"]["val_bpc"], b16.metrics["lstm"]["val_bpc"]
     assert abs(b - a) / a < 0.05, (a, b)
-    with pytest.raises(ValueError, match=r"precision: expected one of \('float32', 'bfloat16'\), got 'float16'"):
+    with pytest.raises(ValueError, match=r"precision: expected one of .*, got 'float16'"):
         _config(tmp_path / "bad", precision="float16")
