@@ -775,8 +775,14 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     load = os.getloadavg()
+    from lstmkit.cpu import probe
+
+    cpu = probe()
     head = (f"torch {torch.__version__}, {args.threads} threads, engines {args.engines}, "
-            f"{os.cpu_count()} CPUs, load average at start {load[0]:.1f}")
+            f"{os.cpu_count()} CPUs ({cpu.model or cpu.arch}; lstmkit level {cpu.level}"
+            f"{' forced by LSTMKIT_MAX_ISA' if cpu.max_isa else ''}, torch "
+            f"{torch.backends.cpu.get_cpu_capability()}, oneDNN bfloat16 {'yes' if cpu.onednn_bf16 else 'no'}), "
+            f"load average at start {load[0]:.1f}")
     print(head, flush=True)
     roof = rooflines()
     print(roof, flush=True)

@@ -226,7 +226,7 @@ class StepGemm {
   }
 
   at::Tensor w_, a_lo_, y_lo_;
-  std::vector<uint16_t> lo_;  // panels, bfloat16 weights: a's rows rounded to bfloat16
+  std::vector<float> lo_;  // panels, bfloat16 weights: a's rows rounded to bfloat16 (panels::gemm)
   int64_t N_ = 0, K_ = 0, rows_ = 0;
   bool mixed_ = false, round_a_ = false, use_onednn_ = false, use_panels_ = false;
 };

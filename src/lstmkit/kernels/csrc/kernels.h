@@ -63,8 +63,9 @@ struct LstmStepper {
   Part px_, ph_;
   at::Tensor w_, bias_, wci_, wcf_, wco_, xh_, a_;
   std::vector<float> y_, act_;
-  std::vector<uint16_t> act16_;
+  std::vector<float> act16_;  // bfloat16 weights: x and h rounded to bfloat16 (panels::gemm)
   std::vector<uint8_t> act8_;
+  std::vector<uint64_t> wide_;  // int8 on AVX2: act8_'s quads widened to 16-bit lanes
   int64_t G_ = 0, I_ = 0, H_ = 0, N_ = 0;
   bool coupled_ = false;
 };

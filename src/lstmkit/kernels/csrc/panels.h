@@ -247,77 +247,91 @@ LSTMKIT_AVX2 inline void store8(__m256 (&acc)[M][NG], float* const* y, int j0, i
   }
 }
 
-// float32: four column groups (32 lanes) at a time keep 4M accumulators in registers
+// Column groups per pass for M rows: enough independent FMA chains to hide the FMA latency at
+// M = 1, few enough accumulators to stay in the 16 ymm registers at M = 4.
+template <int M> constexpr int f32_groups() { return M == 1 ? 8 : (M == 2 ? 4 : 2); }
+template <int M> constexpr int bf16_groups() { return M == 1 ? 4 : 2; }
+
+// float32: NG column groups (8 lanes each) per pass, M x NG accumulators
 template <int M>
 LSTMKIT_AVX2 void f32_avx2(const float* const* a, const float* w, int64_t K, float* const* y,
                            int64_t cols, bool beta) {
-  for (int j0 = 0; j0 < 8 && cols > 8 * j0; j0 += 4) {
-    __m256 acc[M][4];
+  constexpr int NG = f32_groups<M>();
+  for (int j0 = 0; j0 < 8 && cols > 8 * j0; j0 += NG) {
+    __m256 acc[M][NG];
     for (int m = 0; m < M; ++m)
-      for (int g = 0; g < 4; ++g) acc[m][g] = _mm256_setzero_ps();
+      for (int g = 0; g < NG; ++g) acc[m][g] = _mm256_setzero_ps();
     const float* wk = w + 8 * j0;
     for (int64_t k = 0; k < K; ++k, wk += NB) {
-      const __m256 w0 = _mm256_loadu_ps(wk), w1 = _mm256_loadu_ps(wk + 8);
-      const __m256 w2 = _mm256_loadu_ps(wk + 16), w3 = _mm256_loadu_ps(wk + 24);
+      __m256 wv[NG];
+      for (int g = 0; g < NG; ++g) wv[g] = _mm256_loadu_ps(wk + 8 * g);
       for (int m = 0; m < M; ++m) {
         const __m256 b = _mm256_broadcast_ss(a[m] + k);
-        acc[m][0] = _mm256_fmadd_ps(b, w0, acc[m][0]);
-        acc[m][1] = _mm256_fmadd_ps(b, w1, acc[m][1]);
-        acc[m][2] = _mm256_fmadd_ps(b, w2, acc[m][2]);
-        acc[m][3] = _mm256_fmadd_ps(b, w3, acc[m][3]);
+        for (int g = 0; g < NG; ++g) acc[m][g] = _mm256_fmadd_ps(b, wv[g], acc[m][g]);
       }
     }
-    store8<M, 4>(acc, y, j0, cols, beta);
+    store8<M, NG>(acc, y, j0, cols, beta);
   }
 }
 
 // bfloat16: each lane holds a (k, k+1) pair in 32 bits; shifting and masking widen the two
-// halves to float32 exactly (bfloat16 is float32's top half), then FMAs with a's pair
+// halves to float32 exactly (bfloat16 is float32's top half), then FMAs with a's pair (a's rows
+// arrive rounded to bfloat16 and widened to float32 once per call, so a broadcast is one load).
+// At M <= 2 even and odd k sum into separate accumulators (enough independent chains).
 template <int M>
-LSTMKIT_AVX2 void bf16_avx2(const uint16_t* const* a, const uint16_t* w, int64_t Kp, float* const* y,
+LSTMKIT_AVX2 void bf16_avx2(const float* const* a, const uint16_t* w, int64_t Kp, float* const* y,
                             int64_t cols, bool beta) {
+  constexpr int NG = bf16_groups<M>();
+  constexpr int S = M <= 2 ? 2 : 1;  // accumulator sets
   const __m256i hi_mask = _mm256_set1_epi32(int(0xffff0000u));
-  for (int j0 = 0; j0 < 8 && cols > 8 * j0; j0 += 2) {
-    __m256 acc[M][2];
-    for (int m = 0; m < M; ++m) acc[m][0] = acc[m][1] = _mm256_setzero_ps();
+  for (int j0 = 0; j0 < 8 && cols > 8 * j0; j0 += NG) {
+    __m256 acc[S][M][NG];
+    for (int u = 0; u < S; ++u)
+      for (int m = 0; m < M; ++m)
+        for (int g = 0; g < NG; ++g) acc[u][m][g] = _mm256_setzero_ps();
     const uint16_t* wk = w + 2 * 8 * j0;
     for (int64_t k = 0; k < Kp; k += 2, wk += 2 * NB) {
-      __m256 we[2], wo[2];
-      for (int g = 0; g < 2; ++g) {
+      __m256 we[NG], wo[NG];
+      for (int g = 0; g < NG; ++g) {
         const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wk + 16 * g));
         we[g] = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
         wo[g] = _mm256_castsi256_ps(_mm256_and_si256(v, hi_mask));
       }
       for (int m = 0; m < M; ++m) {
-        const __m256 b0 = _mm256_set1_ps(from_bf16(a[m][k])), b1 = _mm256_set1_ps(from_bf16(a[m][k + 1]));
-        for (int g = 0; g < 2; ++g)
-          acc[m][g] = _mm256_fmadd_ps(b1, wo[g], _mm256_fmadd_ps(b0, we[g], acc[m][g]));
+        const __m256 b0 = _mm256_broadcast_ss(a[m] + k), b1 = _mm256_broadcast_ss(a[m] + k + 1);
+        for (int g = 0; g < NG; ++g) {
+          acc[0][m][g] = _mm256_fmadd_ps(b0, we[g], acc[0][m][g]);
+          acc[S - 1][m][g] = _mm256_fmadd_ps(b1, wo[g], acc[S - 1][m][g]);
+        }
       }
     }
-    store8<M, 2>(acc, y, j0, cols, beta);
+    if constexpr (S == 2)
+      for (int m = 0; m < M; ++m)
+        for (int g = 0; g < NG; ++g) acc[0][m][g] = _mm256_add_ps(acc[0][m][g], acc[1][m][g]);
+    store8<M, NG>(acc[0], y, j0, cols, beta);
   }
 }
 
 // int8: 16-bit multiply-adds (vpmaddwd) of u8 activations and s8 weights, both widened to 16
-// bits, sum pairs exactly into int32 (vpmaddubsw would saturate: 2 * 255 * 127 > 32767). Per
-// group of 8 lanes, lanes 0-3 and 4-7 accumulate apart; one hadd and a lane permutation at the
-// end give lanes 0-7. y += sa_m * sw[n] * (sum u w - zc[n]), as the VNNI kernel.
+// bits, sum pairs exactly into int32 (vpmaddubsw would saturate: 2 * 255 * 127 > 32767). The
+// activations arrive widened already (`wide`: each quad of u8 as four 16-bit lanes in 64 bits,
+// see widen_quads), so a step broadcasts them with one load. Per group of 8 lanes, lanes 0-3
+// and 4-7 accumulate apart; one hadd and a lane permutation at the end give lanes 0-7.
+// y += sa_m * sw[n] * (sum u w - zc[n]), as the VNNI kernel.
 template <int M>
-LSTMKIT_AVX2 void i8_avx2(const uint8_t* const* a, const int8_t* w, int64_t Kp, const float* sa,
+LSTMKIT_AVX2 void i8_avx2(const uint64_t* const* wide, const int8_t* w, int64_t Kp, const float* sa,
                           const float* sw, const int32_t* zc, float* const* y) {
   const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
   for (int j = 0; j < 8; ++j) {
     __m256i lo[M], hi[M];
     for (int m = 0; m < M; ++m) lo[m] = hi[m] = _mm256_setzero_si256();
     const int8_t* wk = w + 4 * 8 * j;
-    for (int64_t k = 0; k < Kp; k += 4, wk += 4 * NB) {
+    for (int64_t q = 0; q < Kp / 4; ++q, wk += 4 * NB) {
       const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wk));
       const __m256i w_lo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(v));
       const __m256i w_hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(v, 1));
       for (int m = 0; m < M; ++m) {
-        uint32_t quad;
-        std::memcpy(&quad, a[m] + k, 4);
-        const __m256i b = _mm256_set1_epi64x(int64_t(_pdep_u64(quad, 0x00ff00ff00ff00ffull)));
+        const __m256i b = _mm256_set1_epi64x(int64_t(wide[m][q]));
         lo[m] = _mm256_add_epi32(lo[m], _mm256_madd_epi16(w_lo, b));
         hi[m] = _mm256_add_epi32(hi[m], _mm256_madd_epi16(w_hi, b));
       }
@@ -331,6 +345,15 @@ LSTMKIT_AVX2 void i8_avx2(const uint8_t* const* a, const int8_t* w, int64_t Kp, 
       _mm256_storeu_ps(y[m] + 8 * j,
                        _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot), _mm256_loadu_ps(y[m] + 8 * j)));
     }
+  }
+}
+
+// u8 quads -> 64-bit words of four 16-bit lanes (i8_avx2's broadcast operand), Kp/4 of them
+LSTMKIT_AVX2 inline void widen_quads(const uint8_t* a, int64_t Kp, uint64_t* out) {
+  for (int64_t q = 0; q < Kp / 4; ++q) {
+    uint32_t quad;
+    std::memcpy(&quad, a + 4 * q, 4);
+    out[q] = _pdep_u64(quad, 0x00ff00ff00ff00ffull);
   }
 }
 #endif
@@ -347,13 +370,13 @@ inline void f32_any(int M, const float* const* a, const float* w, int64_t K, flo
   }
 }
 
-inline void bf16_any(int M, const uint16_t* const* a, const uint16_t* w, int64_t Kp, float* const* y,
+inline void bf16_any(int M, const float* const* a, const uint16_t* w, int64_t Kp, float* const* y,
                      int64_t cols, bool beta) {
   for (int m = 0; m < M; ++m) {
     float acc[NB] = {};
     const uint16_t* wk = w;
     for (int64_t k = 0; k < Kp; k += 2, wk += 2 * NB) {
-      const float a0 = from_bf16(a[m][k]), a1 = from_bf16(a[m][k + 1]);
+      const float a0 = a[m][k], a1 = a[m][k + 1];
       for (int64_t l = 0; l < NB; ++l) acc[l] += a0 * from_bf16(wk[2 * l]) + a1 * from_bf16(wk[2 * l + 1]);
     }
     for (int64_t l = 0; l < cols; ++l) y[m][l] = acc[l] + (beta ? y[m][l] : 0.f);
@@ -382,19 +405,25 @@ inline void i8_any(int M, const uint8_t* const* a, const int8_t* w, int64_t Kp, 
   }
 
 // y (M, N) with row stride ldy (+)= a (M, K) with row stride lda, times packed float32 or
-// bfloat16 weights of N outputs (a is float32; rows are rounded to bfloat16 in `lo`, which
-// holds M * Kp entries, for bfloat16 weights). Panels run in parallel (torch's intra-op threads)
-// when there is enough work; each writes its own columns.
+// bfloat16 weights of N outputs (a is float32). For bfloat16 weights a's rows are rounded to
+// bfloat16 in the workspace `lo` (M * Kp floats; bfloat16 lanes for the AVX512-BF16 kernel,
+// their float32 values for the others). Panels run in parallel (torch's intra-op threads) when
+// there is enough work; each writes its own columns.
 inline void gemm(const float* a, int64_t lda, int64_t M, const at::Tensor& packed, int64_t N,
-                 int64_t K, float* y, int64_t ldy, bool beta, uint16_t* lo = nullptr) {
+                 int64_t K, float* y, int64_t ldy, bool beta, float* lo = nullptr) {
   const Isa& cpu = isa();
   const bool bf = packed.scalar_type() == at::kBFloat16;
   const int64_t Kp = bf ? round_up(K, 2) : K, P = round_up(N, NB) / NB;
+  uint16_t* lo16 = reinterpret_cast<uint16_t*>(lo);
   if (bf) {
     for (int64_t m = 0; m < M; ++m) {
-      uint16_t* q = lo + m * Kp;
-      for (int64_t k = 0; k < K; ++k) q[k] = to_bf16(a[m * lda + k]);
-      if (Kp > K) q[K] = 0;
+      for (int64_t k = 0; k < Kp; ++k) {
+        const uint16_t b = k < K ? to_bf16(a[m * lda + k]) : 0;
+        if (cpu.bf16)
+          lo16[m * Kp + k] = b;
+        else
+          lo[m * Kp + k] = from_bf16(b);
+      }
     }
   }
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 20) / std::max<int64_t>(1, M * Kp * NB));
@@ -406,12 +435,16 @@ inline void gemm(const float* a, int64_t lda, int64_t M, const at::Tensor& packe
         float* yrow[MR];
         for (int m = 0; m < Mb; ++m) yrow[m] = y + (m0 + m) * ldy + p * NB;
         if (bf) {
-          const uint16_t* arow[MR];
-          for (int m = 0; m < Mb; ++m) arow[m] = lo + (m0 + m) * Kp;
           const auto* w = reinterpret_cast<const uint16_t*>(packed.data_ptr<at::BFloat16>()) + p * Kp * NB;
+          const uint16_t* arow16[MR];
+          const float* arow[MR];
+          for (int m = 0; m < Mb; ++m) {
+            arow16[m] = lo16 + (m0 + m) * Kp;
+            arow[m] = lo + (m0 + m) * Kp;
+          }
 #ifdef LSTMKIT_X86
           if (cpu.bf16) {
-            LSTMKIT_BY_M(Mb, bf16_avx512, arow, w, Kp, yrow, cols, beta);
+            LSTMKIT_BY_M(Mb, bf16_avx512, arow16, w, Kp, yrow, cols, beta);
             continue;
           }
           if (cpu.avx2) {

@@ -183,6 +183,16 @@ void LstmStepper::run_part(const Part& part, const float* a, int64_t lda, int64_
       }
       arow[m] = q;
     }
+    const uint64_t* wrow[MR] = {};  // AVX2 without VNNI: the rows widened once for every panel
+#ifdef LSTMKIT_X86
+    if (cpu.avx2 && !cpu.vnni) {
+      wide_.resize(MR * (Kp / 4));
+      for (int m = 0; m < Mb; ++m) {
+        pn::widen_quads(arow[m], Kp, wide_.data() + m * (Kp / 4));
+        wrow[m] = wide_.data() + m * (Kp / 4);
+      }
+    }
+#endif
     const int8_t* w = part.w.data_ptr<int8_t>();
     const float* sw = part.scale.data_ptr<float>();
     const int32_t* zc = part.zc.data_ptr<int32_t>();
@@ -195,7 +205,7 @@ void LstmStepper::run_part(const Part& part, const float* a, int64_t lda, int64_
         continue;
       }
       if (cpu.avx2) {
-        LSTMKIT_BY_M(Mb, pn::i8_avx2, arow, w, Kp, sa, sw + p * NB, zc + p * NB, yrow);
+        LSTMKIT_BY_M(Mb, pn::i8_avx2, wrow, w, Kp, sa, sw + p * NB, zc + p * NB, yrow);
         continue;
       }
 #endif
