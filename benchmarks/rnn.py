@@ -781,7 +781,8 @@ def main(argv: list[str] | None = None) -> int:
     head = (f"torch {torch.__version__}, {args.threads} threads, engines {args.engines}, "
             f"{os.cpu_count()} CPUs ({cpu.model or cpu.arch}; lstmkit level {cpu.level}"
             f"{' forced by LSTMKIT_MAX_ISA' if cpu.max_isa else ''}, torch "
-            f"{torch.backends.cpu.get_cpu_capability()}, oneDNN bfloat16 {'yes' if cpu.onednn_bf16 else 'no'}), "
+            f"{torch.backends.cpu.get_cpu_capability()}, oneDNN bfloat16 "
+            f"{'yes' if cpu.onednn_bf16 else 'no'}), "
             f"load average at start {load[0]:.1f}")
     print(head, flush=True)
     roof = rooflines()
