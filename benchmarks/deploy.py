@@ -239,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     from lstmkit.export import compress as C
     from lstmkit.export.checkpoints import save_model
     from lstmkit.export.onnx_export import to_onnx
-    from lstmkit.models.language_model import LanguageModel, LanguageModelConfig, fit_language_model
+    from lstmkit.models.language_model import LanguageModel, LanguageModelConfig
+    from lstmkit.train.trainer import TrainConfig, Trainer
 
     torch.set_num_threads(1)
     os.makedirs(args.out, exist_ok=True)
@@ -265,8 +266,14 @@ def main(argv: list[str] | None = None) -> int:
     cfg = LanguageModelConfig(vocab_size=len(tok), embedding_dim=64, hidden_size=args.hidden, num_layers=1,
                               dropout=0.0, embedding_dropout=0.0, output_dropout=0.0)
     lm = LanguageModel(cfg)
-    fit = fit_language_model(lm, tr, batch_size=32, bptt=64, lr=3e-3, max_steps=steps, seed=0,
-                             progress=sys.stderr.isatty())
+    t_fit = time.perf_counter()
+    d = tempfile.mkdtemp(prefix="deploy-")
+    fit_dl = DataLoader(chunks(tr, 64, steps * 32, 0), batch_size=32, shuffle=True,
+                        generator=torch.Generator().manual_seed(0))
+    Trainer(lm, lm_loss, TrainConfig(epochs=1, lr=3e-3, patience=None, seed=0, clip_grad_norm=1.0,
+                                     progress=sys.stderr.isatty(), resume=False),
+            os.path.join(d, "fit")).fit(fit_dl)
+    fit = {"steps": steps, "seconds": time.perf_counter() - t_fit}
     lm.eval()
     print(f"   trained in {fit['seconds']:.0f} s", flush=True)
 
@@ -274,7 +281,6 @@ def main(argv: list[str] | None = None) -> int:
     train_dl = DataLoader(chunks(tr, 64, ft_n * 8, 1), batch_size=32, shuffle=True)
     val_dl = DataLoader(chunks(va, 64, 64, 2), batch_size=32)
     ft_epochs = 1 if args.quick else 2
-    d = tempfile.mkdtemp(prefix="deploy-")
 
     def tuned(model, masks=None):
         C.fine_tune(model, lm_loss, train_dl, val_dl, out_dir=os.path.join(d, f"ft{time.time_ns()}"),
@@ -320,12 +326,17 @@ def main(argv: list[str] | None = None) -> int:
         seq, stp = os.path.join(d, "seq.onnx"), os.path.join(d, "step.onnx")
         to_onnx(m, seq)
         to_onnx(m, stp, step=True)
-        for q in (False, True):
+        # int8 with both quantiser settings lstmkit.cpu can choose: full 8-bit weights (VNNI CPUs)
+        # and 7-bit per-channel weights (CPUs without VNNI, where u8s8 kernels saturate)
+        for q in (None, "vnni", "no-vnni"):
             if q:
-                C.quantize_onnx(seq, seq + ".q")
-                C.quantize_onnx(stp, stp + ".q")
+                narrow = q == "no-vnni"
+                for f in (seq, stp):
+                    C.quantize_onnx(f, f + ".q", per_channel=narrow, reduce_range=narrow)
             s_path, t_path = (seq + ".q", stp + ".q") if q else (seq, stp)
-            res = {"name": f"ONNX {name}{' int8 (ORT dynamic)' if q else ''}", "backend": "onnxruntime",
+            label = {None: "", "vnni": " int8 (ORT dynamic, 8-bit)",
+                     "no-vnni": " int8 (ORT dynamic, 7-bit per-channel)"}[q]
+            res = {"name": f"ONNX {name}{label}", "backend": "onnxruntime",
                    "file_bytes": os.path.getsize(t_path), "params": C.count_params(m),
                    "nonzero_params": C.count_params(m, nonzero=True),
                    "test_bpc": bpc(onnx_lm_fn(s_path), te, te_t)}

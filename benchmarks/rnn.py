@@ -16,6 +16,8 @@ weights as the torch module: ``reference`` = ``functional.lstm.lstm`` (hand BPTT
     python -m benchmarks.rnn --sections bf16,inference,step,overhead
     python -m benchmarks.rnn --threads 1 --sections gru_cho,ln --before OLD_BUILD.so
     python -m benchmarks.rnn --threads 1 --sections ln,stepgemm --base OLD_EXPORT/src
+    LSTMKIT_MAX_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 \
+        python -m benchmarks.rnn --threads 1 --sections variants,gru,inference --shapes 50x64x256
 
 The header records the machine's float32 and bfloat16 GEMM rates (the rooflines beside every
 GFLOP/s column): a big GEMM (the input projection of T=50, B=64, H=512) and a per-step one.
@@ -746,6 +748,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-run-ms", type=float, default=50.0, help="minimum length of one run")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None, help="also write the markdown tables to this file")
+    ap.add_argument("--shapes", default=None, metavar="TxBxH,...",
+                    help="sections variants, gru, bf16, inference, ln: these shapes instead of their own")
     ap.add_argument("--before", default=None,
                     help="section ln: another build's kernel library (.so) to compare against")
     ap.add_argument("--base", default=None,
@@ -755,6 +759,14 @@ def main(argv: list[str] | None = None) -> int:
     bad = [e for e in args.engines if e not in ("reference", "fused")]
     if bad:
         ap.error(f"--engines: expected names from reference,fused, got {bad}")
+    shapes = None
+    if args.shapes:
+        try:
+            shapes = [tuple(int(v) for v in item.split("x")) for item in args.shapes.split(",")]
+        except ValueError:
+            shapes = []
+        if not shapes or any(len(t) != 3 or min(t) < 1 for t in shapes):
+            ap.error(f"--shapes: expected T x B x H triples such as 50x64x256,50x16x128, got {args.shapes!r}")
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     bad = [s for s in sections if s not in SECTIONS]
     if bad:
@@ -794,8 +806,8 @@ def main(argv: list[str] | None = None) -> int:
         if s == "grid":
             out += section_grid(args, grid)
         elif s == "gru":
-            out += section_gru(args, [(50, 16, 128), (50, 64, 256)] if args.quick else
-                               [(50, 1, 128), (50, 16, 128), (50, 16, 256), (50, 64, 256), (50, 64, 512)])
+            out += section_gru(args, shapes or ([(50, 16, 128), (50, 64, 256)] if args.quick else [
+                (50, 1, 128), (50, 16, 128), (50, 16, 256), (50, 64, 256), (50, 64, 512)]))
         elif s == "gru_cho":
             if "fused" not in args.engines:
                 out.append("(needs the fused kernels)")
@@ -803,7 +815,7 @@ def main(argv: list[str] | None = None) -> int:
             out += section_gru_cho(args, [(50, 16, 256)] if args.quick else
                                    [(50, 16, 256), (50, 64, 256), (50, 64, 512)])
         elif s == "variants":
-            out += section_variants(args, var_shapes)
+            out += section_variants(args, shapes or var_shapes)
         elif s == "lengths":
             out += section_lengths(args)
         elif s == "step":
@@ -811,15 +823,15 @@ def main(argv: list[str] | None = None) -> int:
         elif s == "memory":
             out += section_memory(args, mem_shapes)
         elif s == "bf16":
-            out += section_bf16(args, [(50, 16, 256), (50, 64, 512)] if args.quick else
-                                [(50, 16, 256), (50, 64, 256), (50, 64, 512)])
+            out += section_bf16(args, shapes or ([(50, 16, 256), (50, 64, 512)] if args.quick else
+                                                 [(50, 16, 256), (50, 64, 256), (50, 64, 512)]))
         elif s == "inference":
-            out += section_inference(args, [(50, 16, 256), (50, 64, 512)] if args.quick else
-                                     [(50, 16, 256), (50, 64, 256), (50, 64, 512)])
+            out += section_inference(args, shapes or ([(50, 16, 256), (50, 64, 512)] if args.quick else
+                                                      [(50, 16, 256), (50, 64, 256), (50, 64, 512)]))
         elif s == "overhead":
             out += section_overhead(args)
         elif s == "ln":
-            out += section_ln(args, [(50, 16, 256), (50, 64, 256), (50, 64, 512)])
+            out += section_ln(args, shapes or [(50, 16, 256), (50, 64, 256), (50, 64, 512)])
         elif s == "crossover":
             out += section_crossover(args)
         elif s == "stepgemm":
