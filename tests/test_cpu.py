@@ -27,7 +27,7 @@ def _read(env: dict, load: bool = False) -> dict:
 
 
 def _hardware_level(c: cpu.CPU) -> str:
-    if not c.x86 or not {"avx2", "fma"} <= c.hardware:
+    if not c.x86 or not {"avx2", "fma", "bmi2"} <= c.hardware:
         return "portable"
     return "avx512" if {"avx512f", "avx512bw", "avx512vl"} <= c.hardware else "avx2"
 

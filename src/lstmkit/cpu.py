@@ -6,7 +6,7 @@ check in the kernels), what oneDNN can run here (torch's own answer for its bflo
 and whether a C++ compiler is present, and answers the questions the paths ask:
 
 - ``level``: the vector code the fused kernels run: ``"avx512"`` (AVX-512 F/BW/VL),
-  ``"avx2"`` (AVX2 + FMA) or ``"portable"`` (plain C++ loops, any CPU, x86 paths compiled out);
+  ``"avx2"`` (AVX2 + FMA + BMI2) or ``"portable"`` (plain C++ loops, any CPU, x86 paths compiled out);
 - ``bf16_dot`` / ``vnni``: AVX512-BF16 dot products and AVX512-VNNI integer dot products for the
   bfloat16 and int8 panel GEMMs;
 - ``onednn_bf16``: oneDNN's bfloat16 primitives (inner product, RNN) run here. Without them a
@@ -45,7 +45,7 @@ LEVELS = ("portable", "avx2", "avx512")  # lowest first
 MAX_ISA_ENV = "LSTMKIT_MAX_ISA"
 
 # The features the paths ask about (x86 names as /proc/cpuinfo spells them; aarch64 below)
-_X86 = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_bf16", "avx512_vnni",
+_X86 = ("avx2", "fma", "bmi2", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_bf16", "avx512_vnni",
         "avx_vnni", "avx_ne_convert", "amx_tile", "amx_bf16", "amx_int8")
 _ARM = ("asimd", "asimddp", "bf16", "i8mm", "sve", "sve2")
 _AVX512 = ("avx512f", "avx512bw", "avx512vl")
@@ -153,14 +153,14 @@ def probe() -> CPU:
     cap = _max_isa()
     is_x86 = arch in ("x86_64", "AMD64", "i686", "x86")
     hw_level = "portable"
-    if is_x86 and {"avx2", "fma"} <= hardware:
+    if is_x86 and {"avx2", "fma", "bmi2"} <= hardware:
         hw_level = "avx512" if set(_AVX512) <= hardware else "avx2"
     level = hw_level if cap is None else LEVELS[min(LEVELS.index(hw_level), LEVELS.index(cap))]
     features = set(hardware)
     if is_x86 and level != "avx512":  # under a cap the paths see only what that level has
         features -= {w for w in hardware if w.startswith(("avx512", "amx"))}
     if is_x86 and level == "portable":
-        features -= {w for w in hardware if w.startswith("avx")} | {"fma"}
+        features -= {w for w in hardware if w.startswith("avx")} | {"fma", "bmi2"}
     onednn, onednn_bf16 = _onednn_bf16(torch)
     if cap is not None and is_x86:  # lstmkit's cap covers what it sends to oneDNN as well
         onednn_bf16 = onednn_bf16 and (level == "avx512" or bool({"amx_bf16", "avx_ne_convert"} & features))
