@@ -43,10 +43,10 @@ AVX2     := LSTMKIT_MAX_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx
 PORTABLE := LSTMKIT_MAX_ISA=portable ONEDNN_MAX_CPU_ISA=SSE41 ATEN_CPU_CAPABILITY=default
 test-isa: $(STAMP)
 	$(PY) -m lstmkit.doctor
+	$(PORTABLE) $(PY) -m lstmkit.kernels build --strict  # first: the AVX2 run compares every level
 	$(AVX2) $(PY) -m pytest -q -p no:cacheprovider $(ISA_TESTS) \
 	  tests/jobs/test_lm.py::test_bfloat16_training_carries_its_state_and_ends_near_float32 \
 	  tests/cli/test_classify.py::test_classify_trains_in_bfloat16_on_this_cpu_and_records_it
-	$(PORTABLE) $(PY) -m lstmkit.kernels build --strict
 	$(PORTABLE) $(PY) -m lstmkit.doctor | grep -E '^(level|fused kernels|bfloat16|int8)'
 	$(PORTABLE) $(PY) -m pytest -q -p no:cacheprovider $(ISA_TESTS)
 	nocxx=$$(mktemp -d); CXX=$$nocxx/no-c++ TORCH_EXTENSIONS_DIR=$$nocxx $(PY) -m pytest -q -p no:cacheprovider \

@@ -1,8 +1,9 @@
 """The CPU probe: what this machine can run, read once, asked by every path choice.
 
 lstmkit never picks a path by trying it and catching the crash. It asks :func:`probe`, which
-reads the CPU's features (``/proc/cpuinfo`` on Linux, the C++ compiler's own tests as a cross
-check in the kernels), what oneDNN can run here (torch's own answer for its bfloat16 primitives)
+reads the CPU's features (``/proc/cpuinfo`` on Linux; elsewhere what torch's CPU capability
+implies; the kernels' own ``__builtin_cpu_supports`` never lets them run more than that), what
+oneDNN can run here (torch's own answer for its bfloat16 primitives)
 and whether a C++ compiler is present, and answers the questions the paths ask:
 
 - ``level``: the vector code the fused kernels run: ``"avx512"`` (AVX-512 F/BW/VL),
@@ -49,6 +50,9 @@ _X86 = ("avx2", "fma", "bmi2", "avx512f", "avx512bw", "avx512vl", "avx512dq", "a
         "avx_vnni", "avx_ne_convert", "amx_tile", "amx_bf16", "amx_int8")
 _ARM = ("asimd", "asimddp", "bf16", "i8mm", "sve", "sve2")
 _AVX512 = ("avx512f", "avx512bw", "avx512vl")
+# what torch's CPU capability implies, where no feature list can be read (conservative: no
+# dot-product extensions)
+_BY_CAPABILITY = {"AVX2": ("avx2", "fma", "bmi2"), "AVX512": ("avx2", "fma", "bmi2", *_AVX512)}
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,8 @@ def probe() -> CPU:
 
     arch = platform.machine()
     model, words = _cpuinfo()
+    if not words:  # no /proc/cpuinfo (macOS, some containers): torch's own reading of the CPU
+        words = set(_BY_CAPABILITY.get(torch.backends.cpu.get_cpu_capability(), ()))
     known = _X86 + _ARM
     hardware = frozenset(w for w in words if w in known)
     cap = _max_isa()
@@ -162,8 +168,8 @@ def probe() -> CPU:
     if is_x86 and level == "portable":
         features -= {w for w in hardware if w.startswith("avx")} | {"fma", "bmi2"}
     onednn, onednn_bf16 = _onednn_bf16(torch)
-    if cap is not None and is_x86:  # lstmkit's cap covers what it sends to oneDNN as well
-        onednn_bf16 = onednn_bf16 and (level == "avx512" or bool({"amx_bf16", "avx_ne_convert"} & features))
+    if cap is not None and is_x86 and level != "avx512":  # the cap covers what lstmkit sends to oneDNN
+        onednn_bf16 = False
     return CPU(arch=arch, model=model, hardware=hardware, features=frozenset(features), max_isa=cap,
                level=level, bf16_dot=level == "avx512" and "avx512_bf16" in features,
                vnni=level == "avx512" and "avx512_vnni" in features, onednn=onednn,

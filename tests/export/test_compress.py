@@ -55,8 +55,13 @@ def test_onnx_int8_agrees_with_float_and_is_smaller(tmp_path, settings):
     which cannot saturate onnxruntime's u8s8 kernels, elsewhere) and this CPU's own choice keep
     the bound on this machine."""
     pytest.importorskip("onnxruntime")
+    from lstmkit.cpu import probe
     from lstmkit.export.onnx_export import session, to_onnx
 
+    c = probe()
+    if settings == dict(per_channel=False, reduce_range=False) and c.onnx_int8()["reduce_range"]:
+        pytest.skip("8-bit weights are the VNNI CPUs' setting: onnxruntime's u8s8 kernels saturate on "
+                    "this CPU (0.036 seen on an AVX2 CPU), which is why the quantiser never picks it here")
     m = _layer("LSTM", dict(num_layers=2))
     to_onnx(m, tmp_path / "f.onnx")
     used = C.quantize_onnx(tmp_path / "f.onnx", tmp_path / "q.onnx", **(settings or {}))

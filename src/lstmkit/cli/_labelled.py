@@ -14,8 +14,7 @@ def add_common_flags(p: argparse.ArgumentParser, defaults) -> None:
     p.add_argument("--threads", type=int, default=defaults.threads,
                    help=f"torch and BLAS threads (default {defaults.threads})")
     p.add_argument("--precision", choices=["float32", "bfloat16"], default=defaults.precision,
-                   help="training precision: bfloat16 runs the forward under torch.autocast with "
-                        f"float32 weights; validation and test are scored in float32 ({defaults.precision})")
+                   help=f"bfloat16: train under autocast, score in float32 ({defaults.precision})")
     p.add_argument("--checkpoint", help="predict: model.pt or a training --out DIR")
     p.add_argument("--out", help=f"output directory (default {defaults.out})")
 

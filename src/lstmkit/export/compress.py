@@ -428,10 +428,11 @@ def quantize_onnx(src: str | os.PathLike, dst: str | os.PathLike, *, per_channel
     from ..cpu import probe
 
     chosen = probe().onnx_int8()
-    settings = {"per_channel": chosen["per_channel"] if per_channel is None else bool(per_channel),
-                "reduce_range": chosen["reduce_range"] if reduce_range is None else bool(reduce_range),
+    given = {k: bool(v) for k, v in (("per_channel", per_channel), ("reduce_range", reduce_range))
+             if v is not None}
+    settings = {"per_channel": chosen["per_channel"], "reduce_range": chosen["reduce_range"], **given,
                 "weight_type": "QInt8", "chosen_for": f"{probe().model or probe().arch} ({probe().level})",
-                "why": chosen["why"] if per_channel is None and reduce_range is None else "given"}
+                "why": chosen["why"] + (f"; given: {', '.join(given)}" if given else "")}
 
     def write(tmp: str) -> None:
         root = logging.getLogger()

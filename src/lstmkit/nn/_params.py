@@ -68,7 +68,7 @@ def check_step_weights(step_weights: str, v: Variant, dtype: torch.dtype, engine
                          f"on {engine!r}")
     if step_weights != "full" and not v.family.fused_module().available():
         raise ValueError(f"step_weights: {step_weights!r} runs the compiled step kernel, which is not "
-                         "built here (no C++ compiler; `python -m lstmkit.doctor` says what is missing); "
+                         "available here (`python -m lstmkit.kernels build --strict` says why); "
                          "use step_weights='full'")
     return step_weights
 

@@ -140,36 +140,38 @@ constexpr int64_t PANEL_MAX_ROWS = 16;  // T > 2 on AVX2 or AVX-512: panels up t
 // One per-step GEMM y (rows, N) = a (rows, K) @ w^T for a weight w (N, K), with a and y in the
 // state's dtype and w in the GEMM dtype. Same dtype: at::mm_out (or oneDNN for big enough float32
 // GEMMs). bfloat16 w under a float32 state: a is rounded to bfloat16, the products are summed in
-// float32: by torch's bfloat16 GEMM (oneDNN; AMX where the CPU has it; y rounded to bfloat16 and
-// widened back for the gate math), or, where oneDNN has no bfloat16 on this CPU (AVX2), by a
-// float32 GEMM on the bfloat16 values (exact products; y stays float32). The weight is prepared
-// once per sequence (transposed for at::mm, prepacked for oneDNN, packed in panels).
+// float32: by the bfloat16 panels up to 16 rows (AVX512-BF16 dot products, or AVX2 FMAs on the
+// widened pairs; y stays float32), else by torch's bfloat16 GEMM (oneDNN; AMX where the CPU has
+// it; y rounded to bfloat16 and widened back for the gate math), or, where oneDNN has no bfloat16
+// on this CPU (AVX2), by a float32 GEMM on the bfloat16 values (exact products; y stays float32).
+// The weight is prepared once per sequence (transposed for at::mm, prepacked for oneDNN, packed
+// in panels).
 class StepGemm {
  public:
   StepGemm() = default;
   StepGemm(const at::Tensor& w_in, int64_t rows, int64_t T, const at::TensorOptions& state)
       : mixed_(w_in.scalar_type() != state.dtype().toScalarType()) {
     const auto& cpu = panels::isa();
+    const bool seq = T > 2;
+    // small batches on an AVX2 or AVX-512 CPU: the weight packed once in panels (panels.h), no
+    // per-call cost and no per-step dtype copies (bfloat16 panels round a's rows themselves);
+    // measured (benchmarks.rnn --sections stepgemm --base) at 0.76-0.97x the time of at::mm /
+    // prepacked oneDNN up to 16 rows on AVX-512
+    use_panels_ = seq && rows <= PANEL_MAX_ROWS && state.dtype() == at::kFloat && cpu.avx2 &&
+                  (w_in.scalar_type() == at::kFloat || (mixed_ && w_in.scalar_type() == at::kBFloat16));
+    if (use_panels_) {
+      w_ = panels::pack(w_in, w_in.scalar_type());
+      N_ = w_in.size(0);
+      K_ = w_in.size(1);
+      rows_ = rows;
+      if (w_in.scalar_type() == at::kBFloat16) lo_.resize(rows * panels::round_up(K_, 2));
+      return;
+    }
     // no bfloat16 GEMM here: the weight's bfloat16 values in float32, a rounded to them per step
     round_a_ = mixed_ && w_in.scalar_type() == at::kBFloat16 && !cpu.onednn_bf16;
     const at::Tensor w = round_a_ ? w_in.to(at::kFloat) : w_in;
     const at::ScalarType g = w.scalar_type();
     const int64_t macs = rows * w.size(0) * w.size(1);
-    const bool seq = T > 2;
-    // small batches on an AVX2 or AVX-512 CPU: the weight packed once in panels (panels.h), no
-    // per-call cost and no per-step dtype copies; measured (benchmarks.rnn --sections stepgemm
-    // --base) at 0.76-0.97x the time of at::mm / prepacked oneDNN up to 16 rows on AVX-512
-    use_panels_ = seq && rows <= PANEL_MAX_ROWS && state.dtype() == at::kFloat && cpu.avx2 &&
-                  (g == at::kFloat || (mixed_ && g == at::kBFloat16));
-    if (use_panels_) {
-      w_ = panels::pack(w, g);
-      N_ = w.size(0);
-      K_ = w.size(1);
-      rows_ = rows;
-      if (g == at::kBFloat16) lo_.resize(rows * panels::round_up(K_, 2));
-      if (round_a_) a_lo_ = at::empty({rows, K_}, state);
-      return;
-    }
     const bool lowp = g == at::kBFloat16;  // a bfloat16 GEMM (oneDNN runs it on this CPU)
     use_onednn_ = (g == at::kFloat || lowp) && onednn_linear() != nullptr &&
                   (lowp || (seq ? rows >= 2 && macs >= ONEDNN_SEQ_MIN_MACS : macs >= ONEDNN_MIN_MACS));
@@ -191,10 +193,12 @@ class StepGemm {
     if (round_a_) a_lo_ = at::empty({rows, w.size(1)}, state);
   }
   void operator()(at::Tensor y, const at::Tensor& a) {
-    if (round_a_) {  // a's values rounded to bfloat16, kept in float32
-      at::Tensor r = a_lo_.narrow(0, 0, a.size(0));
-      r.copy_(a.to(at::kBFloat16));
-      return run(y, r);
+    if (round_a_) {  // a's values rounded to bfloat16, kept in float32 (a_lo_: rows x K)
+      const at::Tensor ac = a.contiguous();
+      const float* src = ac.data_ptr<float>();
+      float* dst = a_lo_.data_ptr<float>();
+      for (int64_t i = 0, n = ac.numel(); i < n; ++i) dst[i] = panels::from_bf16(panels::to_bf16(src[i]));
+      return run(y, a_lo_.narrow(0, 0, a.size(0)));
     }
     if (mixed_ && !use_panels_) {  // a in bfloat16 for torch's bfloat16 GEMM
       a_lo_.copy_(a);
