@@ -139,6 +139,28 @@ def test_task_models_export_with_parity(tmp_path):
         to_onnx(Forecaster(ForecasterConfig(input_size=3, horizon=2, mode="recursive")), tmp_path / "r.onnx")
 
 
+def test_an_lm_with_large_logits_exports_and_its_error_is_judged_at_their_scale(tmp_path):
+    """A trained LM's logits reach tens; float32 summation order moves their last digits by more
+    than 1e-5 absolute (a default `lstmkit lm train` run was refused at 1.5e-5). The check is
+    relative to an output's scale beyond [-1, 1], absolute within it (the states)."""
+    torch.manual_seed(0)
+    lm = LanguageModel(LanguageModelConfig(vocab_size=300, embedding_dim=32, hidden_size=256)).eval()
+    with torch.no_grad():
+        lm.decoder.weight.mul_(400.0)  # logits of order 100, as after training
+    rep = to_onnx(lm, tmp_path / "lm.onnx")
+    assert rep.max_abs_error <= ATOL
+    sess = session(str(tmp_path / "lm.onnx"))
+    tok = torch.randint(0, 300, (2, 9))
+    h0 = np.zeros((lm.config.num_layers, 2, 256), np.float32)
+    logits = sess.run(None, {"tokens": tok.numpy(), "h0": h0, "c0": h0})[0]
+    with torch.no_grad():
+        want = lm(tok)[0].numpy()
+    scale = np.abs(want).max()
+    assert scale > 10
+    np.testing.assert_allclose(logits, want, atol=ATOL * scale, rtol=0)
+    assert ox._err(np.array([0.5 + 2e-5]), np.array([0.5])) > ATOL  # within [-1, 1]: absolute
+
+
 def test_failed_parity_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(ox, "check_layer_sequence", lambda *a, **k: (0.5, 3))
     path = tmp_path / "bad.onnx"
