@@ -268,7 +268,8 @@ class RecurrentBase(nn.Module):
                 "engine: 'vendor' runs torch's oneDNN kernels, which have no bfloat16 autocast on this "
                 f"CPU (oneDNN's bfloat16 needs AVX-512, AVX-NE-CONVERT or AMX; lstmkit.cpu reads level "
                 f"{cpu.level!r}); use engine='auto' or 'fused' (float32 GEMMs on the bfloat16 values)")
-        vendor_ok = vendor_ok and no_bf16 is None or (e == "vendor" and vendor_ok)
+        if no_bf16 is not None and e != "vendor":  # auto keeps bfloat16 off torch's slow or failing path
+            vendor_ok = False
         if e == "vendor" and not vendor_ok:
             raise ValueError(
                 "engine: 'vendor' (torch's own kernels) cannot serve this configuration "
