@@ -56,3 +56,22 @@ def test_a_stateful_layer_keeps_its_state_in_the_inputs_dtype_under_autocast():
     assert all(s.dtype == torch.float32 for s in layer._state)
     out, _ = layer(x)  # the next call, outside autocast, starts from it
     assert out.dtype == torch.float32
+
+
+@pytest.mark.parametrize("onednn_bf16", [True, False])
+def test_auto_sends_bfloat16_to_torchs_kernel_only_where_onednn_has_bfloat16(monkeypatch, onednn_bf16):
+    import dataclasses
+
+    from lstmkit.nn import recurrent
+
+    fake = dataclasses.replace(probe(), onednn_bf16=onednn_bf16)
+    monkeypatch.setattr(recurrent, "probe", lambda: fake)
+    layer = lk.LSTM(4, 6)
+    want = "vendor" if onednn_bf16 else "fused_or_reference"
+    x = torch.randn(5, 3, 4)
+    assert layer._pick_engine(x, None, False) == "vendor"  # float32: torch's kernel either way
+    assert layer._pick_engine(x.bfloat16(), None, False) == want
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert layer._pick_engine(x, None, False) == want
+    forced = lk.LSTM(4, 6, engine="vendor")
+    assert forced._pick_engine(x.bfloat16(), None, False) == "vendor"  # runs there, slowly
