@@ -50,7 +50,7 @@ test-isa: $(STAMP)
 	$(PORTABLE) $(PY) -m lstmkit.doctor | grep -E '^(level|fused kernels|bfloat16|int8)'
 	$(PORTABLE) $(PY) -m pytest -q -p no:cacheprovider $(ISA_TESTS)
 	nocxx=$$(mktemp -d); CXX=$$nocxx/no-c++ TORCH_EXTENSIONS_DIR=$$nocxx $(PY) -m pytest -q -p no:cacheprovider \
-	  -W ignore::RuntimeWarning tests/test_cpu.py tests/nn tests/export; \
+	  -W ignore::RuntimeWarning tests/test_cpu.py tests/nn tests/export tests/cli/test_lm.py; \
 	  status=$$?; rm -rf $$nocxx; exit $$status
 
 lint: $(STAMP)
