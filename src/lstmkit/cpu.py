@@ -43,6 +43,7 @@ from pathlib import Path
 __all__ = ["CPU", "LEVELS", "probe", "find_compiler", "MAX_ISA_ENV"]
 
 LEVELS = ("portable", "avx2", "avx512")  # lowest first
+_X86_ARCHES = ("x86_64", "AMD64", "i686", "x86")  # platform.machine() of an x86 CPU
 MAX_ISA_ENV = "LSTMKIT_MAX_ISA"
 
 # The features the paths ask about (x86 names as /proc/cpuinfo spells them; aarch64 below)
@@ -73,7 +74,7 @@ class CPU:
 
     @property
     def x86(self) -> bool:
-        return self.arch in ("x86_64", "AMD64", "i686", "x86")
+        return self.arch in _X86_ARCHES
 
     def gemm_path(self, precision: str) -> str:
         """The per-step panel GEMM of the fused kernels and the streaming step, by weight
@@ -157,7 +158,7 @@ def probe() -> CPU:
     known = _X86 + _ARM
     hardware = frozenset(w for w in words if w in known)
     cap = _max_isa()
-    is_x86 = arch in ("x86_64", "AMD64", "i686", "x86")
+    is_x86 = arch in _X86_ARCHES
     hw_level = "portable"
     if is_x86 and {"avx2", "fma", "bmi2"} <= hardware:
         hw_level = "avx512" if set(_AVX512) <= hardware else "avx2"

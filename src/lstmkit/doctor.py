@@ -77,7 +77,7 @@ def rows() -> list[tuple[str, str]]:
     x = torch.zeros(2, 1, 4)
     out += [
         ("float32 layer (auto)", _auto_engine(x, False, kernels_ok)),
-        ("float32 step GEMM", cpu.probe().gemm_path("float32")),
+        ("float32 step GEMM", c.gemm_path("float32")),
         ("bfloat16 layer (auto)", _auto_engine(x.bfloat16(), False, kernels_ok)),
         ("autocast layer (auto)", _auto_engine(x, True, kernels_ok)),
         ("bfloat16 GEMMs", c.bf16_gemm()),

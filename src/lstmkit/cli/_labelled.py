@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..train.trainer import PRECISIONS
+
 
 def add_common_flags(p: argparse.ArgumentParser, defaults) -> None:
     """The flags after the job's own: seed, baselines, progress, threads, checkpoint, out; the
@@ -13,7 +15,7 @@ def add_common_flags(p: argparse.ArgumentParser, defaults) -> None:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--threads", type=int, default=defaults.threads,
                    help=f"torch and BLAS threads (default {defaults.threads})")
-    p.add_argument("--precision", choices=["float32", "bfloat16"], default=defaults.precision,
+    p.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
                    help=f"bfloat16: train under autocast, score in float32 ({defaults.precision})")
     p.add_argument("--checkpoint", help="predict: model.pt or a training --out DIR")
     p.add_argument("--out", help=f"output directory (default {defaults.out})")

@@ -15,6 +15,7 @@ import argparse
 
 from ..functional.lstm import STEP_WEIGHTS
 from ..jobs import lm as job
+from ..train.trainer import PRECISIONS
 from . import _launch
 
 _D = job.LMConfig(out="-")  # the defaults, shown in --help
@@ -37,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help=f"{help_} ({'auto' if default is None else default})")
 
     t.add_argument("--level", choices=["char", "word"], default=_D.level, help="(char)")
-    t.add_argument("--precision", choices=["float32", "bfloat16"], default=_D.precision,
+    t.add_argument("--precision", choices=PRECISIONS, default=_D.precision,
                    help="training precision: bfloat16 runs the forward under torch.autocast with "
                         "float32 weights; validation and test are scored in float32 (float32)")
     opt("--max-steps", int, "optimizer steps")

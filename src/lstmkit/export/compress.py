@@ -427,11 +427,12 @@ def quantize_onnx(src: str | os.PathLike, dst: str | os.PathLike, *, per_channel
     from .._io import atomic_write
     from ..cpu import probe
 
-    chosen = probe().onnx_int8()
+    cpu = probe()
+    chosen = cpu.onnx_int8()
     given = {k: bool(v) for k, v in (("per_channel", per_channel), ("reduce_range", reduce_range))
              if v is not None}
     settings = {"per_channel": chosen["per_channel"], "reduce_range": chosen["reduce_range"], **given,
-                "weight_type": "QInt8", "chosen_for": f"{probe().model or probe().arch} ({probe().level})",
+                "weight_type": "QInt8", "chosen_for": f"{cpu.model or cpu.arch} ({cpu.level})",
                 "why": chosen["why"] + (f"; given: {', '.join(given)}" if given else "")}
 
     def write(tmp: str) -> None:

@@ -18,6 +18,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from ..cpu import probe
 from ..functional import registry
 from ..functional._common import Masks, lengths_to_mask
+from ..kernels import mixed
 from . import _docs, _params
 from ._checks import check_input, check_lengths, check_prob, check_state
 
@@ -246,17 +247,14 @@ class RecurrentBase(nn.Module):
 
     @staticmethod
     def _bf16_without_onednn(x: Tensor) -> str | None:
-        """'autocast' or 'bfloat16' when this call would run torch's kernels in bfloat16 on a CPU
-        where oneDNN has no bfloat16 (``lstmkit.cpu``: AVX2 machines); None otherwise. torch's
-        LSTM under bfloat16 autocast then fails; a bfloat16 module runs its slow generic loop."""
-        if x.device.type != "cpu" or probe().onednn_bf16:
+        """'autocast' or 'bfloat16' when this call would run torch's kernels in bfloat16 (the
+        kernels' own ``mixed`` plan) on a CPU where oneDNN has no bfloat16 (``lstmkit.cpu``: AVX2
+        machines); None otherwise. torch's LSTM under bfloat16 autocast then fails; a bfloat16
+        module runs its slow generic loop."""
+        mix = mixed(x)
+        if mix is None or x.device.type != "cpu" or probe().onednn_bf16:
             return None
-        if x.dtype == torch.bfloat16:
-            return "bfloat16"
-        if (x.dtype == torch.float32 and torch.is_autocast_enabled("cpu")
-                and torch.get_autocast_dtype("cpu") == torch.bfloat16):
-            return "autocast"
-        return None
+        return "autocast" if mix.orig == torch.float32 else "bfloat16"
 
     def _pick_engine(self, x: Tensor, lengths, packed: bool) -> str:
         e = self.engine

@@ -415,14 +415,15 @@ inline void gemm(const float* a, int64_t lda, int64_t M, const at::Tensor& packe
   const bool bf = packed.scalar_type() == at::kBFloat16;
   const int64_t Kp = bf ? round_up(K, 2) : K, P = round_up(N, NB) / NB;
   uint16_t* lo16 = reinterpret_cast<uint16_t*>(lo);
-  if (bf) {
+  if (bf) {  // a's rows rounded to bfloat16 (the odd K's pad column is zero)
     for (int64_t m = 0; m < M; ++m) {
-      for (int64_t k = 0; k < Kp; ++k) {
-        const uint16_t b = k < K ? to_bf16(a[m * lda + k]) : 0;
-        if (cpu.bf16)
-          lo16[m * Kp + k] = b;
-        else
-          lo[m * Kp + k] = from_bf16(b);
+      const float* src = a + m * lda;
+      if (cpu.bf16) {
+        uint16_t* q = lo16 + m * Kp;
+        for (int64_t k = 0; k < Kp; ++k) q[k] = k < K ? to_bf16(src[k]) : 0;
+      } else {
+        float* q = lo + m * Kp;
+        for (int64_t k = 0; k < Kp; ++k) q[k] = k < K ? from_bf16(to_bf16(src[k])) : 0.f;
       }
     }
   }
